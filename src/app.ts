@@ -1,0 +1,120 @@
+/**
+ * The application: wires a catalog source, the zone store, the query handler and the listeners.
+ * Everything comes in through options (no module-level state), so several can run in one process.
+ */
+import { mkdirSync, accessSync, constants } from 'node:fs';
+import type { Catalog } from './catalog/catalog.js';
+import { FileCatalogSource } from './catalog/file-source.js';
+import type { CatalogSource } from './catalog/source.js';
+import type { Config } from './config.js';
+import { DnsCounters } from './dns/counters.js';
+import { QueryHandler } from './dns/handler.js';
+import { CatalogDnsError, ConfigError } from './errors.js';
+import { silentLogger, type Logger } from './log.js';
+import { TcpServer } from './transport/tcp.js';
+import { UdpServer } from './transport/udp.js';
+import { ZoneStore } from './zone/store.js';
+
+export interface AppOptions {
+  readonly config: Config;
+  readonly logger?: Logger;
+  /** Overrides the source built from the config (tests, embedding). */
+  readonly source?: CatalogSource;
+  readonly clock?: () => number;
+}
+
+export class App {
+  readonly config: Config;
+  readonly counters = new DnsCounters();
+  readonly store: ZoneStore;
+  readonly source: CatalogSource;
+  private readonly log: Logger;
+  private udp: UdpServer | null = null;
+  private tcp: TcpServer | null = null;
+  private port = 0;
+
+  constructor(opts: AppOptions) {
+    this.config = opts.config;
+    this.log = opts.logger ?? silentLogger();
+    if (opts.config.dataDir) checkWritableDir(opts.config.dataDir);
+    this.store = new ZoneStore({ config: opts.config, logger: this.log, ...(opts.clock ? { clock: opts.clock } : {}) });
+    if (opts.source) this.source = opts.source;
+    else if (opts.config.catalogFile) this.source = new FileCatalogSource({ path: opts.config.catalogFile, logger: this.log });
+    else throw new ConfigError('--catalog-file', 'is required (the catalog to serve)');
+  }
+
+  /** The address DNS is served on (after start). */
+  get dnsAddress(): { host: string; port: number } {
+    return { host: this.config.dnsHost, port: this.port };
+  }
+
+  async start(): Promise<void> {
+    await this.source.start((catalog: Catalog) => {
+      try {
+        this.store.commit(catalog, this.source.name);
+      } catch {
+        // logged by the store; the previous zone keeps serving
+      }
+    });
+    if (!this.store.current()) throw new CatalogDnsError('CDNS_ERR_CATALOG_INVALID', 'the first catalog could not be turned into a zone');
+    const handler = new QueryHandler({ store: this.store, config: this.config, logger: this.log, counters: this.counters });
+    await this.listen(handler);
+    const zone = this.store.current()!;
+    this.log.info({ dns: `${fmtHost(this.config.dnsHost)}:${this.port}`, domain: this.config.domain, source: this.source.name,
+      catalog: this.config.catalogFile, serial: zone.serial, compat: this.config.compat }, 'serving');
+  }
+
+  /** Binds UDP and TCP on the same port; with port 0, retries until both get the same free port. */
+  private async listen(handler: QueryHandler): Promise<void> {
+    const { dnsHost: host, dnsPort } = this.config;
+    for (let attempt = 0; ; attempt++) {
+      const udp = new UdpServer({ host, port: dnsPort, handler, counters: this.counters, logger: this.log });
+      const port = await udp.start();
+      const tcp = new TcpServer({ host, port, handler, counters: this.counters, logger: this.log,
+        idleTimeoutMs: this.config.tcpIdleTimeoutMs, maxConnections: this.config.tcpMaxConnections });
+      try {
+        await tcp.start();
+      } catch (e) {
+        await udp.close();
+        if (dnsPort === 0 && attempt < 20) continue;
+        throw e;
+      }
+      this.udp = udp;
+      this.tcp = tcp;
+      this.port = port;
+      return;
+    }
+  }
+
+  /** Re-reads the catalog source where that means something (SIGHUP for the file source). */
+  async reload(): Promise<void> {
+    if (this.source instanceof FileCatalogSource) await this.source.reload();
+  }
+
+  /** Graceful: stop listening, finish open TCP writes, stop the source. */
+  async close(): Promise<void> {
+    await Promise.all([this.udp?.close(), this.tcp?.close(), this.source.close()]);
+    this.udp = this.tcp = null;
+  }
+
+  /** Now: drop connections. */
+  destroy(): void {
+    this.tcp?.destroy();
+    void this.udp?.close();
+    void this.source.close();
+    this.udp = this.tcp = null;
+  }
+}
+
+function fmtHost(h: string): string {
+  return h.includes(':') ? `[${h}]` : h;
+}
+
+function checkWritableDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+  } catch (e) {
+    throw new ConfigError('--data-dir', `${dir} is not a writable directory (${(e as Error).message})`, { cause: e });
+  }
+}

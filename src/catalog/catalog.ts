@@ -1,0 +1,304 @@
+/**
+ * The catalog: Consul's view of nodes, services and checks, validated and normalised.
+ *
+ * Input is the catalog-file document (also the persisted snapshot format):
+ *   { datacenter, datacenters: { <dc>: { nodes: [ /v1/catalog/nodes objects ],
+ *                                        services: { <name>: [ /v1/health/service/<name> entries ] } } } }
+ * Structural errors throw a CatalogError naming the JSON path; names and addresses that cannot go on the
+ * wire are skipped with a warning, never passed on.
+ */
+import { isIP } from 'node:net';
+import { CatalogError } from '../errors.js';
+
+export type CheckStatus = 'passing' | 'warning' | 'critical' | 'maintenance' | string;
+
+export interface Check {
+  readonly checkId: string;
+  readonly status: CheckStatus;
+  /** "" for node-level checks. */
+  readonly serviceId: string;
+  readonly serviceName: string;
+}
+
+export interface CatalogNode {
+  readonly name: string;
+  readonly id: string;
+  readonly address: string;
+  readonly datacenter: string;
+  /** lan, lan_ipv4, lan_ipv6, wan, wan_ipv4, wan_ipv6, ... (values already validated where they must be IPs). */
+  readonly taggedAddresses: Readonly<Record<string, string>>;
+  readonly meta: Readonly<Record<string, string>>;
+}
+
+export interface ServiceAddress {
+  readonly address: string;
+  readonly port: number;
+}
+
+export interface ServiceInstance {
+  readonly node: CatalogNode;
+  readonly id: string;
+  readonly service: string;
+  readonly tags: readonly string[];
+  /** "" when the service uses its node's address. */
+  readonly address: string;
+  readonly port: number;
+  readonly taggedAddresses: Readonly<Record<string, ServiceAddress>>;
+  readonly meta: Readonly<Record<string, string>>;
+  readonly weights: { readonly passing: number; readonly warning: number };
+  readonly kind: string;
+  /** For connect-proxy instances: the service they front. */
+  readonly proxyDestination: string;
+  readonly connectNative: boolean;
+  /** Node-level checks and this instance's own checks, as /v1/health/service returns them. */
+  readonly checks: readonly Check[];
+}
+
+export interface DatacenterCatalog {
+  /** Every node, keyed by name (nodes named only in service entries are included). */
+  readonly nodes: ReadonlyMap<string, CatalogNode>;
+  readonly services: ReadonlyMap<string, readonly ServiceInstance[]>;
+}
+
+export interface Catalog {
+  /** The local datacenter: names without a DC label resolve here. */
+  readonly datacenter: string;
+  readonly datacenters: ReadonlyMap<string, DatacenterCatalog>;
+}
+
+export interface ValidatedCatalog {
+  readonly catalog: Catalog;
+  readonly warnings: readonly string[];
+}
+
+const IP_TAGS: Record<string, 4 | 6 | 0> = {
+  lan_ipv4: 4, wan_ipv4: 4, lan_ipv6: 6, wan_ipv6: 6, lan: 0, wan: 0,
+};
+
+/** True when `s` can be one or more DNS labels (1-63 bytes each, no empty label). */
+export function isWireName(s: string): boolean {
+  if (s.length === 0 || Buffer.byteLength(s) > 253) return false;
+  for (const label of s.split('.')) {
+    const n = Buffer.byteLength(label);
+    if (n === 0 || n > 63) return false;
+  }
+  return true;
+}
+
+/** A single DNS label (1-63 bytes, no dot). */
+export function isWireLabel(s: string): boolean {
+  const n = Buffer.byteLength(s);
+  return n > 0 && n <= 63 && !s.includes('.');
+}
+
+const HOSTNAME_LABEL = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
+
+/** A host name usable as a CNAME/SRV target: LDH (plus underscore) labels, optional trailing dot. */
+export function isHostname(s: string): boolean {
+  const t = s.endsWith('.') ? s.slice(0, -1) : s;
+  if (t.length === 0 || t.length > 253) return false;
+  return t.split('.').every((l) => HOSTNAME_LABEL.test(l));
+}
+
+type Json = unknown;
+const isObj = (v: Json): v is Record<string, Json> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+class Validator {
+  readonly warnings: string[] = [];
+
+  obj(v: Json, path: string): Record<string, Json> {
+    if (!isObj(v)) throw new CatalogError(path, 'expected an object');
+    return v;
+  }
+  arr(v: Json, path: string): Json[] {
+    if (!Array.isArray(v)) throw new CatalogError(path, 'expected an array');
+    return v;
+  }
+  str(v: Json, path: string, opts: { optional?: boolean; nonEmpty?: boolean } = {}): string {
+    if (v === undefined || v === null) {
+      if (opts.optional) return '';
+      throw new CatalogError(path, 'is required');
+    }
+    if (typeof v !== 'string') throw new CatalogError(path, 'expected a string');
+    if (opts.nonEmpty && v.length === 0) throw new CatalogError(path, 'must not be empty');
+    return v;
+  }
+  int(v: Json, path: string, min: number, max: number, dflt?: number): number {
+    if ((v === undefined || v === null) && dflt !== undefined) return dflt;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      throw new CatalogError(path, `expected an integer ${min}-${max}`);
+    }
+    return v;
+  }
+  strMap(v: Json, path: string): Record<string, string> {
+    if (v === undefined || v === null) return {};
+    const o = this.obj(v, path);
+    const out: Record<string, string> = {};
+    for (const [k, val] of Object.entries(o)) out[k] = this.str(val, `${path}.${k}`);
+    return out;
+  }
+
+  node(v: Json, path: string, dc: string): CatalogNode | null {
+    const o = this.obj(v, path);
+    const name = this.str(o.Node, `${path}.Node`, { nonEmpty: true });
+    const address = this.str(o.Address, `${path}.Address`);
+    const tagged = this.strMap(o.TaggedAddresses, `${path}.TaggedAddresses`);
+    const meta = this.strMap(o.Meta, `${path}.Meta`);
+    if (!isWireName(name)) {
+      this.warnings.push(`${path}.Node: node name ${JSON.stringify(name)} cannot be a DNS name (labels of 1-63 bytes); node skipped`);
+      return null;
+    }
+    if (!(isIP(address) || isHostname(address))) {
+      this.warnings.push(`${path}.Address: ${JSON.stringify(address)} is neither an IP address nor a host name; node skipped`);
+      return null;
+    }
+    const taggedAddresses: Record<string, string> = {};
+    for (const [k, a] of Object.entries(tagged)) {
+      const fam = IP_TAGS[k];
+      if (fam === undefined) { taggedAddresses[k] = a; continue; }
+      const got = isIP(a);
+      if (a === '' || (fam === 0 ? got === 0 && !isHostname(a) : got !== fam)) {
+        if (a !== '') this.warnings.push(`${path}.TaggedAddresses.${k}: ${JSON.stringify(a)} is not a valid ${fam ? `IPv${fam} ` : ''}address; ignored`);
+        continue;
+      }
+      taggedAddresses[k] = a;
+    }
+    return {
+      name, address, taggedAddresses, meta,
+      id: this.str(o.ID, `${path}.ID`, { optional: true }),
+      datacenter: this.str(o.Datacenter, `${path}.Datacenter`, { optional: true }) || dc,
+    };
+  }
+
+  checks(v: Json, path: string): Check[] {
+    if (v === undefined || v === null) return [];
+    return this.arr(v, path).map((c, i) => {
+      const p = `${path}[${i}]`;
+      const o = this.obj(c, p);
+      return {
+        checkId: this.str(o.CheckID, `${p}.CheckID`, { optional: true }),
+        status: this.str(o.Status, `${p}.Status`, { nonEmpty: true }),
+        serviceId: this.str(o.ServiceID, `${p}.ServiceID`, { optional: true }),
+        serviceName: this.str(o.ServiceName, `${p}.ServiceName`, { optional: true }),
+      };
+    });
+  }
+
+  serviceTagged(v: Json, path: string): Record<string, ServiceAddress> {
+    if (v === undefined || v === null) return {};
+    const o = this.obj(v, path);
+    const out: Record<string, ServiceAddress> = {};
+    for (const [k, val] of Object.entries(o)) {
+      const p = `${path}.${k}`;
+      const e = this.obj(val, p);
+      // Real agents send Go field names (Address/Port); Consul's docs print them lower case.
+      const address = this.str(e.Address ?? e.address, `${p}.Address`, { optional: true });
+      const port = this.int(e.Port ?? e.port, `${p}.Port`, 0, 65535, 0);
+      const fam = IP_TAGS[k];
+      if (fam !== undefined && address !== '') {
+        const got = isIP(address);
+        if (fam === 0 ? got === 0 && !isHostname(address) : got !== fam) {
+          this.warnings.push(`${p}.Address: ${JSON.stringify(address)} is not a valid ${fam ? `IPv${fam} ` : ''}address; ignored`);
+          continue;
+        }
+      }
+      if (address !== '' || port !== 0) out[k] = { address, port };
+    }
+    return out;
+  }
+
+  instance(v: Json, path: string, svcName: string, dc: string, nodes: Map<string, CatalogNode>): ServiceInstance | null {
+    const o = this.obj(v, path);
+    const s = this.obj(o.Service, `${path}.Service`);
+    const sp = `${path}.Service`;
+    const service = this.str(s.Service, `${sp}.Service`, { nonEmpty: true });
+    if (service !== svcName) throw new CatalogError(`${sp}.Service`, `expected ${JSON.stringify(svcName)} (the key it is listed under)`);
+    const port = this.int(s.Port, `${sp}.Port`, 0, 65535, 0);
+    const address = this.str(s.Address, `${sp}.Address`, { optional: true });
+    const tagsRaw = s.Tags === undefined || s.Tags === null ? [] : this.arr(s.Tags, `${sp}.Tags`);
+    const tags = tagsRaw.map((t, i) => this.str(t, `${sp}.Tags[${i}]`));
+    const w = s.Weights === undefined || s.Weights === null ? {} : this.obj(s.Weights, `${sp}.Weights`);
+    const weights = {
+      passing: this.int(w.Passing, `${sp}.Weights.Passing`, 0, 65535, 1),
+      warning: this.int(w.Warning, `${sp}.Weights.Warning`, 0, 65535, 1),
+    };
+    const taggedAddresses = this.serviceTagged(s.TaggedAddresses, `${sp}.TaggedAddresses`);
+    const meta = this.strMap(s.Meta, `${sp}.Meta`);
+    const checks = this.checks(o.Checks, `${path}.Checks`);
+    const proxy = isObj(s.Proxy) ? s.Proxy : {};
+    const connect = isObj(s.Connect) ? s.Connect : {};
+    const node = this.node(o.Node, `${path}.Node`, dc);
+    if (!node) return null;
+    if (address !== '' && !(isIP(address) || isHostname(address))) {
+      this.warnings.push(`${sp}.Address: ${JSON.stringify(address)} is neither an IP address nor a host name; instance skipped`);
+      return null;
+    }
+    // One node object per name: the nodes list wins, service entries fill in nodes it lacks.
+    const known = nodes.get(node.name);
+    if (!known) nodes.set(node.name, node);
+    return {
+      node: known ?? node,
+      id: this.str(s.ID, `${sp}.ID`, { optional: true }) || service,
+      service, tags, address, port, taggedAddresses, meta, weights, checks,
+      kind: this.str(s.Kind, `${sp}.Kind`, { optional: true }),
+      proxyDestination: typeof proxy.DestinationServiceName === 'string' ? proxy.DestinationServiceName : '',
+      connectNative: connect.Native === true,
+    };
+  }
+}
+
+/** Validates a catalog document. Throws CatalogError on structural errors. */
+export function validateCatalog(doc: unknown): ValidatedCatalog {
+  const v = new Validator();
+  const top = v.obj(doc, '$');
+  const local = v.str(top.datacenter, 'datacenter', { nonEmpty: true });
+  if (!isWireLabel(local)) throw new CatalogError('datacenter', 'must be a single DNS label of 1-63 bytes');
+  const dcs = v.obj(top.datacenters, 'datacenters');
+  if (!(local in dcs)) throw new CatalogError('datacenters', `has no entry for the local datacenter ${JSON.stringify(local)}`);
+  const datacenters = new Map<string, DatacenterCatalog>();
+  for (const [dc, dcDoc] of Object.entries(dcs)) {
+    const p = `datacenters.${dc}`;
+    const d = v.obj(dcDoc, p);
+    const nodesRaw = d.nodes === undefined ? [] : v.arr(d.nodes, `${p}.nodes`);
+    const servicesRaw = d.services === undefined ? {} : v.obj(d.services, `${p}.services`);
+    const nodes = new Map<string, CatalogNode>();
+    nodesRaw.forEach((n, i) => {
+      const node = v.node(n, `${p}.nodes[${i}]`, dc);
+      if (!node) return;
+      if (nodes.has(node.name)) v.warnings.push(`${p}.nodes[${i}].Node: duplicate node ${JSON.stringify(node.name)}; first kept`);
+      else nodes.set(node.name, node);
+    });
+    const services = new Map<string, ServiceInstance[]>();
+    for (const [name, list] of Object.entries(servicesRaw)) {
+      const sp = `${p}.services.${name}`;
+      const entries = v.arr(list, sp);
+      const instances: ServiceInstance[] = [];
+      entries.forEach((e, i) => {
+        const inst = v.instance(e, `${sp}[${i}]`, name, dc, nodes);
+        if (inst) instances.push(inst);
+      });
+      if (!isWireLabel(name)) {
+        v.warnings.push(`${sp}: service name ${JSON.stringify(name)} cannot be a DNS label (1-63 bytes, no dot); service skipped`);
+        continue;
+      }
+      services.set(name, instances);
+    }
+    if (!isWireLabel(dc)) {
+      v.warnings.push(`${p}: datacenter name ${JSON.stringify(dc)} cannot be a DNS label; datacenter skipped`);
+      continue;
+    }
+    datacenters.set(dc, { nodes, services });
+  }
+  return { catalog: { datacenter: local, datacenters }, warnings: v.warnings };
+}
+
+/** Parses and validates catalog-file text. JSON syntax errors are reported at path `$`. */
+export function parseCatalog(text: string): ValidatedCatalog {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw new CatalogError('$', `not valid JSON (${(e as Error).message})`, { cause: e });
+  }
+  return validateCatalog(doc);
+}

@@ -1,0 +1,11 @@
+import type { Catalog } from './catalog.js';
+
+/**
+ * A catalog source produces validated catalogs; the file source and the Consul watcher both
+ * implement it. `start` resolves once the first catalog was delivered (or rejects with why not).
+ */
+export interface CatalogSource {
+  readonly name: string;
+  start(onCatalog: (catalog: Catalog) => void): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,69 @@
+/** Command line: flags from the option table, --config, --help, --version. */
+import { readFileSync } from 'node:fs';
+import { ConfigError } from './errors.js';
+import { OPTIONS, envName, flagName, loadConfig, type Config } from './config.js';
+
+export type CliResult =
+  | { readonly kind: 'run'; readonly config: Config }
+  | { readonly kind: 'print'; readonly text: string };
+
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export function helpText(): string {
+  const rows = OPTIONS.map((s) => {
+    const def = s.def === null ? (s.key === 'enable_truncate' ? 'true (rfc) / false (consul)' : 'unset')
+      : typeof s.def === 'object' ? '{}' : String(s.def);
+    return [`  ${flagName(s)}`, s.kind === 'bool' ? '[=BOOL]' : 'VALUE', def, s.help, envName(s), s.key];
+  });
+  const w0 = Math.max(...rows.map((r) => r[0]!.length + r[1]!.length + 1));
+  const lines = rows.map((r) => `${`${r[0]} ${r[1]}`.padEnd(w0)}  ${r[3]}\n${' '.repeat(w0 + 2)}default: ${r[2]}; env ${r[4]}; file key "${r[5]}"`);
+  return `catalog-dns ${version()}: an authoritative DNS server for the Consul catalog
+
+Usage: catalog-dns [options]
+       catalog-dns --catalog-file fixtures/demo-catalog.json
+
+Options (precedence: flag > environment > --config file > default):
+${lines.join('\n')}
+  --config PATH                   JSON file with the keys above (Consul's dns_config names; a nested
+                                  "dns_config" or "soa" object is accepted); env CATALOG_DNS_CONFIG
+  --help                          this text
+  --version                       print the version
+
+Durations take Go syntax (10s, 5m, 1h30m) or plain seconds.
+Signals: SIGHUP re-reads the catalog file; SIGTERM/SIGINT stop gracefully.
+`;
+}
+
+/** Parses argv (without node and script). Throws ConfigError for unknown or malformed options. */
+export function parseArgs(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): CliResult {
+  const byFlag = new Map(OPTIONS.map((s) => [flagName(s), s]));
+  const flags: Record<string, unknown> = {};
+  let configFile: string | null = env.CATALOG_DNS_CONFIG ?? null;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--help' || arg === '-h') return { kind: 'print', text: helpText() };
+    if (arg === '--version' || arg === '-v') return { kind: 'print', text: `${version()}\n` };
+    const eq = arg.indexOf('=');
+    const name = eq > 0 ? arg.slice(0, eq) : arg;
+    const inline = eq > 0 ? arg.slice(eq + 1) : undefined;
+    if (name === '--config') {
+      configFile = inline ?? argv[++i] ?? null;
+      if (!configFile) throw new ConfigError('--config', 'needs a path');
+      continue;
+    }
+    const spec = byFlag.get(name);
+    if (!spec) throw new ConfigError(name, 'unknown option (see --help)');
+    if (spec.kind === 'bool' && inline === undefined) {
+      const next = argv[i + 1];
+      if (next === 'true' || next === 'false') { flags[spec.key] = next; i++; } else flags[spec.key] = true;
+      continue;
+    }
+    const value = inline ?? argv[++i];
+    if (value === undefined) throw new ConfigError(name, 'needs a value');
+    flags[spec.key] = value;
+  }
+  return { kind: 'run', config: loadConfig({ flags, env, configFile }) };
+}

@@ -1,0 +1,298 @@
+/**
+ * Configuration: one table of options drives flags, environment variables (CATALOG_DNS_*), the JSON
+ * config file and --help. Precedence: flag > environment > file > default. Every bad value is a
+ * ConfigError naming the option as the user wrote it and the reason.
+ *
+ * Where Consul's dns_config has the same concept, the file key is Consul's name (node_ttl, ...).
+ */
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { ConfigError } from './errors.js';
+
+export type Compat = 'rfc' | 'consul';
+
+export interface TtlRule { readonly prefix: string; readonly wildcard: boolean; readonly ttl: number }
+
+export interface Config {
+  readonly dnsHost: string;
+  readonly dnsPort: number;
+  readonly domain: string;            // canonical: lower case, no trailing dot
+  readonly catalogFile: string | null;
+  readonly dataDir: string | null;
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  readonly compat: Compat;
+  readonly nodeTtl: number;
+  readonly serviceTtl: readonly TtlRule[];
+  readonly onlyPassing: boolean;
+  readonly udpAnswerLimit: number;
+  readonly aRecordLimit: number;
+  readonly enableTruncate: boolean;
+  readonly enableAdditionalNodeMetaTxt: boolean;
+  readonly translateWanAddrs: boolean;
+  readonly soa: { readonly refresh: number; readonly retry: number; readonly expire: number; readonly minTtl: number };
+  readonly ptrTtl: number;
+  readonly negativeTtl: number | null;
+  readonly maxUdpSize: number;
+  readonly tcpIdleTimeoutMs: number;
+  readonly tcpMaxConnections: number;
+}
+
+type Kind = 'hostport' | 'domain' | 'path' | 'level' | 'compat' | 'duration' | 'int' | 'bool' | 'ttlmap';
+
+interface Spec {
+  /** JSON file key (Consul's dns_config name where one exists); dotted for nested (soa.refresh). */
+  readonly key: string;
+  readonly kind: Kind;
+  readonly def: unknown;
+  readonly help: string;
+  readonly min?: number;
+  readonly max?: number;
+}
+
+const MAX_TTL = 2147483647;
+
+export const OPTIONS: readonly Spec[] = [
+  { key: 'dns', kind: 'hostport', def: '127.0.0.1:8600', help: 'UDP and TCP listen address, HOST:PORT or [IPv6]:PORT' },
+  { key: 'domain', kind: 'domain', def: 'consul', help: 'zone served (Consul\'s "domain")' },
+  { key: 'catalog_file', kind: 'path', def: null, help: 'catalog file to serve; watched, a valid new version replaces the zone' },
+  { key: 'data_dir', kind: 'path', def: null, help: 'directory for state kept across restarts (SOA serial)' },
+  { key: 'log_level', kind: 'level', def: 'info', help: 'fatal|error|warn|info|debug|trace|silent' },
+  { key: 'compat', kind: 'compat', def: 'rfc', help: 'rfc: RFC-correct fixes on; consul: Consul\'s own DNS behaviour' },
+  { key: 'node_ttl', kind: 'duration', def: 0, help: 'TTL of node, .addr and NS records', max: MAX_TTL },
+  { key: 'service_ttl', kind: 'ttlmap', def: {}, help: 'service TTLs: "*=5s,web=30s,api*=10s" or a JSON object' },
+  { key: 'only_passing', kind: 'bool', def: false, help: 'serve only instances whose checks all pass (else: all but critical)' },
+  { key: 'udp_answer_limit', kind: 'int', def: 3, help: 'max answers over UDP without EDNS (capped at 8)', min: 1, max: 65535 },
+  { key: 'a_record_limit', kind: 'int', def: 0, help: 'max A/AAAA answers on any transport, 0 = unlimited', min: 0, max: 65535 },
+  { key: 'enable_truncate', kind: 'bool', def: null, help: 'set TC when records were dropped (default: true; false with --compat consul)' },
+  { key: 'enable_additional_node_meta_txt', kind: 'bool', def: true, help: 'node meta TXT in ADDITIONAL of node A/AAAA and SRV answers' },
+  { key: 'translate_wan_addrs', kind: 'bool', def: false, help: 'answer WAN addresses for other datacenters' },
+  { key: 'soa.refresh', kind: 'duration', def: 3600, help: 'SOA REFRESH', max: MAX_TTL },
+  { key: 'soa.retry', kind: 'duration', def: 600, help: 'SOA RETRY', max: MAX_TTL },
+  { key: 'soa.expire', kind: 'duration', def: 86400, help: 'SOA EXPIRE', max: MAX_TTL },
+  { key: 'soa.min_ttl', kind: 'duration', def: 0, help: 'SOA MINIMUM and TTL of the SOA record', max: MAX_TTL },
+  { key: 'ptr_ttl', kind: 'duration', def: 0, help: 'TTL of PTR records (Consul: always 0)', max: MAX_TTL },
+  { key: 'negative_ttl', kind: 'duration', def: null, help: 'TTL of the SOA in negative answers (default: RFC 2308 min(SOA TTL, MINIMUM))', max: MAX_TTL },
+  { key: 'max_udp_size', kind: 'int', def: 1232, help: 'largest UDP reply sent to EDNS clients', min: 512, max: 65535 },
+  { key: 'tcp_idle_timeout', kind: 'duration', def: 10, help: 'close idle TCP connections after this long', min: 1, max: 3600 },
+  { key: 'tcp_max_connections', kind: 'int', def: 1024, help: 'concurrent TCP connections', min: 1, max: 1_000_000 },
+];
+
+export const flagName = (s: Spec): string => `--${s.key.replace(/[._]/g, '-')}`;
+export const envName = (s: Spec): string => `CATALOG_DNS_${s.key.replace(/\./g, '_').toUpperCase()}`;
+
+/** Parses Go-style durations ("10s", "1m30s", "500ms", "2h") or plain seconds; returns whole seconds. */
+export function parseDuration(v: unknown): number | null {
+  if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? Math.floor(v) : null;
+  if (typeof v !== 'string') return null;
+  const s = v.trim();
+  if (/^\d+$/.test(s)) return Number(s);
+  const re = /(\d+(?:\.\d+)?)(ms|h|m|s)/gy;
+  let total = 0, seen = 0, m: RegExpExecArray | null;
+  while ((m = re.exec(s)) !== null) {
+    const n = Number(m[1]);
+    total += m[2] === 'h' ? n * 3600 : m[2] === 'm' ? n * 60 : m[2] === 's' ? n : n / 1000;
+    seen = re.lastIndex;
+  }
+  if (seen === 0 || seen !== s.length) return null;
+  return Math.floor(total);
+}
+
+function parseHostPort(v: string): { host: string; port: number } | string {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(v) ?? /^([^:[\]]+):(\d+)$/.exec(v);
+  if (!m) return 'expected HOST:PORT, or [IPv6]:PORT';
+  const host = m[1]!, port = Number(m[2]);
+  if (!isIP(host)) return `${JSON.stringify(host)} is not an IP address`;
+  if (v.startsWith('[') !== (isIP(host) === 6)) return 'IPv6 addresses must be written in brackets, [::1]:8600';
+  if (!Number.isInteger(port) || port > 65535) return 'port must be 0-65535';
+  return { host, port };
+}
+
+function parseTtlMap(v: unknown): TtlRule[] | string {
+  let obj: Record<string, unknown>;
+  if (typeof v === 'string') {
+    const t = v.trim();
+    if (t.startsWith('{')) {
+      try { obj = JSON.parse(t) as Record<string, unknown>; } catch { return 'expected "name=duration,..." or a JSON object'; }
+    } else {
+      obj = {};
+      for (const part of t.split(',').map((p) => p.trim()).filter(Boolean)) {
+        const i = part.indexOf('=');
+        if (i <= 0) return `${JSON.stringify(part)}: expected name=duration`;
+        obj[part.slice(0, i).trim()] = part.slice(i + 1).trim();
+      }
+    }
+  } else if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
+    obj = v as Record<string, unknown>;
+  } else {
+    return 'expected an object of service name (or prefix*) to duration';
+  }
+  const rules: TtlRule[] = [];
+  for (const [name, d] of Object.entries(obj)) {
+    const ttl = parseDuration(d);
+    if (ttl === null || ttl > MAX_TTL) return `${name}: ${JSON.stringify(d)} is not a duration`;
+    const wildcard = name.endsWith('*');
+    rules.push({ prefix: (wildcard ? name.slice(0, -1) : name).toLowerCase(), wildcard, ttl });
+  }
+  return rules;
+}
+
+function coerce(spec: Spec, raw: unknown): unknown | string {
+  const bad = (reason: string) => ({ bad: reason });
+  switch (spec.kind) {
+    case 'hostport': {
+      if (typeof raw !== 'string') return bad('expected a string HOST:PORT');
+      const r = parseHostPort(raw);
+      return typeof r === 'string' ? bad(r) : r;
+    }
+    case 'domain': {
+      if (typeof raw !== 'string') return bad('expected a domain name');
+      const d = raw.trim().toLowerCase().replace(/\.$/, '');
+      if (d === '' || !d.split('.').every((l) => /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/.test(l)) || d.length > 200) {
+        return bad(`${JSON.stringify(raw)} is not a valid domain name`);
+      }
+      return d;
+    }
+    case 'path':
+      if (raw === null) return null;
+      if (typeof raw !== 'string' || raw === '') return bad('expected a path');
+      return raw;
+    case 'level':
+      if (typeof raw !== 'string' || !['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(raw)) {
+        return bad('expected one of fatal, error, warn, info, debug, trace, silent');
+      }
+      return raw;
+    case 'compat':
+      if (raw !== 'rfc' && raw !== 'consul') return bad('expected rfc or consul');
+      return raw;
+    case 'duration': {
+      if (raw === null) return null;
+      const d = parseDuration(raw);
+      if (d === null) return bad(`${JSON.stringify(raw)} is not a duration (e.g. 30s, 5m, 1h, or seconds)`);
+      if (spec.max !== undefined && d > spec.max) return bad(`must be at most ${spec.max}s`);
+      if (spec.min !== undefined && d < spec.min) return bad(`must be at least ${spec.min}s`);
+      return d;
+    }
+    case 'int': {
+      const n = typeof raw === 'string' && /^-?\d+$/.test(raw.trim()) ? Number(raw) : raw;
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < (spec.min ?? 0) || n > (spec.max ?? Number.MAX_SAFE_INTEGER)) {
+        return bad(`expected an integer ${spec.min ?? 0}-${spec.max}`);
+      }
+      return n;
+    }
+    case 'bool':
+      if (raw === null) return null;
+      if (typeof raw === 'boolean') return raw;
+      if (raw === 'true' || raw === '1' || raw === 'yes') return true;
+      if (raw === 'false' || raw === '0' || raw === 'no') return false;
+      return bad('expected true or false');
+    case 'ttlmap': {
+      const r = parseTtlMap(raw);
+      return typeof r === 'string' ? bad(r) : r;
+    }
+  }
+}
+
+export interface Sources {
+  /** Flag values keyed by spec key (already split from argv). */
+  readonly flags?: Readonly<Record<string, unknown>>;
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Path of a JSON config file (from --config or CATALOG_DNS_CONFIG). */
+  readonly configFile?: string | null;
+  /** An already parsed config object (tests, embedding). Same keys as the file. */
+  readonly object?: Readonly<Record<string, unknown>>;
+}
+
+function flattenFile(doc: Record<string, unknown>, where: string): Map<string, unknown> {
+  const out = new Map<string, unknown>();
+  const known = new Set(OPTIONS.map((s) => s.key));
+  const put = (k: string, v: unknown) => {
+    if (!known.has(k)) throw new ConfigError(`${where}${k}`, 'unknown option');
+    out.set(k, v);
+  };
+  for (const [k, v] of Object.entries(doc)) {
+    if (k === 'dns_config' || k === 'soa') {
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(`${where}${k}`, 'expected an object');
+      for (const [k2, v2] of Object.entries(v)) {
+        if (k === 'soa') put(`soa.${k2}`, v2);
+        else if (k2 === 'soa' && typeof v2 === 'object' && v2 !== null) {
+          for (const [k3, v3] of Object.entries(v2)) put(`soa.${k3}`, v3);
+        } else put(k2, v2);
+      }
+    } else put(k, v);
+  }
+  return out;
+}
+
+/** Builds the effective configuration. Throws ConfigError naming the option and the reason. */
+export function loadConfig(src: Sources = {}): Config {
+  const values = new Map<string, unknown>();
+  for (const s of OPTIONS) values.set(s.key, s.def);
+  const apply = (s: Spec, raw: unknown, name: string) => {
+    const v = coerce(s, raw);
+    if (typeof v === 'object' && v !== null && 'bad' in v) throw new ConfigError(name, (v as { bad: string }).bad);
+    values.set(s.key, v);
+  };
+  const byKey = new Map(OPTIONS.map((s) => [s.key, s]));
+  const layer = (entries: Map<string, unknown>, name: (s: Spec) => string) => {
+    for (const [k, raw] of entries) apply(byKey.get(k)!, raw, name(byKey.get(k)!));
+  };
+  if (src.object) layer(flattenFile(src.object as Record<string, unknown>, ''), (s) => s.key);
+  if (src.configFile) {
+    let doc: unknown;
+    try {
+      doc = JSON.parse(readFileSync(src.configFile, 'utf8'));
+    } catch (e) {
+      throw new ConfigError('--config', `cannot read ${src.configFile}: ${(e as Error).message}`, { cause: e });
+    }
+    if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new ConfigError('--config', `${src.configFile}: expected a JSON object`);
+    layer(flattenFile(doc as Record<string, unknown>, `${src.configFile}: `), (s) => `${src.configFile}: ${s.key}`);
+  }
+  if (src.env) {
+    const e = new Map<string, unknown>();
+    for (const s of OPTIONS) {
+      const v = src.env[envName(s)];
+      if (v !== undefined) e.set(s.key, v);
+    }
+    layer(e, envName);
+  }
+  if (src.flags) layer(new Map(Object.entries(src.flags)), flagName);
+
+  const g = <T>(k: string) => values.get(k) as T;
+  const compat = g<Compat>('compat');
+  const hp = g<{ host: string; port: number } | string>('dns');
+  const dns = typeof hp === 'string' ? (parseHostPort(hp) as { host: string; port: number }) : hp;
+  return {
+    dnsHost: dns.host,
+    dnsPort: dns.port,
+    domain: g<string>('domain'),
+    catalogFile: g<string | null>('catalog_file'),
+    dataDir: g<string | null>('data_dir'),
+    logLevel: g<Config['logLevel']>('log_level'),
+    compat,
+    nodeTtl: g<number>('node_ttl'),
+    serviceTtl: Array.isArray(g('service_ttl')) ? g<TtlRule[]>('service_ttl') : (parseTtlMap(g('service_ttl')) as TtlRule[]),
+    onlyPassing: g<boolean>('only_passing'),
+    udpAnswerLimit: g<number>('udp_answer_limit'),
+    aRecordLimit: g<number>('a_record_limit'),
+    enableTruncate: g<boolean | null>('enable_truncate') ?? compat === 'rfc',
+    enableAdditionalNodeMetaTxt: g<boolean>('enable_additional_node_meta_txt'),
+    translateWanAddrs: g<boolean>('translate_wan_addrs'),
+    soa: { refresh: g<number>('soa.refresh'), retry: g<number>('soa.retry'), expire: g<number>('soa.expire'), minTtl: g<number>('soa.min_ttl') },
+    ptrTtl: g<number>('ptr_ttl'),
+    negativeTtl: g<number | null>('negative_ttl'),
+    maxUdpSize: g<number>('max_udp_size'),
+    tcpIdleTimeoutMs: g<number>('tcp_idle_timeout') * 1000,
+    tcpMaxConnections: g<number>('tcp_max_connections'),
+  };
+}
+
+/** The service TTL for `name`: exact key, then the longest matching prefix*, then 0 (Consul legacy). */
+export function serviceTtlFor(rules: readonly TtlRule[], name: string): number {
+  const n = name.toLowerCase();
+  let best: TtlRule | undefined;
+  for (const r of rules) {
+    if (!r.wildcard && r.prefix === n) return r.ttl;
+    if (r.wildcard && n.startsWith(r.prefix) && (!best || r.prefix.length > best.prefix.length)) best = r;
+  }
+  return best ? best.ttl : 0;
+}

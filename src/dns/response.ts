@@ -1,0 +1,179 @@
+/**
+ * Encoding a prepared Answer into a response: shuffle, apply the answer limits, fit the size,
+ * and copy the prepared fragments. Deciding what goes in the answer happened at zone build time.
+ */
+import type { Answer } from '../zone/zone.js';
+import type { Edns, Query, Reject } from './query.js';
+
+export interface Limits {
+  /** Largest message allowed (512, the EDNS size capped by the server, or 65535 on TCP). */
+  readonly maxSize: number;
+  /** Answer count limit (udp_answer_limit for 512-byte UDP), or Infinity. */
+  readonly maxAnswers: number;
+  /** a_record_limit, 0 = none. */
+  readonly aRecordLimit: number;
+  /** Set TC when records were dropped. */
+  readonly setTruncated: boolean;
+}
+
+export interface Written {
+  readonly buf: Buffer;
+  readonly truncated: boolean;
+  readonly answers: number;
+}
+
+const FLAG_QR = 0x8000, FLAG_AA = 0x0400, FLAG_TC = 0x0200;
+
+/** The response's OPT RR (RFC 6891): echoes the client's UDP size, copies DO, carries ECS and extended rcode. */
+export function optRecord(edns: Edns, extRcode = 0): Buffer {
+  const ecsLen = edns.ecs ? edns.ecs.length : 0;
+  const b = Buffer.alloc(11 + ecsLen);
+  b[0] = 0;
+  b.writeUInt16BE(41, 1);
+  b.writeUInt16BE(edns.udpSize, 3);
+  b[5] = extRcode >> 4;
+  b[6] = 0;
+  b.writeUInt16BE(edns.dnssecOk ? 0x8000 : 0, 7);
+  b.writeUInt16BE(ecsLen, 9);
+  if (edns.ecs) edns.ecs.copy(b, 11);
+  return b;
+}
+
+/**
+ * Writes responses. Owns the scratch state for shuffling and glue de-duplication, so one writer
+ * serves one server (no module-level state).
+ */
+export class ResponseWriter {
+  private order = new Uint32Array(64);
+  private pick = new Uint32Array(64);
+  private carriers = new Int32Array(64);
+  private stamps = new Uint32Array(256);
+  private gen = 0;
+  private readonly random: () => number;
+
+  constructor(opts: { random?: () => number } = {}) {
+    this.random = opts.random ?? Math.random;
+  }
+
+  write(q: Query, ans: Answer, lim: Limits): Written {
+    const units = ans.units;
+    const n = units.length;
+    if (this.order.length < n) {
+      this.order = new Uint32Array(n * 2);
+      this.pick = new Uint32Array(n * 2);
+      this.carriers = new Int32Array(n * 2);
+    }
+    const order = this.order;
+    for (let i = 0; i < n; i++) order[i] = i;
+    if (++this.gen === 0xffffffff) { this.stamps.fill(0); this.gen = 1; }
+    const gen = this.gen;
+
+    const opt = q.edns ? optRecord(q.edns) : null;
+    const qEnd = q.questionEnd;
+    let size = qEnd + (opt ? opt.length : 0);
+    let limit = n;
+    let truncated = false;
+    if (ans.addressLimit && lim.aRecordLimit > 0 && limit > lim.aRecordLimit) limit = lim.aRecordLimit;
+    if (limit > lim.maxAnswers) { limit = lim.maxAnswers; truncated = true; }
+
+    // Pick answers (partial Fisher-Yates when shuffling) while they and their glue fit.
+    let picked = 0;
+    let answerEnd = qEnd;
+    for (let i = 0; i < limit; i++) {
+      if (ans.shuffle) {
+        const j = i + Math.floor(this.random() * (n - i));
+        const t = order[i]!; order[i] = order[j]!; order[j] = t;
+      }
+      const u = units[order[i]!]!;
+      let cost = u.rr.length;
+      let carrier = -1;
+      if (u.glueId >= 0) {
+        if (u.glueId >= this.stamps.length) this.growStamps(u.glueId);
+        if (this.stamps[u.glueId] !== gen) {
+          const targetAbs = answerEnd + u.targetAt;
+          const ownerLen = targetAbs <= 0x3fff ? 2 : u.glueOwner!.length;
+          for (const g of u.glue) cost += ownerLen + g.length;
+          carrier = targetAbs;
+        }
+      }
+      if (size + cost > lim.maxSize) { truncated = true; break; }
+      size += cost;
+      answerEnd += u.rr.length;
+      if (carrier >= 0) this.stamps[u.glueId] = gen;
+      this.pick[picked] = order[i]!;
+      this.carriers[picked] = carrier;
+      picked++;
+    }
+
+    let authSize = 0;
+    for (const r of ans.authority) authSize += r.length;
+    const withAuthority = ans.authority.length > 0 && size + authSize <= lim.maxSize;
+    if (withAuthority) size += authSize;
+    let extraCount = 0;
+    const extras: Buffer[] = [];
+    for (const r of ans.additional) {
+      if (size + r.length > lim.maxSize) break;
+      size += r.length;
+      extras.push(r);
+    }
+
+    // Encode.
+    const buf = Buffer.allocUnsafe(size);
+    q.msg.copy(buf, 0, 0, qEnd);
+    let o = qEnd;
+    for (let i = 0; i < picked; i++) {
+      const rr = units[this.pick[i]!]!.rr;
+      rr.copy(buf, o);
+      o += rr.length;
+    }
+    if (withAuthority) for (const r of ans.authority) { r.copy(buf, o); o += r.length; }
+    for (let i = 0; i < picked; i++) {
+      const targetAbs = this.carriers[i]!;
+      if (targetAbs < 0) continue;
+      const u = units[this.pick[i]!]!;
+      for (const g of u.glue) {
+        if (targetAbs <= 0x3fff) {
+          buf.writeUInt16BE(0xc000 | targetAbs, o);
+          o += 2;
+        } else {
+          u.glueOwner!.copy(buf, o);
+          o += u.glueOwner!.length;
+        }
+        g.copy(buf, o);
+        o += g.length;
+        extraCount++;
+      }
+    }
+    for (const r of extras) { r.copy(buf, o); o += r.length; }
+    if (opt) { opt.copy(buf, o); o += opt.length; extraCount++; }
+
+    const tc = truncated && lim.setTruncated;
+    buf.writeUInt16BE(FLAG_QR | FLAG_AA | (tc ? FLAG_TC : 0) | q.copyFlags | (ans.rcode & 0x0f), 2);
+    buf.writeUInt16BE(1, 4);
+    buf.writeUInt16BE(picked, 6);
+    buf.writeUInt16BE(withAuthority ? ans.authority.length : 0, 8);
+    buf.writeUInt16BE(extraCount + extras.length, 10);
+    return { buf, truncated, answers: picked };
+  }
+
+  private growStamps(id: number): void {
+    const s = new Uint32Array(Math.max(id + 1, this.stamps.length * 2));
+    s.set(this.stamps);
+    this.stamps = s;
+  }
+}
+
+/** A header-only (plus question, plus OPT) response for rejects and fixed rcodes. */
+export function writeError(r: Reject | Query, rcode: number, opts: { aa?: boolean } = {}): Buffer {
+  const qEnd = r.questionEnd;
+  const opt = r.edns ? optRecord(r.edns, rcode) : null;
+  const buf = Buffer.alloc(qEnd + (opt ? opt.length : 0));
+  if (qEnd > 12) r.msg.copy(buf, 0, 0, qEnd);
+  buf.writeUInt16BE(r.id, 0);
+  const opcode = 'opcode' in r ? r.opcode : 0;
+  buf.writeUInt16BE(FLAG_QR | (opcode << 11) | (opts.aa ? FLAG_AA : 0) | r.copyFlags | (rcode & 0x0f), 2);
+  buf.writeUInt16BE(qEnd > 12 ? 1 : 0, 4);
+  buf.writeUInt16BE(opt ? 1 : 0, 10);
+  if (opt) opt.copy(buf, qEnd);
+  return buf;
+}

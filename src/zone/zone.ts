@@ -1,0 +1,157 @@
+/**
+ * The zone: immutable, versioned, with every answer prepared as wire fragments at build time.
+ * Query time is: name lookup (memoised) -> Answer -> the response writer shuffles/trims and copies.
+ */
+import { LRUCache } from 'lru-cache';
+
+/** One answer record plus the additional records it brings (SRV glue). */
+export interface Unit {
+  /** The complete answer RR; its owner is the question name (compressed to 0xC00C). */
+  readonly rr: Buffer;
+  /** Offset inside `rr` of the RDATA name that glue owners point to, or -1. */
+  readonly targetAt: number;
+  /** Identity of the target for de-duplicating glue within one response, or -1. */
+  readonly glueId: number;
+  /** Uncompressed target name, used as glue owner when a pointer cannot reach it. */
+  readonly glueOwner: Buffer | null;
+  /** Glue RRs without owner (TYPE..RDATA); owner = the target. */
+  readonly glue: readonly Buffer[];
+}
+
+export interface Answer {
+  readonly rcode: number;
+  readonly units: readonly Unit[];
+  /** Shuffle units per response (service answers). */
+  readonly shuffle: boolean;
+  /** a_record_limit applies (service A/AAAA/ANY answers). */
+  readonly addressLimit: boolean;
+  /** Complete RRs (uncompressed owners). Dropped first when space runs out. */
+  readonly authority: readonly Buffer[];
+  /**
+   * Complete RRs whose loss does not make the answer incomplete (meta TXT, NS glue, .addr records
+   * for other qtypes). Owners are uncompressed or the question pointer 0xC00C.
+   */
+  readonly additional: readonly Buffer[];
+}
+
+/** What a name resolves to: one prepared Answer per qtype. */
+export interface Owner {
+  answer(qtype: number): Answer;
+}
+
+export class FixedOwner implements Owner {
+  constructor(private readonly a: Answer) {}
+  answer(): Answer {
+    return this.a;
+  }
+}
+
+export class TypedOwner implements Owner {
+  constructor(private readonly byType: ReadonlyMap<number, Answer>, private readonly other: Answer) {}
+  answer(qtype: number): Answer {
+    return this.byType.get(qtype) ?? this.other;
+  }
+}
+
+/** Resolves a canonical in-zone or reverse name (labels, left to right, lower case) to an Owner. */
+export type Resolver = (labels: readonly string[], kind: 'zone' | 'reverse') => Owner;
+
+export interface ZoneParts {
+  readonly serial: number;
+  readonly domain: string;
+  readonly contentHash: string;
+  readonly soa: Answer;
+  readonly ns: Answer;
+  readonly resolve: Resolver;
+  readonly stats: { readonly names: number; readonly records: number };
+}
+
+const ZONE = 1, REVERSE = 2, OUT = 0;
+
+export class Zone {
+  readonly serial: number;
+  readonly domain: string;
+  readonly contentHash: string;
+  readonly soa: Answer;
+  readonly ns: Answer;
+  readonly stats: { readonly names: number; readonly records: number };
+  private readonly resolve: Resolver;
+  private readonly domainKey: string;
+  private readonly domainLabels: number;
+  private readonly memo: LRUCache<string, Owner>;
+
+  constructor(p: ZoneParts, memoSize = 50_000) {
+    this.serial = p.serial;
+    this.domain = p.domain;
+    this.contentHash = p.contentHash;
+    this.soa = p.soa;
+    this.ns = p.ns;
+    this.stats = p.stats;
+    this.resolve = p.resolve;
+    this.domainKey = wireKey(p.domain);
+    this.domainLabels = p.domain.split('.').length;
+    this.memo = new LRUCache({ max: memoSize });
+  }
+
+  /**
+   * The Owner for a question name given as its wire-format key (see wireKey: lower case, latin1),
+   * or null when the name is outside the zone and the reverse trees (REFUSED).
+   */
+  owner(key: string): Owner | null {
+    const hit = this.memo.get(key);
+    if (hit) return hit;
+    const labels = keyLabels(key);
+    const where = this.classify(key, labels);
+    if (where === OUT) return null;
+    const owner = where === ZONE
+      ? this.resolve(labels.slice(0, labels.length - this.domainLabels), 'zone')
+      : this.resolve(labels, 'reverse');
+    this.memo.set(key, owner);
+    return owner;
+  }
+
+  private classify(key: string, labels: readonly string[]): number {
+    if (key.endsWith(this.domainKey) && (key.length === this.domainKey.length || isLabelBoundary(key, key.length - this.domainKey.length))) {
+      return ZONE;
+    }
+    const n = labels.length;
+    if (n >= 2 && labels[n - 1] === 'arpa' && (labels[n - 2] === 'in-addr' || labels[n - 2] === 'ip6')) return REVERSE;
+    return OUT;
+  }
+}
+
+/** The wire-format name as a latin1 string with ASCII letters lower-cased: a cheap, exact map key. */
+export function wireKey(name: string): string {
+  const n = name.endsWith('.') ? name.slice(0, -1) : name;
+  if (n === '') return '\0';
+  let s = '';
+  for (const l of n.split('.')) {
+    const b = Buffer.from(l.toLowerCase(), 'utf8');
+    s += String.fromCharCode(b.length) + b.toString('latin1');
+  }
+  return s + '\0';
+}
+
+/** True when position `at` of a wire key starts a label (walks the length bytes from the start). */
+function isLabelBoundary(key: string, at: number): boolean {
+  let i = 0;
+  while (i < at) {
+    const len = key.charCodeAt(i);
+    if (len === 0) return false;
+    i += len + 1;
+  }
+  return i === at;
+}
+
+/** Labels of a wire key as strings (UTF-8 decoded), left to right. */
+export function keyLabels(key: string): string[] {
+  const out: string[] = [];
+  let i = 0;
+  while (i < key.length) {
+    const len = key.charCodeAt(i);
+    if (len === 0) break;
+    out.push(Buffer.from(key.slice(i + 1, i + 1 + len), 'latin1').toString('utf8'));
+    i += len + 1;
+  }
+  return out;
+}

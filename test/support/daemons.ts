@@ -1,0 +1,293 @@
+// Real DNS daemons for interop tests: each runs in the foreground in its own temp dir on
+// 127.0.0.1 at a free high port, is ready when it answers a DNS probe, and is stopped by PID
+// (SIGTERM, then SIGKILL) with its temp dir removed. `log()` returns its stdout, stderr and log
+// file so a failing test can print what the peer saw.
+//
+//   let unbound: Daemon;
+//   beforeAll(async () => { unbound = await startUnbound({ stubPort: server.port }); });
+//   afterAll(() => unbound?.stop());
+//   printLogsOnFailure(() => [unbound]);
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { beforeEach } from 'vitest';
+import { findProgram } from './programs.js';
+
+export const HOST = '127.0.0.1';
+
+export interface Daemon {
+  readonly name: string;
+  readonly pid: number;
+  readonly host: string;
+  readonly port: number;
+  readonly dir: string;
+  /** stdout, stderr and the log file; still available after stop(). */
+  log(): string;
+  /** SIGTERM, SIGKILL after `termTimeoutMs`, then remove the temp dir. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface DaemonSetup {
+  args: string[];
+  /** Files to write into the temp dir before starting, by name. */
+  files?: Record<string, string>;
+  /** Log file name inside the temp dir, included in log(). */
+  logFile?: string;
+}
+
+export interface DaemonSpec {
+  name: string;
+  bin: string;
+  setup(dir: string, port: number): DaemonSetup;
+  /** Ready check, polled; default: any DNS reply on UDP to `A? probe.invalid.`. `log` is Daemon.log. */
+  ready?: (port: number, log: () => string) => Promise<boolean>;
+  readyTimeoutMs?: number;
+  termTimeoutMs?: number;
+}
+
+const OUTPUT_CAP = 256 * 1024;
+const START_ATTEMPTS = 3; // a free port can be taken between picking and binding: retry on early exit
+
+/** A port free on 127.0.0.1 for both UDP and TCP at the time of the call. */
+export async function freePort(): Promise<number> {
+  for (let i = 0; i < 20; i++) {
+    const udp = createSocket('udp4');
+    const port = await new Promise<number>((resolve, reject) => {
+      udp.once('error', reject);
+      udp.bind(0, HOST, () => resolve(udp.address().port));
+    });
+    const tcpFree = await new Promise<boolean>((resolve) => {
+      const srv = createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, HOST, () => srv.close(() => resolve(true)));
+    });
+    await new Promise<void>((resolve) => udp.close(() => resolve()));
+    if (tcpFree) return port;
+  }
+  throw new Error('no port free for both UDP and TCP on 127.0.0.1 after 20 tries');
+}
+
+/** Sends one `A? qname` over UDP; true if a reply with the same ID arrives within timeoutMs. */
+export function dnsProbe(port: number, qname = 'probe.invalid.', timeoutMs = 250): Promise<boolean> {
+  const id = Math.floor(Math.random() * 0x10000);
+  const labels = qname.split('.').filter((l) => l !== '');
+  const name = Buffer.concat([...labels.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0])]);
+  const header = Buffer.alloc(12);
+  header.writeUInt16BE(id, 0);
+  header.writeUInt16BE(0x0100, 2); // RD
+  header.writeUInt16BE(1, 4); // QDCOUNT
+  const query = Buffer.concat([header, name, Buffer.from([0, 1, 0, 1])]);
+  return new Promise((resolve) => {
+    const sock = createSocket('udp4');
+    const done = (ok: boolean): void => {
+      clearTimeout(timer);
+      sock.close();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    sock.on('error', () => done(false));
+    sock.on('message', (msg) => {
+      if (msg.length >= 12 && msg.readUInt16BE(0) === id && (msg[2]! & 0x80) !== 0) done(true);
+    });
+    sock.send(query, port, HOST);
+  });
+}
+
+// Safety net only: if the test process exits without stop(), kill what is still running (by PID).
+// One set and one listener per process, however often a test runner re-imports this module.
+const LIVE = Symbol.for('catalog-dns.test.daemons.live');
+const registry = globalThis as typeof globalThis & { [LIVE]?: Set<number> };
+const live: Set<number> = registry[LIVE] ?? (() => {
+  const pids = new Set<number>();
+  registry[LIVE] = pids;
+  process.once('exit', () => {
+    for (const pid of pids) {
+      try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+    }
+  });
+  return pids;
+})();
+
+function isRunning(child: ChildProcess): boolean {
+  return child.exitCode === null && child.signalCode === null;
+}
+
+function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
+  if (!isRunning(child)) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    child.once('exit', () => { clearTimeout(timer); resolve(true); });
+  });
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try { process.kill(pid, sig); } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+  }
+}
+
+async function startOnce(spec: DaemonSpec, dir: string, port: number): Promise<{ daemon: Daemon; exited: boolean; error?: Error }> {
+  const { args, files = {}, logFile } = spec.setup(dir, port);
+  for (const [file, text] of Object.entries(files)) await writeFile(join(dir, file), text);
+  let output = '';
+  let spawnError: Error | undefined;
+  const child = spawn(spec.bin, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const append = (chunk: Buffer): void => {
+    output += chunk.toString('utf8');
+    if (output.length > OUTPUT_CAP) output = output.slice(-OUTPUT_CAP);
+  };
+  child.stdout?.on('data', append);
+  child.stderr?.on('data', append);
+  child.on('error', (e) => { spawnError = e; });
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  const pid = child.pid ?? -1;
+  if (pid > 0) live.add(pid);
+
+  let logSnapshot: string | undefined;
+  const readLog = (): string => {
+    const path = logFile === undefined ? undefined : join(dir, logFile);
+    const fileText = path !== undefined && existsSync(path) ? readFileSync(path, 'utf8') : '';
+    return `----- ${spec.name} (pid ${pid}, port ${port}) ${spec.bin} ${args.join(' ')}\n` +
+      `----- stdout+stderr\n${output}` +
+      (logFile === undefined ? '' : `----- ${logFile}\n${fileText}`) +
+      (isRunning(child) ? '' : `----- exited: code ${child.exitCode} signal ${child.signalCode}\n`);
+  };
+  let stopping: Promise<void> | undefined;
+  const daemon: Daemon = {
+    name: spec.name, pid, host: HOST, port, dir,
+    log: () => logSnapshot ?? readLog(),
+    stop: () => (stopping ??= (async () => {
+      if (pid > 0 && isRunning(child)) {
+        signal(pid, 'SIGTERM');
+        if (!(await waitForExit(child, spec.termTimeoutMs ?? 3000))) {
+          signal(pid, 'SIGKILL');
+          await waitForExit(child, 3000);
+        }
+        // Let the last lines ("exiting on SIGTERM") drain from the pipes, briefly.
+        await Promise.race([closed, sleep(500)]);
+      }
+      live.delete(pid);
+      logSnapshot = readLog();
+      await rm(dir, { recursive: true, force: true });
+    })()),
+  };
+
+  const ready = spec.ready ?? ((p: number) => dnsProbe(p));
+  const deadline = Date.now() + (spec.readyTimeoutMs ?? 10_000);
+  while (Date.now() < deadline) {
+    if (spawnError !== undefined) return { daemon, exited: true, error: spawnError };
+    if (!isRunning(child)) return { daemon, exited: true };
+    if (await ready(port, readLog)) {
+      if (isRunning(child)) return { daemon, exited: false };
+      return { daemon, exited: true }; // something else answered on that port
+    }
+    await sleep(50);
+  }
+  return { daemon, exited: false, error: new Error(`not ready after ${spec.readyTimeoutMs ?? 10_000} ms`) };
+}
+
+/** Starts a daemon; on failure it is stopped, its dir removed, and the error carries its log. */
+export async function startDaemon(spec: DaemonSpec): Promise<Daemon> {
+  let lastLog = '';
+  let lastError: Error | undefined;
+  for (let attempt = 1; attempt <= START_ATTEMPTS; attempt++) {
+    const dir = await mkdtemp(join(tmpdir(), `cdns-${spec.name}-`));
+    const port = await freePort();
+    const r = await startOnce(spec, dir, port);
+    if (!r.exited && r.error === undefined) return r.daemon;
+    await r.daemon.stop();
+    lastLog = r.daemon.log();
+    lastError = r.error;
+    if (!r.exited) break; // a timeout will not get better on another port
+  }
+  throw new Error(`${spec.name} failed to start${lastError ? `: ${lastError.message}` : ' (exited early)'}\n${lastLog}`);
+}
+
+/** Prints each daemon's log to stderr when a test in the calling suite fails. */
+export function printLogsOnFailure(daemons: () => Array<Daemon | undefined>): void {
+  beforeEach(({ onTestFailed }) => {
+    onTestFailed(() => {
+      for (const d of daemons()) if (d !== undefined) process.stderr.write(`${d.log()}\n`);
+    });
+  });
+}
+
+export interface UnboundOptions {
+  /** Port of the authoritative server for `consul.` on 127.0.0.1. */
+  stubPort: number;
+  bin?: string;
+  /** unbound's verbosity; 3 logs each upstream query (`sending query: service.consul. A IN`). */
+  verbosity?: number;
+}
+
+/** unbound as a recursive resolver with a stub-zone for `consul.`, QNAME minimisation on. */
+export function startUnbound({ stubPort, bin, verbosity = 1 }: UnboundOptions): Promise<Daemon> {
+  return startDaemon({
+    name: 'unbound',
+    bin: bin ?? findProgram('unbound') ?? 'unbound',
+    setup: (dir, port) => ({
+      args: ['-d', '-c', join(dir, 'unbound.conf')],
+      logFile: 'unbound.log',
+      files: {
+        'unbound.conf': [
+          'server:',
+          `    interface: ${HOST}@${port}`,
+          '    do-ip6: no',
+          '    do-daemonize: no',
+          '    username: ""',
+          '    chroot: ""',
+          `    directory: "${dir}"`,
+          `    pidfile: "${dir}/unbound.pid"`,
+          '    use-syslog: no',
+          `    logfile: "${dir}/unbound.log"`,
+          `    verbosity: ${verbosity}`,
+          '    log-queries: yes',
+          '    log-replies: yes',
+          '    log-servfail: yes',
+          '    access-control: 127.0.0.0/8 allow',
+          '    do-not-query-localhost: no',
+          `    outgoing-interface: ${HOST}`, // cannot reach beyond loopback even if it wanted to
+          '    so-reuseport: no', // a port clash must fail loudly, not share the port
+          '    module-config: "iterator"',
+          '    qname-minimisation: yes',
+          '    local-zone: "." refuse',
+          '    local-zone: "consul." transparent',
+          'stub-zone:',
+          '    name: "consul."',
+          `    stub-addr: ${HOST}@${stubPort}`,
+          'remote-control:',
+          '    control-enable: yes',
+          `    control-interface: "${dir}/unbound.ctl"`,
+          '',
+        ].join('\n'),
+      },
+    }),
+  });
+}
+
+export interface DnsmasqOptions {
+  /** Port of the authoritative server for `consul.` on 127.0.0.1. */
+  upstreamPort: number;
+  bin?: string;
+}
+
+/** dnsmasq forwarding `consul.` to 127.0.0.1#upstreamPort; everything else REFUSED. */
+export function startDnsmasq({ upstreamPort, bin }: DnsmasqOptions): Promise<Daemon> {
+  return startDaemon({
+    name: 'dnsmasq',
+    bin: bin ?? findProgram('dnsmasq') ?? 'dnsmasq',
+    setup: (dir, port) => ({
+      args: [
+        '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts',
+        '--bind-interfaces', `--listen-address=${HOST}`, `--port=${port}`,
+        `--server=/consul/${HOST}#${upstreamPort}`, `--pid-file=${join(dir, 'dnsmasq.pid')}`,
+        '--log-queries', '--log-facility=-',
+      ],
+    }),
+  });
+}
