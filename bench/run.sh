@@ -243,6 +243,7 @@ bench_one() {
 
 # ---- main ------------------------------------------------------------------------------
 
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 node "$ROOT/bench/gen-catalog.mjs" "$D" >&2
 SERVERS=()
 if [[ -f $ROOT/dist/main.js ]]; then
@@ -268,6 +269,9 @@ report() {
     noerr=$((NOERR[$s/1] + NOERR[$s/2])) nxd=$((NXD[$s/1] + NXD[$s/2])) other=$((OTHER[$s/1] + OTHER[$s/2]))
     printf '%-12s %10.0f %10.0f %10s %9s %9s %9s %7s\n' "$s" "$a" "$b" "${MEAN[$s]}" \
       "$(pct "$done" "$sent")" "$(pct "$noerr" "$done")" "$(pct "$nxd" "$done")" "$(pct "$other" "$done")"
+    if awk -v a="$a" -v b="$b" 'BEGIN { d = a > b ? a - b : b - a; exit !(d > 0.2 * (a + b) / 2) }'; then
+      echo "WARNING: $s: run 1 and run 2 differ by more than 20%; the machine was busy or noisy (load average at start: $LOAD0)" >>"$D/warnings"
+    fi
     for r in 1 2; do
       k=$s/$r
       if awk -v d="${DONE[$k]}" -v n="${SENT[$k]}" 'BEGIN { exit !(d < 0.99 * n) }'; then

@@ -43,6 +43,9 @@ export interface Reject {
 }
 
 const MAX_ADDITIONAL_SCAN = 16;
+const HAS_UPPER = /[A-Z]/;
+const UPPER = /[A-Z]/g;
+const lower = (c: string) => String.fromCharCode(c.charCodeAt(0) | 0x20);
 
 const reject = (kind: RejectKind, reason: string, msg: Buffer, questionEnd = 12, edns: Edns | null = null): Reject => ({
   ok: false, msg, kind, reason, id: msg.length >= 2 ? msg.readUInt16BE(0) : 0,
@@ -75,24 +78,19 @@ export function parseQuery(msg: Buffer): Query | Reject {
 
   // Question name: uncompressed labels only (a pointer could only point into the header).
   let off = 12;
-  let key = '';
-  let wireLen = 0;
   for (;;) {
     if (off >= msg.length) return reject('formerr', 'question name runs past the end', msg);
     const len = msg[off]!;
-    if (len === 0) { off++; wireLen++; break; }
+    if (len === 0) { off++; break; }
     if (len > 63) return reject('formerr', 'compressed or invalid label in the question', msg);
     if (off + 1 + len > msg.length) return reject('formerr', 'label runs past the end', msg);
-    wireLen += len + 1;
-    if (wireLen > 255) return reject('formerr', 'question name longer than 255 bytes', msg);
-    key += String.fromCharCode(len);
-    for (let i = off + 1; i <= off + len; i++) {
-      const c = msg[i]!;
-      key += String.fromCharCode(c >= 0x41 && c <= 0x5a ? c | 0x20 : c);
-    }
     off += len + 1;
+    if (off - 12 > 254) return reject('formerr', 'question name longer than 255 bytes', msg);
   }
-  key += '\0';
+  // The map key: the wire name as latin1 with ASCII letters lower-cased (length bytes are < 64,
+  // so they are never letters; bytes >= 0x80 are left alone, as DNS case folding is ASCII only).
+  let key = msg.toString('latin1', 12, off);
+  if (HAS_UPPER.test(key)) key = key.replace(UPPER, lower);
   if (off + 4 > msg.length) return reject('formerr', 'question type/class missing', msg);
   const qtype = msg.readUInt16BE(off);
   const qclass = msg.readUInt16BE(off + 2);

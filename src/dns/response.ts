@@ -68,7 +68,7 @@ export class ResponseWriter {
     if (++this.gen === 0xffffffff) { this.stamps.fill(0); this.gen = 1; }
     const gen = this.gen;
 
-    const opt = q.edns ? optRecord(q.edns) : null;
+    const opt = q.edns ? this.opt(q.edns) : null;
     const qEnd = q.questionEnd;
     let size = qEnd + (opt ? opt.length : 0);
     let limit = n;
@@ -154,6 +154,19 @@ export class ResponseWriter {
     buf.writeUInt16BE(withAuthority ? ans.authority.length : 0, 8);
     buf.writeUInt16BE(extraCount + extras.length, 10);
     return { buf, truncated, answers: picked };
+  }
+
+  /** OPT records without options are the same for every query with the same size and DO bit. */
+  private readonly optCache = new Map<number, Buffer>();
+  private opt(edns: Edns): Buffer {
+    if (edns.ecs) return optRecord(edns);
+    const k = edns.udpSize * 2 + (edns.dnssecOk ? 1 : 0);
+    let b = this.optCache.get(k);
+    if (!b) {
+      if (this.optCache.size > 64) this.optCache.clear();
+      this.optCache.set(k, (b = optRecord(edns)));
+    }
+    return b;
   }
 
   private growStamps(id: number): void {
