@@ -281,3 +281,16 @@ describe('catalog file updates', () => {
     }
   });
 });
+
+describe('IPv6 listener', () => {
+  it('serves UDP on [::1] when --dns is [::1]:PORT', async () => {
+    const s = await startServer({ config: { dns: '[::1]:0' } });
+    try {
+      expect(s.app.dnsAddress.host).toBe('::1');
+      const r = await udpRaw(s.port, buildQuery('web-2.node.consul', 'A'), 2000, '::1');
+      expect(decode(r!).answers[0]).toMatchObject({ type: 'A', data: '10.0.1.12' });
+    } finally {
+      await s.close();
+    }
+  });
+});
