@@ -186,6 +186,8 @@ export function writeError(r: Reject | Query, rcode: number, opts: { aa?: boolea
   const opcode = 'opcode' in r ? r.opcode : 0;
   buf.writeUInt16BE(FLAG_QR | (opcode << 11) | (opts.aa ? FLAG_AA : 0) | r.copyFlags | (rcode & 0x0f), 2);
   buf.writeUInt16BE(qEnd > 12 ? 1 : 0, 4);
+  buf.writeUInt16BE(0, 6); // the query's own answer/authority records (IXFR's SOA) are not echoed
+  buf.writeUInt16BE(0, 8);
   buf.writeUInt16BE(opt ? 1 : 0, 10);
   if (opt) opt.copy(buf, qEnd);
   return buf;

@@ -294,3 +294,24 @@ describe('IPv6 listener', () => {
     }
   });
 });
+
+describe('error replies to queries that carry records', () => {
+  it('answers an IXFR query (SOA in authority) with a well-formed NOTIMP: no records echoed', async () => {
+    const s = await startServer();
+    try {
+      const q = packet.encode({
+        type: 'query', id: 77, flags: 0,
+        questions: [{ name: 'consul', type: 'IXFR', class: 'IN' }],
+        authorities: [{ name: 'consul', type: 'SOA', ttl: 0, data: { mname: 'ns.consul', rname: 'hostmaster.consul', serial: 1, refresh: 1, retry: 1, expire: 1, minimum: 0 } }],
+      } as unknown as packet.Packet);
+      const [r] = await tcpExchange(s.port, [q]);
+      const d = decode(r!);
+      expect(d.id).toBe(77);
+      expect(d.rcode).toBe('NOTIMP');
+      expect([d.answers.length, d.authorities.length, d.additionals.length]).toEqual([0, 0, 0]);
+      expect(r!.length).toBe(12 + 8 + 4);
+    } finally {
+      await s.close();
+    }
+  });
+});
