@@ -27,6 +27,17 @@ interface InstanceRecord {
   readonly key: string;
   readonly unit: Unit;
   readonly cname: boolean;
+  /** Host name target (CNAME or SRV target), resolved into the answer/glue when inside the zone. */
+  readonly host?: string;
+}
+
+/** Records to add once every name exists: what an in-zone CNAME or SRV host target resolves to. */
+interface Chase {
+  readonly target: string;
+  readonly ttl: number;
+  /** Where the resolved records go: full RRs appended to an answer, or glue tails for an SRV target. */
+  readonly into: Unit[] | Buffer[];
+  readonly asGlue: boolean;
 }
 
 /** Answers for one service (or one service+tag), per qtype. */
@@ -139,12 +150,11 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
     return out;
   };
 
+  const chases: Chase[] = [];
   const srvUnit = (ttl: number, weight: number, port: number, target: string, glue: Buffer[]): Unit => {
     const targetWire = nameToWire(target); // validates
     const rr = rrAtQname('SRV', ttl, { priority: 1, weight, port, target });
-    return glue.length === 0
-      ? { rr, targetAt: -1, glueId: -1, glueOwner: null, glue: [] }
-      : { rr, targetAt: 2 + 10 + 6, glueId: glueId(target), glueOwner: targetWire, glue };
+    return { rr, targetAt: 2 + 10 + 6, glueId: glueId(target.toLowerCase()), glueOwner: targetWire, glue };
   };
 
   /** Consul's nodeServiceRecords for one instance and qtype. */
@@ -176,9 +186,11 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
     const fromFQDN = (host: string): InstanceRecord => {
       const target = host.replace(/\.$/, '');
       if (qt === QTYPE.SRV) {
-        return { key: `${s.node.name}:${svcAddr}:${servicePort(dc, s)}`, cname: false, unit: srvUnit(ttl, weightOf(s), servicePort(dc, s), target, []) };
+        const glue: Buffer[] = [];
+        chases.push({ target, ttl, into: glue, asGlue: true });
+        return { key: `${s.node.name}:${svcAddr}:${servicePort(dc, s)}`, cname: false, unit: srvUnit(ttl, weightOf(s), servicePort(dc, s), target, glue) };
       }
-      return { key: `CNAME:${target.toLowerCase()}`, cname: true, unit: plain(rrAtQname('CNAME', ttl, target)) };
+      return { key: `CNAME:${target.toLowerCase()}`, cname: true, host: target, unit: plain(rrAtQname('CNAME', ttl, target)) };
     };
     if (!svcAddr && isIP(nAddr)) return s.node.address !== nAddr ? fromIP(nAddr) : fromServiceNode(nAddr);
     if (!svcAddr) return fromFQDN(nAddr);
@@ -194,15 +206,20 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
     const build = (qt: AddrQtype): Answer => {
       const seen = new Set<string>();
       const units: Unit[] = [];
-      let firstCname: Unit | null = null;
+      let firstCname: InstanceRecord | null = null;
       for (const s of list) {
         const r = instanceRecord(dc, s, qt, ttl, selfNames);
         if (!r || seen.has(r.key)) continue;
         seen.add(r.key);
-        if (r.cname) firstCname ??= r.unit;
+        if (r.cname) firstCname ??= r;
         else units.push(r.unit);
       }
-      if (units.length === 0 && firstCname) return positive([firstCname]);
+      if (units.length === 0 && firstCname) {
+        // Consul keeps the first CNAME only when no address record was produced.
+        const chain: Unit[] = [firstCname.unit];
+        chases.push({ target: firstCname.host!, ttl, into: chain, asGlue: false });
+        return positive(chain);
+      }
       return positive(units, { shuffle: true, addressLimit: qt !== QTYPE.SRV });
     };
     const byType = new Map<number, Answer>([
@@ -277,14 +294,18 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
       const r = addrRecord(qt, addr, ttl);
       return r ? Buffer.concat([QNAME_PTR, r.tail]) : null;
     };
+    const chased = (units: Unit[]): Unit[] => {
+      if (!isIP(n.address) && units.length > 0) chases.push({ target: n.address.replace(/\.$/, ''), ttl, into: units, asGlue: false });
+      return units;
+    };
     const meta = metaTails(n, ttl).map((t) => Buffer.concat([QNAME_PTR, t]));
     const byType = new Map<number, Answer>();
     for (const qt of [QTYPE.A, QTYPE.AAAA]) {
       const r = rec(qt);
-      byType.set(qt, r ? positive([plain(r)], { additional: cfg.enableAdditionalNodeMetaTxt ? meta : [] }) : nodeNoData);
+      byType.set(qt, r ? positive(chased([plain(r)]), { additional: cfg.enableAdditionalNodeMetaTxt ? meta : [] }) : nodeNoData);
     }
     const anyRec = rec(QTYPE.ANY);
-    const anyUnits = [...(anyRec ? [anyRec] : []), ...meta].map(plain);
+    const anyUnits = [...(anyRec ? chased([plain(anyRec)]) : []), ...meta.map(plain)];
     byType.set(QTYPE.ANY, anyUnits.length ? positive(anyUnits) : nodeNoData);
     byType.set(QTYPE.TXT, meta.length ? positive(meta.map(plain)) : nodeNoData);
     hash.update(`node:${dc}:${n.name}\n`);
@@ -481,6 +502,39 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
     return rfc && reverseEnts.has(name) ? ent : nx;
   };
 
+  // --- CNAME and SRV host targets inside the zone: add what they resolve to (Consul's resolveCNAME:
+  // an internal ANY lookup, at most 3 levels deep; loops end there too) ---
+  const suffix = `.${domain}`;
+  const resolveTarget = (target: string, ttl: number, depth: number): Buffer[] => {
+    const t = target.toLowerCase();
+    if (depth < 1 || !t.endsWith(suffix)) return [];
+    const owner = resolveZone(t.slice(0, -suffix.length).split('.'));
+    const ownerWire = nameToWire(target);
+    const out: Buffer[] = [];
+    for (const u of owner.answer(QTYPE.ANY).units) {
+      if (u.rr[0] !== 0xc0 || u.rr[1] !== 0x0c) continue;
+      const rr = Buffer.concat([ownerWire, u.rr.subarray(2)]);
+      rr.writeUInt32BE(ttl, ownerWire.length + 4); // Consul sets the TTL of resolved records
+      const type = rr.readUInt16BE(ownerWire.length);
+      if (type !== QTYPE.A && type !== QTYPE.AAAA && type !== QTYPE.CNAME) continue;
+      out.push(rr);
+      if (type === QTYPE.CNAME) {
+        const next = cnameTarget(u.rr);
+        if (next) out.push(...resolveTarget(next, ttl, depth - 1));
+      }
+    }
+    return out;
+  };
+  for (const c of chases) {
+    const rrs = resolveTarget(c.target, c.ttl, 3);
+    if (c.asGlue) {
+      const ownerLen = nameToWire(c.target).length;
+      for (const rr of rrs) if (rr.length > ownerLen && nameToWire(c.target).equals(rr.subarray(0, ownerLen))) (c.into as Buffer[]).push(rr.subarray(ownerLen));
+    } else {
+      for (const rr of rrs) (c.into as Unit[]).push(plain(rr));
+    }
+  }
+
   return new Zone({
     serial, domain, contentHash, soa, ns,
     resolve: (labels, where) => (where === 'zone' ? resolveZone(labels) : resolveReverse(labels)),
@@ -497,6 +551,19 @@ class SrvOnlyOwner implements Owner {
 }
 
 const QNAME_PTR = Buffer.from([0xc0, 0x0c]);
+
+/** The target of a CNAME RR whose owner is the 0xC00C pointer and whose RDATA name is uncompressed. */
+function cnameTarget(rr: Buffer): string | null {
+  if (rr.readUInt16BE(2) !== QTYPE.CNAME) return null;
+  const labels: string[] = [];
+  let o = 12;
+  while (o < rr.length && rr[o] !== 0) {
+    const len = rr[o]!;
+    labels.push(rr.toString('utf8', o + 1, o + 1 + len));
+    o += len + 1;
+  }
+  return labels.join('.');
+}
 
 /** Consul's findWeight: Weights.Passing/Warning by the aggregated status of the instance's checks. */
 export function weightOf(s: ServiceInstance): number {

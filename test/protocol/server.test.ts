@@ -315,3 +315,38 @@ describe('error replies to queries that carry records', () => {
     }
   });
 });
+
+describe('host-name addresses (CNAME)', () => {
+  let s: TestServer;
+  beforeAll(async () => { s = await startServer({ catalogFile: new URL('../../fixtures/alias-catalog.json', import.meta.url).pathname }); });
+  afterAll(() => s.close());
+  const lines = (rrs: Array<{ name: string; type: string; data: unknown }>) =>
+    rrs.filter((r) => r.type !== 'OPT').map((r) => `${r.name} ${r.type} ${typeof r.data === 'object' ? JSON.stringify(r.data) : r.data}`);
+
+  it('answers a service whose address is another service with a CNAME and what it resolves to', async () => {
+    const r = await udpQuery(s.port, 'alias.service.consul', 'A');
+    expect(lines(r.answers)).toEqual(['alias.service.consul CNAME db.service.consul', 'db.service.consul A 10.1.1.1']);
+  });
+
+  it('follows nested aliases, and stops on a loop after 3 levels', async () => {
+    const r = await udpQuery(s.port, 'alias2.service.consul', 'A');
+    expect(lines(r.answers)).toEqual([
+      'alias2.service.consul CNAME alias.service.consul', 'alias.service.consul CNAME db.service.consul', 'db.service.consul A 10.1.1.1',
+    ]);
+    const loop = await udpQuery(s.port, 'loop1.service.consul', 'A');
+    expect(loop.rcode).toBe('NOERROR');
+    expect(loop.answers.length).toBeLessThanOrEqual(4);
+    expect(loop.answers.every((a) => a.type === 'CNAME')).toBe(true);
+  });
+
+  it('uses the node address when the service address names the service itself', async () => {
+    expect(lines((await udpQuery(s.port, 'self.service.consul', 'A')).answers)).toEqual(['self.service.consul A 10.1.1.1']);
+  });
+
+  it('gives an external host as SRV target without glue, and a CNAME for a node with a host-name address', async () => {
+    const srv = await udpQuery(s.port, 'external.service.consul', 'SRV', { edns: 1232 });
+    expect(lines(srv.answers)).toEqual(['external.service.consul SRV {"priority":1,"weight":1,"port":443,"target":"www.example.com"}']);
+    expect(lines(srv.additionals)).toEqual([]);
+    expect(lines((await udpQuery(s.port, 'ext.node.consul', 'A')).answers)).toEqual(['ext.node.consul CNAME db.example.com']);
+  });
+});
