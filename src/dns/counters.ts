@@ -11,7 +11,6 @@ export class DnsCounters {
   dropped = 0;
   truncated = 0;
   internalErrors = 0;
-  udpSendErrors = 0;
   tcpConnections = 0;
   tcpRejected = 0;
   tcpIdleClosed = 0;

@@ -16,14 +16,18 @@ export class UdpServer {
 
   async start(): Promise<number> {
     const { host, port, handler, counters } = this.opts;
-    const socket = createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4', recvBufferSize: 4 * 1024 * 1024 });
+    const socket = createSocket({
+      type: isIP(host) === 6 ? 'udp6' : 'udp4',
+      recvBufferSize: 4 * 1024 * 1024,
+      // Replies go to the sender's IP: skip dns.lookup's deferred callback (one tick per reply).
+      lookup: (address: string, family: unknown, cb: (e: Error | null, a: string, f: number) => void) => cb(null, address, isIP(address)),
+    } as Parameters<typeof createSocket>[0]);
     this.socket = socket;
-    const onSent = (err: Error | null) => {
-      if (err) counters.udpSendErrors++;
-    };
     socket.on('message', (msg, rinfo) => {
       const resp = handler.handle(msg, false);
-      if (resp) socket.send(resp, rinfo.port, rinfo.address, onSent);
+      // No callback: libuv may then send at once without a completion request. A failed send is a
+      // lost datagram, which the client retries like any other loss.
+      if (resp) socket.send(resp, rinfo.port, rinfo.address);
     });
     await new Promise<void>((resolve, reject) => {
       const fail = (e: Error) => reject(new CatalogDnsError('CDNS_ERR_BIND', `cannot bind UDP ${host}:${port}: ${e.message}`, { cause: e }));
