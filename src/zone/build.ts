@@ -360,7 +360,21 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
     const r = isIP(addr) ? addrRecord(QTYPE.NS, addr, cfg.nodeTtl) : null;
     if (r) nsGlue.push(Buffer.concat([nameToWire(target), r.tail]));
   }
-  if (nsRRs.length === 0) nsRRs.push(rrAt(apexWire, 'NS', cfg.nodeTtl, `ns.${domain}`));
+  // No healthy consul servers in the catalog: the SOA MNAME `ns.<domain>` is the name server, with
+  // this server's own listen address (when it is a specific one) so the delegation is usable.
+  let fallbackNs: Owner | null = null;
+  if (nsRRs.length === 0) {
+    const target = `ns.${domain}`;
+    nsRRs.push(rrAt(apexWire, 'NS', cfg.nodeTtl, target));
+    const own = cfg.dnsHost === '0.0.0.0' || cfg.dnsHost === '::' ? null : addrRecord(QTYPE.ANY, cfg.dnsHost, cfg.nodeTtl);
+    if (own) {
+      nsGlue.push(Buffer.concat([nameToWire(target), own.tail]));
+      const a = positive([plain(Buffer.concat([QNAME_PTR, own.tail]))]);
+      fallbackNs = new TypedOwner(new Map([[own.type === 'A' ? QTYPE.A : QTYPE.AAAA, a], [QTYPE.ANY, a]]), NODATA);
+    } else {
+      fallbackNs = ent;
+    }
+  }
   for (const b of [...nsRRs, ...nsGlue]) hash.update(b);
   hash.update(JSON.stringify([domain, cfg.soa, cfg.negativeTtl, cfg.compat]));
 
@@ -449,6 +463,7 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
       if (KINDS.has(labels[i]!)) { k = i; break; }
     }
     if (k < 0) {
+      if (fallbackNs && labels.length === 1 && labels[0] === 'ns') return fallbackNs;
       // RFC 2782 names without the `service` label: `_db._primary.consul` (Consul: SRV queries only).
       for (let i = labels.length - 1; i >= 0; i--) {
         if (labels[i]!.startsWith('_')) {

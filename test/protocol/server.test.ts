@@ -350,3 +350,19 @@ describe('host-name addresses (CNAME)', () => {
     expect(lines((await udpQuery(s.port, 'ext.node.consul', 'A')).answers)).toEqual(['ext.node.consul CNAME db.example.com']);
   });
 });
+
+describe('a catalog without consul servers', () => {
+  it('delegates to ns.<domain> and answers its address with the listen address', async () => {
+    const s = await startServer({ catalogFile: new URL('../../fixtures/alias-catalog.json', import.meta.url).pathname });
+    try {
+      const ns = await udpQuery(s.port, 'consul', 'NS');
+      expect(ns.answers.map((a) => a.data)).toEqual(['ns.consul']);
+      expect(ns.additionals.filter((a) => a.type === 'A').map((a) => `${a.name} ${a.data}`)).toEqual(['ns.consul 127.0.0.1']);
+      const a = await udpQuery(s.port, 'ns.consul', 'A');
+      expect(a.answers.map((r) => r.data)).toEqual(['127.0.0.1']);
+      expect((await udpQuery(s.port, 'ns.consul', 'AAAA')).rcode).toBe('NOERROR');
+    } finally {
+      await s.close();
+    }
+  });
+});
