@@ -97,7 +97,9 @@ const HOSTNAME_LABEL = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
 export function isHostname(s: string): boolean {
   const t = s.endsWith('.') ? s.slice(0, -1) : s;
   if (t.length === 0 || t.length > 253) return false;
-  return t.split('.').every((l) => HOSTNAME_LABEL.test(l));
+  const labels = t.split('.');
+  // RFC 1123 §2.1: a dotted quad is an address, never a host name (so `10.0.1.300` is rejected).
+  return labels.every((l) => HOSTNAME_LABEL.test(l)) && !/^\d+$/.test(labels[labels.length - 1]!);
 }
 
 type Json = unknown;

@@ -64,18 +64,16 @@ export class QueryHandler {
       this.counters.response(RCODE.SERVFAIL);
       return writeError(q, RCODE.SERVFAIL);
     }
-    const owner = zone.owner(q.key);
-    if (!owner) {
+    const qt = q.qtype;
+    const ans = zone.answer(q.key, qt);
+    if (!ans) {
       this.counters.response(RCODE.REFUSED);
       return writeError(q, RCODE.REFUSED);
     }
-    const qt = q.qtype;
     if (qt === QTYPE.AXFR || qt === QTYPE.IXFR) {
       this.counters.response(RCODE.NOTIMP);
       return writeError(q, RCODE.NOTIMP, { aa: true });
     }
-    // Consul answers SOA and NS for any name in the domain with the apex records.
-    const ans = qt === QTYPE.SOA ? zone.soa : qt === QTYPE.NS ? zone.ns : owner.answer(qt);
     const w = this.writer.write(q, ans, this.limits(q, tcp));
     if (w.truncated) this.counters.truncated++;
     this.counters.response(ans.rcode);

@@ -3,6 +3,7 @@
  * and copy the prepared fragments. Deciding what goes in the answer happened at zone build time.
  */
 import type { Answer } from '../zone/zone.js';
+import { writeBlock } from './pack.js';
 import type { Edns, Query, Reject } from './query.js';
 
 export interface Limits {
@@ -70,6 +71,15 @@ export class ResponseWriter {
 
     const opt = q.edns ? this.opt(q.edns) : null;
     const qEnd = q.questionEnd;
+    const packed = ans.packed;
+    if (packed && packed.an <= lim.maxAnswers && qEnd + packed.bytes.length + (opt ? opt.length : 0) <= lim.maxSize) {
+      const out = Buffer.allocUnsafe(qEnd + packed.bytes.length + (opt ? opt.length : 0));
+      out.set(q.msg.subarray(0, qEnd), 0);
+      let end = writeBlock(packed, out, qEnd);
+      if (opt) { out.set(opt, end); end += opt.length; }
+      this.header(out, q, ans.rcode, false, packed.an, packed.ns, packed.ar + (opt ? 1 : 0));
+      return { buf: out, truncated: false, answers: packed.an };
+    }
     let size = qEnd + (opt ? opt.length : 0);
     let limit = n;
     let truncated = false;
@@ -149,13 +159,16 @@ export class ResponseWriter {
     for (const r of extras) { buf.set(r, o); o += r.length; }
     if (opt) { buf.set(opt, o); o += opt.length; extraCount++; }
 
-    const tc = truncated && lim.setTruncated;
-    buf.writeUInt16BE(FLAG_QR | FLAG_AA | (tc ? FLAG_TC : 0) | q.copyFlags | (ans.rcode & 0x0f), 2);
-    buf.writeUInt16BE(1, 4);
-    buf.writeUInt16BE(picked, 6);
-    buf.writeUInt16BE(withAuthority ? ans.authority.length : 0, 8);
-    buf.writeUInt16BE(extraCount + extras.length, 10);
+    this.header(buf, q, ans.rcode, truncated && lim.setTruncated, picked, withAuthority ? ans.authority.length : 0, extraCount + extras.length);
     return { buf, truncated, answers: picked };
+  }
+
+  private header(buf: Buffer, q: Query, rcode: number, tc: boolean, an: number, ns: number, ar: number): void {
+    buf.writeUInt16BE(FLAG_QR | FLAG_AA | (tc ? FLAG_TC : 0) | q.copyFlags | (rcode & 0x0f), 2);
+    buf.writeUInt16BE(1, 4);
+    buf.writeUInt16BE(an, 6);
+    buf.writeUInt16BE(ns, 8);
+    buf.writeUInt16BE(ar, 10);
   }
 
   /** OPT records without options are the same for every query with the same size and DO bit. */

@@ -8,6 +8,7 @@ import { isIP } from 'node:net';
 import type { Catalog, CatalogNode, ServiceInstance } from '../catalog/catalog.js';
 import { isWireName } from '../catalog/catalog.js';
 import { serviceTtlFor, type Config } from '../config.js';
+import { packBlock, type PackRecord, type PackedBlock } from '../dns/pack.js';
 import { QTYPE, RCODE, nameToWire, rrAt, rrAtQname, rrTail, txtStrings } from '../dns/wire.js';
 import { addrFromHex, canonicalIp, ipHex, reverseName } from './ip.js';
 import { FixedOwner, TypedOwner, Zone, type Answer, type Owner, type Unit } from './zone.js';
@@ -59,7 +60,7 @@ interface DcData {
 
 const KINDS = new Set(['service', 'connect', 'virtual', 'ingress', 'node', 'query', 'addr']);
 
-function mutableAnswer(rcode: number): Answer & { authority: Buffer[] } {
+function mutableAnswer(rcode: number): Answer & { authority: Buffer[]; packed?: PackedBlock } {
   return { rcode, units: [], shuffle: false, addressLimit: false, authority: [], additional: [] };
 }
 
@@ -102,7 +103,9 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
     return id;
   };
 
-  const isWan = (dc: string) => cfg.translateWanAddrs && dc !== catalog.datacenter;
+  // Datacenter names are labels like any other: matched and written in lower case.
+  const localDc = catalog.datacenter.toLowerCase();
+  const isWan = (dc: string) => cfg.translateWanAddrs && dc !== localDc;
   const acceptOf = (qt: number): Accept => (qt === QTYPE.A ? 'v4' : qt === QTYPE.AAAA ? 'v6' : 'any');
   // Consul's translateAddressAccept: a tagged address of the accepted family, else the default.
   const pick = (accept: Accept, def: string, v4: string, v6: string): string => {
@@ -253,7 +256,9 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
 
   // --- datacenters: services, connect, nodes ---
   const dcs = new Map<string, DcData>();
-  for (const [dc, dcat] of [...catalog.datacenters].sort(([a], [b]) => a.localeCompare(b))) {
+  for (const [dcRaw, dcat] of [...catalog.datacenters].sort(([a], [b]) => a.localeCompare(b))) {
+    const dc = dcRaw.toLowerCase();
+    if (dcs.has(dc)) { warn(`datacenter ${dcRaw} differs from another only by case; first kept`); continue; }
     const data: DcData = { services: new Map(), connect: new Map(), nodes: new Map(), nodeSuffixes: new Set(), tags: new Set() };
     const connectLists = new Map<string, ServiceInstance[]>();
     for (const [svc, list] of [...dcat.services].sort(([a], [b]) => a.localeCompare(b))) {
@@ -313,7 +318,7 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
     return new TypedOwner(byType, nodeNoData);
   }
 
-  const local = dcs.get(catalog.datacenter)!;
+  const local = dcs.get(localDc)!;
   const localCat = catalog.datacenters.get(catalog.datacenter)!;
 
   // --- virtual IPs (local DC; Consul does not answer them across DCs) ---
@@ -339,26 +344,33 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
     for (let i = 1; i < parts.length - 1; i++) reverseEnts.add(parts.slice(i).join('.'));
   };
   for (const n of localCat.nodes.values()) {
-    if (isIP(n.address) && local.nodes.has(n.name.toLowerCase())) addPtr(n.address, `${n.name}.node.${catalog.datacenter}.${domain}`);
+    if (isIP(n.address) && local.nodes.has(n.name.toLowerCase())) addPtr(n.address, `${n.name}.node.${localDc}.${domain}`);
   }
   for (const [svc, list] of localCat.services) {
-    for (const s of list) if (isIP(s.address)) addPtr(s.address, `${svc}.service.${catalog.datacenter}.${domain}`);
+    for (const s of list) if (isIP(s.address)) addPtr(s.address, `${svc}.service.${localDc}.${domain}`);
   }
 
   // --- apex NS: up to 3 healthy consul servers of the local DC (Consul's getNameserversAndNodeRecord) ---
   const apexWire = nameToWire(domain);
   const nsRRs: Buffer[] = [];
   const nsGlue: Buffer[] = [];
+  // The same records for the compressed SOA/NS blocks.
+  const nsPack: PackRecord[] = [];
+  const gluePack: PackRecord[] = [];
   const servers = (localCat.services.get('consul') ?? []).filter(healthy)
     .map((s) => s.node).filter((n, i, a) => a.indexOf(n) === i)
-    .filter((n) => isWireName(`${n.name}.node.${catalog.datacenter}.${domain}`))
+    .filter((n) => isWireName(`${n.name}.node.${localDc}.${domain}`))
     .sort((a, b) => a.name.localeCompare(b.name)).slice(0, 3);
   for (const n of servers) {
-    const target = `${n.name}.node.${catalog.datacenter}.${domain}`;
+    const target = `${n.name}.node.${localDc}.${domain}`;
     nsRRs.push(rrAt(apexWire, 'NS', cfg.nodeTtl, target));
-    const addr = nodeAddr(catalog.datacenter, n, 'any');
+    nsPack.push({ owner: domain, type: 'NS', ttl: cfg.nodeTtl, data: target });
+    const addr = nodeAddr(localDc, n, 'any');
     const r = isIP(addr) ? addrRecord(QTYPE.NS, addr, cfg.nodeTtl) : null;
-    if (r) nsGlue.push(Buffer.concat([nameToWire(target), r.tail]));
+    if (r) {
+      nsGlue.push(Buffer.concat([nameToWire(target), r.tail]));
+      gluePack.push({ owner: target, type: r.type, ttl: cfg.nodeTtl, data: canonicalIp(addr) });
+    }
   }
   // No healthy consul servers in the catalog: the SOA MNAME `ns.<domain>` is the name server, with
   // this server's own listen address (when it is a specific one) so the delegation is usable.
@@ -366,9 +378,11 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
   if (nsRRs.length === 0) {
     const target = `ns.${domain}`;
     nsRRs.push(rrAt(apexWire, 'NS', cfg.nodeTtl, target));
+    nsPack.push({ owner: domain, type: 'NS', ttl: cfg.nodeTtl, data: target });
     const own = cfg.dnsHost === '0.0.0.0' || cfg.dnsHost === '::' ? null : addrRecord(QTYPE.ANY, cfg.dnsHost, cfg.nodeTtl);
     if (own) {
       nsGlue.push(Buffer.concat([nameToWire(target), own.tail]));
+      gluePack.push({ owner: target, type: own.type, ttl: cfg.nodeTtl, data: canonicalIp(cfg.dnsHost) });
       const a = positive([plain(Buffer.concat([QNAME_PTR, own.tail]))]);
       fallbackNs = new TypedOwner(new Map([[own.type === 'A' ? QTYPE.A : QTYPE.AAAA, a], [QTYPE.ANY, a]]), NODATA);
     } else {
@@ -386,19 +400,31 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
     refresh: cfg.soa.refresh, retry: cfg.soa.retry, expire: cfg.soa.expire, minimum: cfg.soa.minTtl,
   };
   const soaRR = rrAt(apexWire, 'SOA', cfg.soa.minTtl, soaData);
-  // RFC 2308 §5: the negative TTL is min(SOA TTL, SOA MINIMUM) unless configured.
-  const negSoa = rrAt(apexWire, 'SOA', cfg.negativeTtl ?? Math.min(cfg.soa.minTtl, cfg.soa.minTtl), soaData);
+  // RFC 2308 §5: the SOA in a negative answer carries min(SOA TTL, SOA MINIMUM) -- both are
+  // soa.min_ttl here -- unless negative_ttl is configured.
+  const negTtl = cfg.negativeTtl ?? cfg.soa.minTtl;
+  const negSoa = rrAt(apexWire, 'SOA', negTtl, soaData);
+  const soaPack: PackRecord = { owner: domain, type: 'SOA', ttl: cfg.soa.minTtl, data: soaData };
+  const negPacked = packBlock([], [{ ...soaPack, ttl: negTtl }], []);
   NXDOMAIN.authority.push(negSoa);
   NODATA.authority.push(negSoa);
-  const soa: Answer = { rcode: RCODE.NOERROR, units: [plain(soaRR)], shuffle: false, addressLimit: false, authority: nsRRs, additional: nsGlue };
-  const ns: Answer = { rcode: RCODE.NOERROR, units: nsRRs.map(plain), shuffle: false, addressLimit: false, authority: [], additional: nsGlue };
+  NXDOMAIN.packed = negPacked;
+  NODATA.packed = negPacked;
+  const soa: Answer = {
+    rcode: RCODE.NOERROR, units: [plain(soaRR)], shuffle: false, addressLimit: false, authority: nsRRs, additional: nsGlue,
+    packed: packBlock([soaPack], nsPack, gluePack),
+  };
+  const ns: Answer = {
+    rcode: RCODE.NOERROR, units: nsRRs.map(plain), shuffle: false, addressLimit: false, authority: [], additional: nsGlue,
+    packed: packBlock(nsPack, [], gluePack),
+  };
 
   // --- name resolution (Consul's dispatch), memoised per name by the Zone ---
   const apexOwner = rfc ? ent : nx;
 
   /** Consul CE parseLocality: [], [dc], [x, dc|peer] pairs (2 or 4 labels). Returns the DC or null. */
   const parseLocality = (suffix: readonly string[]): string | null => {
-    if (suffix.length === 0) return catalog.datacenter;
+    if (suffix.length === 0) return localDc;
     if (suffix.length === 1) return suffix[0]!;
     if (suffix.length !== 2 && suffix.length !== 4) return null;
     let dc = '', peer = '';
@@ -478,7 +504,7 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
     const kind = labels[k]!;
     if (parts.length === 0) {
       if (!rfc) return nx;
-      const dcName = kind === 'virtual' ? catalog.datacenter : parseLocality(suffix);
+      const dcName = kind === 'virtual' ? localDc : parseLocality(suffix);
       const data = dcName === null ? undefined : dcs.get(dcName);
       if (!data) return nx;
       const has = kind === 'service' ? [...data.services.values()].some((e) => e.all)

@@ -3,6 +3,7 @@
  * Query time is: name lookup (memoised) -> Answer -> the response writer shuffles/trims and copies.
  */
 import { LRUCache } from 'lru-cache';
+import type { PackedBlock } from '../dns/pack.js';
 
 /** One answer record plus the additional records it brings (SRV glue). */
 export interface Unit {
@@ -32,6 +33,11 @@ export interface Answer {
    * for other qtypes). Owners are uncompressed or the question pointer 0xC00C.
    */
   readonly additional: readonly Buffer[];
+  /**
+   * The whole answer (answer, authority, additional) as one compressed block, for answers with no
+   * shuffled units (SOA, NS, negative). Used whenever it fits; else the records above are trimmed.
+   */
+  readonly packed?: PackedBlock;
 }
 
 /** What a name resolves to: one prepared Answer per qtype. */
@@ -67,6 +73,12 @@ export interface ZoneParts {
 }
 
 const ZONE = 1, REVERSE = 2, OUT = 0;
+const QTYPE_SOA = 6, QTYPE_NS = 2;
+
+interface Entry {
+  readonly owner: Owner;
+  readonly inZone: boolean;
+}
 
 export class Zone {
   readonly serial: number;
@@ -78,7 +90,7 @@ export class Zone {
   private readonly resolve: Resolver;
   private readonly domainKey: string;
   private readonly domainLabels: number;
-  private readonly memo: LRUCache<string, Owner>;
+  private readonly memo: LRUCache<string, Entry>;
 
   constructor(p: ZoneParts, memoSize = 50_000) {
     this.serial = p.serial;
@@ -94,20 +106,27 @@ export class Zone {
   }
 
   /**
-   * The Owner for a question name given as its wire-format key (see wireKey: lower case, latin1),
-   * or null when the name is outside the zone and the reverse trees (REFUSED).
+   * The prepared answer for a question name given as its wire-format key (see wireKey: lower case,
+   * latin1) and a qtype, or null when the name is outside the zone and the reverse trees (REFUSED).
+   * Consul answers SOA and NS queries for any name in its domain with the apex records; names in
+   * the reverse trees are not in the domain and get their own answer.
    */
-  owner(key: string): Owner | null {
-    const hit = this.memo.get(key);
-    if (hit) return hit;
+  answer(key: string, qtype: number): Answer | null {
+    const e = this.memo.get(key) ?? this.entry(key);
+    if (!e) return null;
+    if (e.inZone && (qtype === QTYPE_SOA || qtype === QTYPE_NS)) return qtype === QTYPE_SOA ? this.soa : this.ns;
+    return e.owner.answer(qtype);
+  }
+
+  private entry(key: string): Entry | null {
     const labels = keyLabels(key);
     const where = this.classify(key, labels);
     if (where === OUT) return null;
-    const owner = where === ZONE
-      ? this.resolve(labels.slice(0, labels.length - this.domainLabels), 'zone')
-      : this.resolve(labels, 'reverse');
-    this.memo.set(key, owner);
-    return owner;
+    const e: Entry = where === ZONE
+      ? { owner: this.resolve(labels.slice(0, labels.length - this.domainLabels), 'zone'), inZone: true }
+      : { owner: this.resolve(labels, 'reverse'), inZone: false };
+    this.memo.set(key, e);
+    return e;
   }
 
   private classify(key: string, labels: readonly string[]): number {

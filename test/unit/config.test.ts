@@ -1,0 +1,225 @@
+/**
+ * Configuration: precedence flag > environment > file > default, durations, service_ttl, and every
+ * bad value reported as a ConfigError naming the option as the user wrote it.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadConfig, parseDuration, serviceTtlFor, type Sources } from '../../src/config.js';
+import { ConfigError } from '../../src/errors.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'catalog-dns-config-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let files = 0;
+const file = (doc: unknown): string => {
+  const p = join(dir, `c${files++}.json`);
+  writeFileSync(p, typeof doc === 'string' ? doc : JSON.stringify(doc));
+  return p;
+};
+
+function configError(src: Sources): ConfigError {
+  try {
+    loadConfig(src);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    expect((e as ConfigError).code).toBe('CDNS_ERR_CONFIG');
+    return e as ConfigError;
+  }
+  throw new Error(`expected a ConfigError for ${JSON.stringify(src)}`);
+}
+
+describe('defaults (Consul dns_config defaults, §1.2)', () => {
+  const c = loadConfig();
+  it.each([
+    ['domain', 'consul'],
+    ['compat', 'rfc'],
+    ['nodeTtl', 0],
+    ['serviceTtl', []],
+    ['onlyPassing', false],
+    ['udpAnswerLimit', 3],
+    ['aRecordLimit', 0],
+    ['enableTruncate', true], // rfc mode (§1.16.3)
+    ['enableAdditionalNodeMetaTxt', true],
+    ['translateWanAddrs', false],
+    ['soa', { refresh: 3600, retry: 600, expire: 86400, minTtl: 0 }],
+    ['ptrTtl', 0],
+    ['negativeTtl', null],
+    ['maxUdpSize', 1232],
+  ] as const)('%s = %j', (k, v) => {
+    expect(c[k]).toEqual(v);
+  });
+
+  it('enable_truncate defaults to false with compat consul, and can be set either way', () => {
+    expect(loadConfig({ object: { compat: 'consul' } }).enableTruncate).toBe(false);
+    expect(loadConfig({ object: { compat: 'consul', enable_truncate: true } }).enableTruncate).toBe(true);
+    expect(loadConfig({ object: { enable_truncate: false } }).enableTruncate).toBe(false);
+  });
+});
+
+describe('precedence: flag > environment > file > default', () => {
+  const path = file({ node_ttl: '10s', only_passing: true, udp_answer_limit: 4 });
+
+  it('file over default', () => {
+    const c = loadConfig({ configFile: path });
+    expect([c.nodeTtl, c.onlyPassing, c.udpAnswerLimit]).toEqual([10, true, 4]);
+  });
+
+  it('environment over file', () => {
+    const c = loadConfig({ configFile: path, env: { CATALOG_DNS_NODE_TTL: '20s', CATALOG_DNS_ONLY_PASSING: 'false' } });
+    expect([c.nodeTtl, c.onlyPassing, c.udpAnswerLimit]).toEqual([20, false, 4]);
+  });
+
+  it('flag over environment', () => {
+    const c = loadConfig({ configFile: path, env: { CATALOG_DNS_NODE_TTL: '20s' }, flags: { node_ttl: '30s' } });
+    expect(c.nodeTtl).toBe(30);
+  });
+
+  it('unrelated environment variables are ignored', () => {
+    expect(loadConfig({ env: { CATALOG_DNS_NOPE: 'x', PATH: '/bin' } }).nodeTtl).toBe(0);
+  });
+
+  it('nested soa settings in the file, in dns_config, and from env/flags', () => {
+    const p = file({ dns_config: { soa: { refresh: '2h', min_ttl: 5 }, node_ttl: 7 } });
+    const c = loadConfig({ configFile: p, env: { CATALOG_DNS_SOA_RETRY: '1m' }, flags: { 'soa.expire': '72h' } });
+    expect(c.soa).toEqual({ refresh: 7200, retry: 60, expire: 259200, minTtl: 5 });
+    expect(c.nodeTtl).toBe(7);
+    expect(loadConfig({ object: { soa: { min_ttl: '30s' } } }).soa.minTtl).toBe(30);
+  });
+
+  it('the domain is canonical: lower case, no trailing dot', () => {
+    expect(loadConfig({ object: { domain: 'Consul.' } }).domain).toBe('consul');
+    expect(loadConfig({ flags: { domain: 'dc.Example.ORG' } }).domain).toBe('dc.example.org');
+  });
+});
+
+describe('durations (Go style or seconds, whole seconds)', () => {
+  it.each([
+    ['30s', 30], ['5m', 300], ['1h', 3600], ['1m30s', 90], ['1h30m', 5400], ['2h0m5s', 7205],
+    ['1500ms', 1], ['500ms', 0], ['1.5s', 1], ['90', 90], [' 10s ', 10], [45, 45], [2.9, 2], [0, 0],
+  ] as const)('%j -> %i', (v, want) => {
+    expect(parseDuration(v)).toBe(want);
+  });
+
+  it.each([['abc'], ['10x'], ['-5s'], [-5], ['1m30'], [''], ['s'], [true], [null], [{}], [Number.NaN], [Infinity]])('%j is not a duration', (v) => {
+    expect(parseDuration(v)).toBeNull();
+  });
+
+  it('duration options accept both forms', () => {
+    expect(loadConfig({ object: { node_ttl: '1m' } }).nodeTtl).toBe(60);
+    expect(loadConfig({ object: { node_ttl: 60 } }).nodeTtl).toBe(60);
+    expect(loadConfig({ env: { CATALOG_DNS_PTR_TTL: '60' } }).ptrTtl).toBe(60);
+    expect(loadConfig({ object: { tcp_idle_timeout: '2s' } }).tcpIdleTimeoutMs).toBe(2000);
+  });
+});
+
+describe('service_ttl', () => {
+  it('as a JSON object in the file', () => {
+    const c = loadConfig({ configFile: file({ service_ttl: { '*': '5s', web: '30s', 'db*': 10 } }) });
+    expect(c.serviceTtl).toEqual(expect.arrayContaining([
+      { prefix: '', wildcard: true, ttl: 5 }, { prefix: 'web', wildcard: false, ttl: 30 }, { prefix: 'db', wildcard: true, ttl: 10 },
+    ]));
+    expect(c.serviceTtl).toHaveLength(3);
+  });
+
+  it('as "name=duration,..." from the environment or a flag', () => {
+    const c = loadConfig({ env: { CATALOG_DNS_SERVICE_TTL: '*=5s, web=30s,api*=1m' } });
+    expect(serviceTtlFor(c.serviceTtl, 'web')).toBe(30);
+    expect(serviceTtlFor(c.serviceTtl, 'api-gw')).toBe(60);
+    expect(serviceTtlFor(c.serviceTtl, 'other')).toBe(5);
+  });
+
+  it('as a JSON object string', () => {
+    const c = loadConfig({ flags: { service_ttl: '{"web": "15s"}' } });
+    expect(serviceTtlFor(c.serviceTtl, 'web')).toBe(15);
+  });
+});
+
+describe('serviceTtlFor: exact, then the longest prefix*, then *, else 0 (§1.2)', () => {
+  const rules = loadConfig({ object: { service_ttl: { '*': 1, 'w*': 2, 'web*': 3, web: 4, 'web-api*': 5, Billing: 6 } } }).serviceTtl;
+  it.each([
+    ['web', 4], // exact beats the prefixes that also match
+    ['web-api', 5], // longest prefix
+    ['web-api-v2', 5],
+    ['webhook', 3],
+    ['worker', 2],
+    ['db', 1], // catch-all
+    ['WEB', 4], // names are matched case-insensitively
+    ['billing', 6],
+  ] as const)('%s -> %i', (name, want) => {
+    expect(serviceTtlFor(rules, name)).toBe(want);
+  });
+
+  it('no rule and no catch-all: 0 (legacy; v2 used node_ttl)', () => {
+    const r = loadConfig({ object: { service_ttl: { web: 4 }, node_ttl: 60 } }).serviceTtl;
+    expect(serviceTtlFor(r, 'db')).toBe(0);
+    expect(serviceTtlFor([], 'web')).toBe(0);
+  });
+});
+
+describe('bad values name the option as the user wrote it', () => {
+  it.each([
+    [{ object: { udp_answer_limit: 0 } }, 'udp_answer_limit'],
+    [{ object: { udp_answer_limit: 'many' } }, 'udp_answer_limit'],
+    [{ object: { a_record_limit: -1 } }, 'a_record_limit'],
+    [{ object: { a_record_limit: 1.5 } }, 'a_record_limit'],
+    [{ object: { max_udp_size: 511 } }, 'max_udp_size'],
+    [{ object: { node_ttl: 'soon' } }, 'node_ttl'],
+    [{ object: { node_ttl: '100000000000s' } }, 'node_ttl'],
+    [{ object: { service_ttl: 'web' } }, 'service_ttl'],
+    [{ object: { service_ttl: 'web=forever' } }, 'service_ttl'],
+    [{ object: { service_ttl: { web: 'x' } } }, 'service_ttl'],
+    [{ object: { service_ttl: [1] } }, 'service_ttl'],
+    [{ object: { service_ttl: '{broken' } }, 'service_ttl'],
+    [{ object: { only_passing: 'maybe' } }, 'only_passing'],
+    [{ object: { enable_truncate: 2 } }, 'enable_truncate'],
+    [{ object: { enable_additional_node_meta_txt: 'on' } }, 'enable_additional_node_meta_txt'],
+    [{ object: { compat: 'bind' } }, 'compat'],
+    [{ object: { domain: 'bad..name' } }, 'domain'],
+    [{ object: { domain: '' } }, 'domain'],
+    [{ object: { dns: 'localhost:53' } }, 'dns'],
+    [{ object: { dns: '::1:53' } }, 'dns'],
+    [{ object: { dns: '127.0.0.1:70000' } }, 'dns'],
+    [{ object: { log_level: 'loud' } }, 'log_level'],
+    [{ object: { soa: { refresh: 'later' } } }, 'soa.refresh'],
+    [{ object: { soa: { min_ttl: -1 } } }, 'soa.min_ttl'],
+    [{ object: { soa: 5 } }, 'soa'],
+    [{ object: { tcp_idle_timeout: 0 } }, 'tcp_idle_timeout'],
+    [{ object: { no_such_option: 1 } }, 'no_such_option'],
+    [{ env: { CATALOG_DNS_UDP_ANSWER_LIMIT: 'x' } }, 'CATALOG_DNS_UDP_ANSWER_LIMIT'],
+    [{ env: { CATALOG_DNS_SOA_MIN_TTL: 'x' } }, 'CATALOG_DNS_SOA_MIN_TTL'],
+    [{ env: { CATALOG_DNS_SERVICE_TTL: 'web' } }, 'CATALOG_DNS_SERVICE_TTL'],
+    [{ flags: { node_ttl: 'x' } }, '--node-ttl'],
+    [{ flags: { 'soa.min_ttl': 'x' } }, '--soa-min-ttl'],
+    [{ flags: { enable_additional_node_meta_txt: 'x' } }, '--enable-additional-node-meta-txt'],
+  ] as Array<[Sources, string]>)('%j -> %s', (src, key) => {
+    const e = configError(src);
+    expect(e.key).toBe(key);
+    expect(e.message.startsWith(`${key}: `)).toBe(true);
+    expect(e.message.length).toBeGreaterThan(key.length + 3); // and a reason
+  });
+
+  it('in a config file: names the file and the key', () => {
+    const p = file({ node_ttl: 'soon' });
+    const e = configError({ configFile: p });
+    expect(e.key).toBe(`${p}: node_ttl`);
+    const p2 = file({ mystery: 1 });
+    expect(configError({ configFile: p2 }).message).toBe(`${p2}: mystery: unknown option`);
+  });
+
+  it('an unreadable or non-object config file names --config', () => {
+    expect(configError({ configFile: join(dir, 'missing.json') }).key).toBe('--config');
+    expect(configError({ configFile: file('{not json') }).key).toBe('--config');
+    expect(configError({ configFile: file([1, 2]) }).key).toBe('--config');
+  });
+
+  it('the reason says what was expected', () => {
+    expect(configError({ object: { udp_answer_limit: 0 } }).message).toBe('udp_answer_limit: expected an integer 1-65535');
+    expect(configError({ object: { max_udp_size: 100 } }).message).toBe('max_udp_size: expected an integer 512-65535');
+    expect(configError({ object: { service_ttl: 'web=forever' } }).message).toMatch(/^service_ttl: web: "forever" is not a duration/);
+  });
+
+  it('udp_answer_limit above 8 is accepted (the handler caps it, like Consul)', () => {
+    expect(loadConfig({ object: { udp_answer_limit: 20 } }).udpAnswerLimit).toBe(20);
+  });
+});
