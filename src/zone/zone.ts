@@ -73,7 +73,7 @@ export interface ZoneParts {
 }
 
 const ZONE = 1, REVERSE = 2, OUT = 0;
-const QTYPE_SOA = 6, QTYPE_NS = 2;
+const QTYPE_SOA = 6, QTYPE_NS = 2, QTYPE_ANY = 255;
 
 interface Entry {
   readonly owner: Owner;
@@ -115,6 +115,8 @@ export class Zone {
     const e = this.memo.get(key) ?? this.entry(key);
     if (!e) return null;
     if (e.inZone && (qtype === QTYPE_SOA || qtype === QTYPE_NS)) return qtype === QTYPE_SOA ? this.soa : this.ns;
+    // ANY at the apex: the SOA with the NS records (a subset, as RFC 8482 allows).
+    if (qtype === QTYPE_ANY && key === this.domainKey) return this.soa;
     return e.owner.answer(qtype);
   }
 

@@ -424,6 +424,7 @@ describe('more TTL and OPT cases', () => {
       extra: ['0a000279.addr.dc1.consul. 12 IN A 10.0.2.121', '0a000216.addr.dc1.consul. 12 IN A 10.0.2.22'] },
     { name: 'REFUSED keeps the OPT', qname: 'example.com', qtype: 'A', edns: 1232, rcode: 'REFUSED' },
     { name: 'SOA answer with EDNS', qname: 'consul', qtype: 'SOA', edns: 1232, answer: [SOA], ns: NS, extra: NS_GLUE },
+    { name: 'ANY at the apex: the SOA with its NS (RFC 8482 subset)', qname: 'consul', qtype: 'ANY', answer: [SOA], ns: NS, extra: NS_GLUE },
   ]);
 });
 
