@@ -2,9 +2,10 @@
  * One query in, one response out (or null: drop). The single place where lookup outcomes become
  * rcodes, and the boundary that turns an unexpected throw into SERVFAIL, a log line and a counter.
  */
+import { LRUCache } from 'lru-cache';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
-import type { Zone } from '../zone/zone.js';
+import type { Answer, Zone } from '../zone/zone.js';
 import type { DnsCounters } from './counters.js';
 import { parseQuery, REJECT_RCODE, type Query } from './query.js';
 import { ResponseWriter, writeError, type Limits } from './response.js';
@@ -16,6 +17,23 @@ export interface ZoneReader {
 
 const MAX_UDP_ANSWER_LIMIT = 8; // Consul's hard cap (maxUDPAnswerLimit)
 const TCP_MAX = 65535;
+/** Shuffled answers keep this many encoded orders per question... */
+const VARIANTS = 8;
+/** ...and re-shuffle one of them every this many hits, so every order keeps coming up. */
+const RESHUFFLE_EVERY = 64;
+
+/**
+ * A UDP response cache keyed by the query's bytes after the ID: identical bytes parse identically,
+ * so a hit skips parsing, lookup and encoding, and costs a copy. Per zone version (cleared on swap).
+ */
+interface CacheEntry {
+  readonly q: Query;
+  readonly ans: Answer;
+  readonly lim: Limits;
+  readonly variants: Array<Buffer | undefined>;
+  readonly truncated: Uint8Array;
+  hits: number;
+}
 
 export class QueryHandler {
   private readonly store: ZoneReader;
@@ -24,19 +42,42 @@ export class QueryHandler {
   private readonly counters: DnsCounters;
   private readonly writer: ResponseWriter;
   private readonly udpAnswerLimit: number;
+  private readonly random: () => number;
+  private readonly cache: LRUCache<string, CacheEntry> | null;
+  private cacheZone: Zone | null = null;
 
-  constructor(opts: { store: ZoneReader; config: Config; logger: Logger; counters: DnsCounters; random?: () => number }) {
+  constructor(opts: {
+    store: ZoneReader; config: Config; logger: Logger; counters: DnsCounters; random?: () => number;
+    /** Bytes of encoded responses kept for repeated UDP questions (0 = no cache). */
+    cacheBytes?: number;
+  }) {
     this.store = opts.store;
     this.config = opts.config;
     this.log = opts.logger.child({ component: 'dns' });
     this.counters = opts.counters;
     this.writer = new ResponseWriter(opts.random ? { random: opts.random } : {});
     this.udpAnswerLimit = Math.min(MAX_UDP_ANSWER_LIMIT, opts.config.udpAnswerLimit);
+    this.random = opts.random ?? Math.random;
+    this.cache = opts.cacheBytes === 0 ? null : new LRUCache<string, CacheEntry>({
+      maxSize: opts.cacheBytes ?? 32 * 1024 * 1024,
+      sizeCalculation: (e, key) => key.length + 200 + e.variants.length * (e.variants[0]?.length ?? 512),
+    });
   }
 
   handle(msg: Buffer, tcp: boolean): Buffer | null {
     if (tcp) this.counters.queriesTcp++;
     else this.counters.queriesUdp++;
+    let key: string | null = null;
+    if (!tcp && this.cache && msg.length >= 12 && msg.length <= 512) {
+      const zone = this.store.current();
+      if (zone !== this.cacheZone) {
+        this.cache.clear();
+        this.cacheZone = zone;
+      }
+      key = msg.toString('latin1', 2);
+      const e = this.cache.get(key);
+      if (e) return this.fromCache(e, msg);
+    }
     const q = parseQuery(msg);
     if (!q.ok) {
       if (q.kind === 'drop') {
@@ -49,7 +90,7 @@ export class QueryHandler {
       return writeError(q, rcode);
     }
     try {
-      return this.answer(q, tcp);
+      return this.answer(q, tcp, key);
     } catch (e) {
       this.counters.internalErrors++;
       this.counters.response(RCODE.SERVFAIL);
@@ -58,7 +99,24 @@ export class QueryHandler {
     }
   }
 
-  private answer(q: Query, tcp: boolean): Buffer {
+  private fromCache(e: CacheEntry, msg: Buffer): Buffer {
+    const i = e.variants.length === 1 ? 0 : Math.floor(this.random() * e.variants.length);
+    let v = e.variants[i];
+    if (v === undefined || (e.variants.length > 1 && ++e.hits % RESHUFFLE_EVERY === 0)) {
+      const w = this.writer.write(e.q, e.ans, e.lim);
+      e.variants[i] = v = w.buf;
+      e.truncated[i] = w.truncated ? 1 : 0;
+    }
+    const out = Buffer.allocUnsafe(v.length);
+    out.set(v);
+    out[0] = msg[0]!;
+    out[1] = msg[1]!;
+    this.counters.response(e.ans.rcode);
+    if (e.truncated[i]) this.counters.truncated++;
+    return out;
+  }
+
+  private answer(q: Query, tcp: boolean, cacheKey: string | null = null): Buffer {
     const zone = this.store.current();
     if (!zone) {
       this.counters.response(RCODE.SERVFAIL);
@@ -74,9 +132,19 @@ export class QueryHandler {
       this.counters.response(RCODE.NOTIMP);
       return writeError(q, RCODE.NOTIMP, { aa: true });
     }
-    const w = this.writer.write(q, ans, this.limits(q, tcp));
+    const lim = this.limits(q, tcp);
+    const w = this.writer.write(q, ans, lim);
     if (w.truncated) this.counters.truncated++;
     this.counters.response(ans.rcode);
+    // Per-client EDNS options (cookies, ECS) would only fill the cache with one-off entries.
+    if (cacheKey !== null && this.cache && !(q.edns && q.edns.hasOptions)) {
+      const n = ans.shuffle && ans.units.length > 1 ? VARIANTS : 1;
+      const variants = new Array<Buffer | undefined>(n).fill(undefined);
+      const truncated = new Uint8Array(n);
+      variants[0] = w.buf;
+      truncated[0] = w.truncated ? 1 : 0;
+      this.cache.set(cacheKey, { q, ans, lim, variants, truncated, hits: 0 });
+    }
     return w.buf;
   }
 

@@ -10,6 +10,8 @@ export interface Edns {
   readonly dnssecOk: boolean;
   /** ECS option to echo (family, source prefix, scope 0, address), or null. */
   readonly ecs: Buffer | null;
+  /** The OPT carried options (cookies, ECS, padding, ...): such queries vary per client. */
+  readonly hasOptions: boolean;
 }
 
 export interface Query {
@@ -135,7 +137,7 @@ export function parseQuery(msg: Buffer): Query | Reject {
         }
         o += 4 + olen; // other options (cookies, padding, ...) are ignored, as RFC 6891 asks
       }
-      edns = { udpSize, version, dnssecOk, ecs };
+      edns = { udpSize, version, dnssecOk, ecs, hasOptions: rdlen > 0 };
       if (version !== 0) return reject('badvers', `EDNS version ${version}`, msg, questionEnd, edns);
     }
     p = rdStart + rdlen;

@@ -16,11 +16,13 @@ export class UdpServer {
 
   async start(): Promise<number> {
     const { host, port, handler, counters } = this.opts;
+    const family = isIP(host) === 6 ? 6 : 4;
     const socket = createSocket({
-      type: isIP(host) === 6 ? 'udp6' : 'udp4',
+      type: family === 6 ? 'udp6' : 'udp4',
       recvBufferSize: 4 * 1024 * 1024,
       // Replies go to the sender's IP: skip dns.lookup's deferred callback (one tick per reply).
-      lookup: (address: string, family: unknown, cb: (e: Error | null, a: string, f: number) => void) => cb(null, address, isIP(address)),
+      // The socket's family is the sender's family, so the lookup is the identity.
+      lookup: (address: string, _f: unknown, cb: (e: Error | null, a: string, f: number) => void) => cb(null, address, family),
     } as Parameters<typeof createSocket>[0]);
     this.socket = socket;
     socket.on('message', (msg, rinfo) => {
