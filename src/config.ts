@@ -35,6 +35,7 @@ export interface Config {
   readonly maxUdpSize: number;
   readonly tcpIdleTimeoutMs: number;
   readonly tcpMaxConnections: number;
+  readonly responseCacheBytes: number;
 }
 
 type Kind = 'hostport' | 'domain' | 'path' | 'level' | 'compat' | 'duration' | 'int' | 'bool' | 'ttlmap';
@@ -75,6 +76,7 @@ export const OPTIONS: readonly Spec[] = [
   { key: 'max_udp_size', kind: 'int', def: 1232, help: 'largest UDP reply sent to EDNS clients', min: 512, max: 65535 },
   { key: 'tcp_idle_timeout', kind: 'duration', def: 10, help: 'close idle TCP connections after this long', min: 1, max: 3600 },
   { key: 'tcp_max_connections', kind: 'int', def: 1024, help: 'concurrent TCP connections', min: 1, max: 1_000_000 },
+  { key: 'response_cache_mb', kind: 'int', def: 64, help: 'MiB of encoded UDP responses kept for repeated questions, 0 = off', min: 0, max: 65536 },
 ];
 
 export const flagName = (s: Spec): string => `--${s.key.replace(/[._]/g, '-')}`;
@@ -283,6 +285,7 @@ export function loadConfig(src: Sources = {}): Config {
     maxUdpSize: g<number>('max_udp_size'),
     tcpIdleTimeoutMs: g<number>('tcp_idle_timeout') * 1000,
     tcpMaxConnections: g<number>('tcp_max_connections'),
+    responseCacheBytes: g<number>('response_cache_mb') * 1024 * 1024,
   };
 }
 

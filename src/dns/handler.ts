@@ -48,7 +48,7 @@ export class QueryHandler {
 
   constructor(opts: {
     store: ZoneReader; config: Config; logger: Logger; counters: DnsCounters; random?: () => number;
-    /** Bytes of encoded responses kept for repeated UDP questions (0 = no cache). */
+    /** Bytes of encoded responses kept for repeated UDP questions (0 = no cache); default from the config. */
     cacheBytes?: number;
   }) {
     this.store = opts.store;
@@ -58,8 +58,9 @@ export class QueryHandler {
     this.writer = new ResponseWriter(opts.random ? { random: opts.random } : {});
     this.udpAnswerLimit = Math.min(MAX_UDP_ANSWER_LIMIT, opts.config.udpAnswerLimit);
     this.random = opts.random ?? Math.random;
-    this.cache = opts.cacheBytes === 0 ? null : new LRUCache<string, CacheEntry>({
-      maxSize: opts.cacheBytes ?? 32 * 1024 * 1024,
+    const cacheBytes = opts.cacheBytes ?? opts.config.responseCacheBytes;
+    this.cache = cacheBytes === 0 ? null : new LRUCache<string, CacheEntry>({
+      maxSize: cacheBytes,
       sizeCalculation: (e, key) => key.length + 200 + e.variants.length * (e.variants[0]?.length ?? 512),
     });
   }

@@ -1,0 +1,84 @@
+/**
+ * The UDP response cache in QueryHandler: hits answer exactly like misses (ID patched), shuffled
+ * answers keep varying, a new zone empties it, per-client EDNS options bypass it.
+ */
+import { describe, expect, it } from 'vitest';
+import { validateCatalog } from '../../src/catalog/catalog.js';
+import { loadConfig } from '../../src/config.js';
+import { DnsCounters } from '../../src/dns/counters.js';
+import { QueryHandler } from '../../src/dns/handler.js';
+import { silentLogger } from '../../src/log.js';
+import { buildZone } from '../../src/zone/build.js';
+import type { Zone } from '../../src/zone/zone.js';
+import { catalogDoc, instanceDoc, nodeDoc } from '../support/cases.js';
+import { buildQuery, decode } from '../support/dns-client.js';
+
+const config = loadConfig({ object: { dns: '127.0.0.1:0' } });
+const zoneOf = (n: number, serial: number): Zone => {
+  const nodes = Array.from({ length: n }, (_, i) => nodeDoc(`n${i}`, `10.0.0.${i + 1}`));
+  const doc = catalogDoc('dc1', { dc1: { services: { web: nodes.map((nd) => instanceDoc(nd, 'web', { port: 80 })) } } });
+  return buildZone(validateCatalog(doc).catalog, { config, serialFor: () => serial });
+};
+
+function setup(cacheBytes?: number) {
+  let zone = zoneOf(6, 1);
+  const counters = new DnsCounters();
+  const h = new QueryHandler({ store: { current: () => zone }, config, logger: silentLogger(), counters, ...(cacheBytes === undefined ? {} : { cacheBytes }) });
+  return { h, counters, swap: (z: Zone) => { zone = z; } };
+}
+
+const order = (buf: Buffer) => decode(buf).answers.map((a) => a.data).join(',');
+
+describe('UDP response cache', () => {
+  it('answers a repeated question with the same records under the new ID, and counts each response', () => {
+    const { h, counters } = setup();
+    const a = decode(h.handle(buildQuery('web.service.consul', 'A', { id: 1, edns: 1232 }), false)!);
+    const b = decode(h.handle(buildQuery('web.service.consul', 'A', { id: 2, edns: 1232 }), false)!);
+    expect(b.id).toBe(2);
+    expect(b.answers.map((r) => r.data).sort()).toEqual(a.answers.map((r) => r.data).sort());
+    expect(b.answers).toHaveLength(6);
+    expect(counters.responses[0]).toBe(2);
+  });
+
+  it('keeps shuffling: many hits show many orders, and every instance comes first', () => {
+    const { h } = setup();
+    const orders = new Set<string>();
+    const firsts = new Set<string>();
+    for (let i = 0; i < 400; i++) {
+      const o = order(h.handle(buildQuery('web.service.consul', 'A', { id: i, edns: 1232 }), false)!);
+      orders.add(o);
+      firsts.add(o.split(',')[0]!);
+    }
+    expect(orders.size).toBeGreaterThan(8); // more than the 8 cached orders: they are re-shuffled
+    expect(firsts.size).toBe(6);
+  });
+
+  it('answers from the new zone after a swap', () => {
+    const { h, swap } = setup();
+    expect(decode(h.handle(buildQuery('web.service.consul', 'A', { edns: 1232 }), false)!).answers).toHaveLength(6);
+    swap(zoneOf(2, 2));
+    expect(decode(h.handle(buildQuery('web.service.consul', 'A', { edns: 1232 }), false)!).answers).toHaveLength(2);
+  });
+
+  it('gives the same bytes (but the ID) as an uncached handler for a fixed answer', () => {
+    const cached = setup();
+    const plain = setup(0);
+    for (const [name, type] of [['consul', 'SOA'], ['nosuch.service.consul', 'A'], ['n1.node.consul', 'A']] as const) {
+      for (let i = 0; i < 3; i++) {
+        const q = buildQuery(name, type, { id: 100 + i });
+        expect(cached.h.handle(q, false)).toEqual(plain.h.handle(q, false));
+      }
+    }
+  });
+
+  it('does not cache over TCP, nor queries with EDNS options (cookies differ per client)', () => {
+    const { h } = setup();
+    const cookie = { code: 10, data: Buffer.from('0011223344556677', 'hex') };
+    const sizeOf = () => (h as unknown as { cache: { size: number } }).cache.size;
+    h.handle(buildQuery('web.service.consul', 'A', { edns: 1232, ednsOptions: [cookie] }), false);
+    h.handle(buildQuery('web.service.consul', 'A'), true);
+    expect(sizeOf()).toBe(0);
+    h.handle(buildQuery('web.service.consul', 'A'), false);
+    expect(sizeOf()).toBe(1);
+  });
+});
