@@ -2,12 +2,12 @@
  * One query in, one response out (or null: drop). The single place where lookup outcomes become
  * rcodes, and the boundary that turns an unexpected throw into SERVFAIL, a log line and a counter.
  */
+import { LRUCache } from 'lru-cache';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { Answer, Zone } from '../zone/zone.js';
 import type { DnsCounters } from './counters.js';
 import { parseQuery, REJECT_RCODE, type Query } from './query.js';
-import { GenerationalCache } from './response-cache.js';
 import { ResponseWriter, writeError, type Limits } from './response.js';
 import { QTYPE, RCODE } from './wire.js';
 
@@ -43,7 +43,7 @@ export class QueryHandler {
   private readonly writer: ResponseWriter;
   private readonly udpAnswerLimit: number;
   private readonly random: () => number;
-  private readonly cache: GenerationalCache<CacheEntry> | null;
+  private readonly cache: LRUCache<string, CacheEntry> | null;
   private cacheZone: Zone | null = null;
 
   constructor(opts: {
@@ -59,8 +59,10 @@ export class QueryHandler {
     this.udpAnswerLimit = Math.min(MAX_UDP_ANSWER_LIMIT, opts.config.udpAnswerLimit);
     this.random = opts.random ?? Math.random;
     const cacheBytes = opts.cacheBytes ?? opts.config.responseCacheBytes;
-    this.cache = cacheBytes === 0 ? null
-      : new GenerationalCache<CacheEntry>(cacheBytes, (key, e) => key.length + 200 + e.variants.length * (e.variants[0]?.length ?? 512));
+    this.cache = cacheBytes === 0 ? null : new LRUCache<string, CacheEntry>({
+      maxSize: cacheBytes,
+      sizeCalculation: (e, key) => key.length + 200 + e.variants.length * (e.variants[0]?.length ?? 512),
+    });
   }
 
   handle(msg: Buffer, tcp: boolean): Buffer | null {
