@@ -203,7 +203,8 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
   };
 
   /** Consul's serviceNodeRecords / serviceSRVRecords over a set of healthy instances. */
-  const serviceOwner = (dc: string, svc: string, list: readonly ServiceInstance[], ttl: number): Owner | null => {
+  type RecordMemo = Map<ServiceInstance, Array<InstanceRecord | null | undefined>>;
+  const serviceOwner = (dc: string, svc: string, list: readonly ServiceInstance[], ttl: number, memo: RecordMemo): Owner | null => {
     if (list.length === 0) return null;
     const selfNames = new Set([`${svc}.service.${domain}`, `${svc}.service.${dc}.${domain}`].map((n) => n.toLowerCase()));
     const build = (qt: AddrQtype): Answer => {
@@ -211,7 +212,11 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
       const units: Unit[] = [];
       let firstCname: InstanceRecord | null = null;
       for (const s of list) {
-        const r = instanceRecord(dc, s, qt, ttl, selfNames);
+        // The same instance appears under the service and each of its tags: encode it once.
+        let m = memo.get(s);
+        if (!m) memo.set(s, (m = []));
+        let r = m[qt];
+        if (r === undefined) m[qt] = r = instanceRecord(dc, s, qt, ttl, selfNames);
         if (!r || seen.has(r.key)) continue;
         seen.add(r.key);
         if (r.cname) firstCname ??= r;
@@ -243,15 +248,16 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
     const live = list.filter(healthy);
     const byTag = new Map<string, Owner>();
     const tagSuffixes = new Set<string>();
+    const memo: RecordMemo = new Map();
     const tags = new Set(live.flatMap((s) => s.tags.map((t) => t.toLowerCase())));
     for (const tag of [...tags].sort()) {
-      const owner = serviceOwner(dc, svc, live.filter((s) => s.tags.some((t) => t.toLowerCase() === tag)), ttl);
+      const owner = serviceOwner(dc, svc, live.filter((s) => s.tags.some((t) => t.toLowerCase() === tag)), ttl, memo);
       if (owner) byTag.set(tag, owner);
       const parts = tag.split('.');
       for (let i = 1; i < parts.length; i++) tagSuffixes.add(parts.slice(i).join('.'));
     }
     hash.update(`svc:${dc}:${svc}:${[...byTag.keys()].join(',')}\n`);
-    return { all: serviceOwner(dc, svc, live, ttl), byTag, tagSuffixes };
+    return { all: serviceOwner(dc, svc, live, ttl, memo), byTag, tagSuffixes };
   };
 
   // --- datacenters: services, connect, nodes ---
