@@ -151,8 +151,9 @@ export class QueryHandler {
 
   private limits(q: Query, tcp: boolean): Limits {
     const cfg = this.config;
-    if (tcp) return { maxSize: TCP_MAX, maxAnswers: Infinity, aRecordLimit: cfg.aRecordLimit, setTruncated: cfg.enableTruncate };
-    const maxSize = q.edns ? Math.min(q.edns.udpSize, cfg.maxUdpSize) : 512;
+    if (tcp) return { maxSize: TCP_MAX, maxAnswers: Infinity, aRecordLimit: cfg.aRecordLimit, setTruncated: cfg.enableTruncate, answersBeforeGlue: true };
+    // 65507: the largest UDP payload over IPv4.
+    const maxSize = q.edns ? Math.min(q.edns.udpSize, cfg.maxUdpSize, 65507) : 512;
     return {
       maxSize,
       // Consul applies udp_answer_limit to 512-byte responses (no EDNS, or EDNS 512).

@@ -132,16 +132,21 @@ export function parseQuery(msg: Buffer): Query | Reject {
           if (max < 0 || src > max || olen - 4 !== Math.ceil(src / 8)) {
             return reject('formerr', 'malformed EDNS client subnet option', msg, questionEnd);
           }
+          // RFC 7871 §6: address bits beyond SOURCE PREFIX-LENGTH must be zero.
+          if (src % 8 !== 0 && (msg[o + 4 + olen - 1]! & (0xff >> (src % 8))) !== 0) {
+            return reject('formerr', 'EDNS client subnet address has bits beyond its prefix', msg, questionEnd);
+          }
           ecs = Buffer.from(msg.subarray(o, o + 4 + olen));
           ecs[7] = 0;
         }
         o += 4 + olen; // other options (cookies, padding, ...) are ignored, as RFC 6891 asks
       }
       edns = { udpSize, version, dnssecOk, ecs, hasOptions: rdlen > 0 };
-      if (version !== 0) return reject('badvers', `EDNS version ${version}`, msg, questionEnd, edns);
     }
     p = rdStart + rdlen;
   }
+  // After the scan, so that a second OPT is FORMERR whatever the first one's version.
+  if (edns && edns.version !== 0) return reject('badvers', `EDNS version ${edns.version}`, msg, questionEnd, edns);
   if (qclass !== 1 && qclass !== 255) return reject('refused', `class ${qclass}`, msg, questionEnd, edns);
   return { ok: true, msg, id: msg.readUInt16BE(0), copyFlags, questionEnd, qtype, qclass, key, edns };
 }

@@ -15,6 +15,11 @@ export interface Limits {
   readonly aRecordLimit: number;
   /** Set TC when records were dropped. */
   readonly setTruncated: boolean;
+  /**
+   * Fill the answer section first and add glue while it fits (TCP: a complete RRset matters more
+   * than glue, RFC 2181 §9). Otherwise an answer only goes in with its glue (Consul's UDP shape).
+   */
+  readonly answersBeforeGlue?: boolean;
 }
 
 export interface Written {
@@ -48,6 +53,7 @@ export class ResponseWriter {
   private order = new Uint32Array(64);
   private pick = new Uint32Array(64);
   private carriers = new Int32Array(64);
+  private glueCosts = new Int32Array(64);
   private stamps = new Uint32Array(256);
   private gen = 0;
   private readonly random: () => number;
@@ -63,6 +69,7 @@ export class ResponseWriter {
       this.order = new Uint32Array(n * 2);
       this.pick = new Uint32Array(n * 2);
       this.carriers = new Int32Array(n * 2);
+      this.glueCosts = new Int32Array(n * 2);
     }
     const order = this.order;
     for (let i = 0; i < n; i++) order[i] = i;
@@ -95,24 +102,34 @@ export class ResponseWriter {
         const t = order[i]!; order[i] = order[j]!; order[j] = t;
       }
       const u = units[order[i]!]!;
-      let cost = u.rr.length;
+      let glueCost = 0;
       let carrier = -1;
       if (u.glueId >= 0) {
         if (u.glueId >= this.stamps.length) this.growStamps(u.glueId);
         if (this.stamps[u.glueId] !== gen) {
           const targetAbs = answerEnd + u.targetAt;
           const ownerLen = targetAbs <= 0x3fff ? 2 : u.glueOwner!.length;
-          for (const g of u.glue) cost += ownerLen + g.length;
+          for (const g of u.glue) glueCost += ownerLen + g.length;
           carrier = targetAbs;
         }
       }
+      const cost = u.rr.length + (lim.answersBeforeGlue ? 0 : glueCost);
       if (size + cost > lim.maxSize) { truncated = true; break; }
       size += cost;
       answerEnd += u.rr.length;
       if (carrier >= 0) this.stamps[u.glueId] = gen;
       this.pick[picked] = order[i]!;
       this.carriers[picked] = carrier;
+      this.glueCosts[picked] = glueCost;
       picked++;
+    }
+    if (lim.answersBeforeGlue) {
+      // Glue, in answer order, while it fits; leaving glue out does not make the answer incomplete.
+      for (let i = 0; i < picked; i++) {
+        if (this.carriers[i]! < 0) continue;
+        if (size + this.glueCosts[i]! <= lim.maxSize) size += this.glueCosts[i]!;
+        else this.carriers[i] = -1;
+      }
     }
 
     let authSize = 0;

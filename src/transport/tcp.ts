@@ -55,30 +55,45 @@ export class TcpServer {
       socket.destroy();
     });
     let buf: Buffer = Buffer.alloc(0);
-    socket.on('data', (chunk: Buffer) => {
-      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-      while (buf.length >= 2) {
+    let blocked = false;
+    // Answers the complete frames in `buf`, in order. Stops while the peer is not reading our
+    // replies (RFC 7766 backpressure): reading resumes, and the rest is answered, on 'drain'.
+    const drainFrames = (): void => {
+      while (!blocked && buf.length >= 2) {
         const len = buf.readUInt16BE(0);
         if (buf.length < 2 + len) break;
         const msg = buf.subarray(2, 2 + len);
         buf = buf.subarray(2 + len);
         if (len < 12) {
-          // Not even a header: nothing to answer with; the stream cannot be trusted either.
+          // Not even a header: nothing to answer with, and the stream cannot be trusted after it.
+          // Answers already written still go out (end, not destroy); nothing more is read.
           counters.dropped++;
-          socket.destroy();
+          buf = Buffer.alloc(0);
+          blocked = true;
+          socket.removeAllListeners('data');
+          socket.end();
           return;
         }
         const resp = handler.handle(msg, true);
         if (!resp) continue;
         const frame = Buffer.allocUnsafe(2 + resp.length);
         frame.writeUInt16BE(resp.length, 0);
-        resp.copy(frame, 2);
+        frame.set(resp, 2);
         if (!socket.write(frame)) {
+          blocked = true;
           socket.pause();
-          socket.once('drain', () => socket.resume());
+          socket.once('drain', () => {
+            blocked = false;
+            socket.resume();
+            drainFrames();
+          });
         }
       }
       if (buf.length > 0 && buf.byteOffset > 0 && buf.length < 4096) buf = Buffer.from(buf); // release the old chunk
+    };
+    socket.on('data', (chunk: Buffer) => {
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      drainFrames();
     });
     socket.on('error', () => {}); // resets from peers are routine
     socket.on('close', () => this.sockets.delete(socket));

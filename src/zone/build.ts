@@ -488,8 +488,13 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
     return labels.length === 2 && labels[1] === 'dc' && dcs.has(labels[0]!);
   };
 
+  // A label holding a "." byte (`a\.b` in presentation form) is one label: no name we build has one,
+  // and joining labels with "." below must not make `a\.b` match the two labels `a.b`.
+  const hasDotLabel = (labels: readonly string[]) => labels.some((l) => l.includes('.'));
+
   const resolveZone = (labels: readonly string[]): Owner => {
     if (labels.length === 0) return apexOwner;
+    if (hasDotLabel(labels)) return nx;
     let k = -1;
     for (let i = labels.length - 1; i >= 0; i--) {
       if (KINDS.has(labels[i]!)) { k = i; break; }
@@ -543,6 +548,7 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
   };
 
   const resolveReverse = (labels: readonly string[]): Owner => {
+    if (hasDotLabel(labels)) return nx;
     const name = labels.join('.');
     const owner = ptr.get(name);
     if (owner) return owner;

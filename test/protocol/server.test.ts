@@ -366,3 +366,22 @@ describe('a catalog without consul servers', () => {
     }
   });
 });
+
+describe('large answers over TCP', () => {
+  it('carries the whole SRV RRset of 1000 instances without TC, with glue while it fits', async () => {
+    const big = await startBig(1000);
+    try {
+      const t = await tcpQuery(big.port, 'big.service.consul', 'SRV');
+      expect(t.answers.length).toBe(1000);
+      expect(t.flag_tc).toBe(false);
+      const glue = t.additionals.filter((a) => a.type === 'A');
+      expect(glue.length).toBeGreaterThan(0);
+      expect(t.raw.length).toBeLessThanOrEqual(65535);
+      // Every glue record belongs to an SRV target in the answer.
+      const targets = new Set(t.answers.map((a) => (a.data as { target: string }).target));
+      expect(glue.every((g) => targets.has(g.name))).toBe(true);
+    } finally {
+      await big.close();
+    }
+  });
+});
