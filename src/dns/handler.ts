@@ -8,7 +8,7 @@ import type { Logger } from '../log.js';
 import type { Answer, Zone } from '../zone/zone.js';
 import type { DnsCounters } from './counters.js';
 import { parseQuery, REJECT_RCODE, type Query } from './query.js';
-import { ResponseWriter, writeError, type Limits } from './response.js';
+import { ResponseWriter, writeError, type Layout, type Limits } from './response.js';
 import { QTYPE, RCODE } from './wire.js';
 
 export interface ZoneReader {
@@ -17,22 +17,21 @@ export interface ZoneReader {
 
 const MAX_UDP_ANSWER_LIMIT = 8; // Consul's hard cap (maxUDPAnswerLimit)
 const TCP_MAX = 65535;
-/** Shuffled answers keep this many encoded orders per question... */
-const VARIANTS = 8;
-/** ...and re-shuffle one of them every this many hits, so every order keeps coming up. */
-const RESHUFFLE_EVERY = 64;
-
 /**
  * A UDP response cache keyed by the query's bytes after the ID: identical bytes parse identically,
- * so a hit skips parsing, lookup and encoding, and costs a copy. Per zone version (cleared on swap).
+ * so a hit skips parsing, lookup and encoding. Shuffled answers are re-ordered on every hit from the
+ * cached encoding (ResponseWriter.reorder), so each query still gets its own order. Per zone
+ * version (cleared on swap).
  */
 interface CacheEntry {
   readonly q: Query;
   readonly ans: Answer;
   readonly lim: Limits;
-  readonly variants: Array<Buffer | undefined>;
-  readonly truncated: Uint8Array;
-  hits: number;
+  readonly buf: Buffer;
+  readonly layout: Layout | null;
+  truncated: boolean;
+  /** The cached reply holds a subset of the answers: pick a new one per query. */
+  readonly subset: boolean;
 }
 
 export class QueryHandler {
@@ -61,7 +60,7 @@ export class QueryHandler {
     const cacheBytes = opts.cacheBytes ?? opts.config.responseCacheBytes;
     this.cache = cacheBytes === 0 ? null : new LRUCache<string, CacheEntry>({
       maxSize: cacheBytes,
-      sizeCalculation: (e, key) => key.length + 200 + e.variants.length * (e.variants[0]?.length ?? 512),
+      sizeCalculation: (e, key) => key.length + 300 + 2 * e.buf.length,
     });
   }
 
@@ -101,19 +100,23 @@ export class QueryHandler {
   }
 
   private fromCache(e: CacheEntry, msg: Buffer): Buffer {
-    const i = e.variants.length === 1 ? 0 : Math.floor(this.random() * e.variants.length);
-    let v = e.variants[i];
-    if (v === undefined || (e.variants.length > 1 && ++e.hits % RESHUFFLE_EVERY === 0)) {
+    let out: Buffer;
+    if (e.subset) {
+      // Only some answers fit: each query gets its own random subset, as in Consul (parsing and
+      // lookup are still skipped).
       const w = this.writer.write(e.q, e.ans, e.lim);
-      e.variants[i] = v = w.buf;
-      e.truncated[i] = w.truncated ? 1 : 0;
+      out = w.buf;
+      e.truncated = w.truncated;
+    } else if (e.layout) {
+      out = this.writer.reorder(e.buf, e.layout);
+    } else {
+      out = Buffer.allocUnsafe(e.buf.length);
+      out.set(e.buf);
     }
-    const out = Buffer.allocUnsafe(v.length);
-    out.set(v);
     out[0] = msg[0]!;
     out[1] = msg[1]!;
     this.counters.response(e.ans.rcode);
-    if (e.truncated[i]) this.counters.truncated++;
+    if (e.truncated) this.counters.truncated++;
     return out;
   }
 
@@ -134,17 +137,16 @@ export class QueryHandler {
       return writeError(q, RCODE.NOTIMP, { aa: true });
     }
     const lim = this.limits(q, tcp);
-    const w = this.writer.write(q, ans, lim);
+    const cacheable = cacheKey !== null && this.cache !== null && !(q.edns && q.edns.hasOptions);
+    const w = this.writer.write(q, ans, lim, cacheable && ans.shuffle);
     if (w.truncated) this.counters.truncated++;
     this.counters.response(ans.rcode);
     // Per-client EDNS options (cookies, ECS) would only fill the cache with one-off entries.
-    if (cacheKey !== null && this.cache && !(q.edns && q.edns.hasOptions)) {
-      const n = ans.shuffle && ans.units.length > 1 ? VARIANTS : 1;
-      const variants = new Array<Buffer | undefined>(n).fill(undefined);
-      const truncated = new Uint8Array(n);
-      variants[0] = w.buf;
-      truncated[0] = w.truncated ? 1 : 0;
-      this.cache.set(cacheKey, { q, ans, lim, variants, truncated, hits: 0 });
+    if (cacheable) {
+      this.cache!.set(cacheKey!, {
+        q, ans, lim, buf: w.buf, layout: w.layout, truncated: w.truncated,
+        subset: ans.shuffle && w.answers < ans.units.length,
+      });
     }
     return w.buf;
   }

@@ -26,6 +26,20 @@ export interface Written {
   readonly buf: Buffer;
   readonly truncated: boolean;
   readonly answers: number;
+  /** Where the answer records and glue pointers are in `buf`, so it can be re-ordered cheaply. */
+  readonly layout: Layout | null;
+}
+
+/**
+ * The positions needed to re-order the answer records of an encoded response without encoding it
+ * again: answer record i spans [starts[i], starts[i + 1]); glue record g's owner is a pointer at
+ * gluePos[g] to the RDATA name at offset targetAt[glueOf[g]] inside answer record glueOf[g].
+ */
+export interface Layout {
+  readonly starts: Int32Array;
+  readonly targetAt: Int32Array;
+  readonly gluePos: Int32Array;
+  readonly glueOf: Int32Array;
 }
 
 const FLAG_QR = 0x8000, FLAG_AA = 0x0400, FLAG_TC = 0x0200;
@@ -62,7 +76,7 @@ export class ResponseWriter {
     this.random = opts.random ?? Math.random;
   }
 
-  write(q: Query, ans: Answer, lim: Limits): Written {
+  write(q: Query, ans: Answer, lim: Limits, withLayout = false): Written {
     const units = ans.units;
     const n = units.length;
     if (this.order.length < n) {
@@ -85,7 +99,7 @@ export class ResponseWriter {
       let end = writeBlock(packed, out, qEnd);
       if (opt) { out.set(opt, end); end += opt.length; }
       this.header(out, q, ans.rcode, false, packed.an, packed.ns, packed.ar + (opt ? 1 : 0));
-      return { buf: out, truncated: false, answers: packed.an };
+      return { buf: out, truncated: false, answers: packed.an, layout: null };
     }
     let size = qEnd + (opt ? opt.length : 0);
     let limit = n;
@@ -149,11 +163,15 @@ export class ResponseWriter {
     // TypedArray.set is the cheapest copy for these small fragments (Buffer.copy adds checks).
     buf.set(q.msg.subarray(0, qEnd), 0);
     let o = qEnd;
+    let layout: { starts: Int32Array; targetAt: Int32Array; gluePos: number[]; glueOf: number[] } | null =
+      withLayout && picked > 1 ? { starts: new Int32Array(picked + 1), targetAt: new Int32Array(picked), gluePos: [], glueOf: [] } : null;
     for (let i = 0; i < picked; i++) {
-      const rr = units[this.pick[i]!]!.rr;
-      buf.set(rr, o);
-      o += rr.length;
+      const u = units[this.pick[i]!]!;
+      if (layout) { layout.starts[i] = o; layout.targetAt[i] = u.targetAt; }
+      buf.set(u.rr, o);
+      o += u.rr.length;
     }
+    if (layout) layout.starts[picked] = o;
     if (withAuthority) for (const r of ans.authority) { buf.set(r, o); o += r.length; }
     for (let i = 0; i < picked; i++) {
       const targetAbs = this.carriers[i]!;
@@ -161,10 +179,12 @@ export class ResponseWriter {
       const u = units[this.pick[i]!]!;
       for (const g of u.glue) {
         if (targetAbs <= 0x3fff) {
+          if (layout) { layout.gluePos.push(o); layout.glueOf.push(i); }
           buf[o] = 0xc0 | (targetAbs >> 8);
           buf[o + 1] = targetAbs & 0xff;
           o += 2;
         } else {
+          layout = null; // an uncompressed owner: this response is not re-orderable in place
           buf.set(u.glueOwner!, o);
           o += u.glueOwner!.length;
         }
@@ -177,7 +197,47 @@ export class ResponseWriter {
     if (opt) { buf.set(opt, o); o += opt.length; extraCount++; }
 
     this.header(buf, q, ans.rcode, truncated && lim.setTruncated, picked, withAuthority ? ans.authority.length : 0, extraCount + extras.length);
-    return { buf, truncated, answers: picked };
+    return {
+      buf, truncated, answers: picked,
+      layout: layout && { starts: layout.starts, targetAt: layout.targetAt, gluePos: Int32Array.from(layout.gluePos), glueOf: Int32Array.from(layout.glueOf) },
+    };
+  }
+
+  /**
+   * A copy of an encoded response with its answer records in a new random order (Fisher-Yates)
+   * and the glue owner pointers moved with them: a per-query shuffle for the price of a copy.
+   */
+  reorder(base: Buffer, l: Layout): Buffer {
+    const out = Buffer.allocUnsafe(base.length);
+    const p = l.targetAt.length;
+    if (this.order.length < p) {
+      this.order = new Uint32Array(p * 2);
+      this.pick = new Uint32Array(p * 2);
+      this.carriers = new Int32Array(p * 2);
+      this.glueCosts = new Int32Array(p * 2);
+    }
+    const ansStart = l.starts[0]!, ansEnd = l.starts[p]!;
+    copyBytes(base, 0, out, 0, ansStart);
+    const order = this.order;
+    const newTarget = this.carriers;
+    for (let i = 0; i < p; i++) order[i] = i;
+    let o = ansStart;
+    for (let i = 0; i < p; i++) {
+      const j = i + Math.floor(this.random() * (p - i));
+      const k = order[j]!; order[j] = order[i]!; order[i] = k;
+      const s = l.starts[k]!, len = l.starts[k + 1]! - s;
+      copyBytes(base, s, out, o, len);
+      newTarget[k] = o + l.targetAt[k]!;
+      o += len;
+    }
+    copyBytes(base, ansEnd, out, ansEnd, base.length - ansEnd);
+    for (let g = 0; g < l.gluePos.length; g++) {
+      const t = newTarget[l.glueOf[g]!]!;
+      const at = l.gluePos[g]!;
+      out[at] = 0xc0 | (t >> 8);
+      out[at + 1] = t & 0xff;
+    }
+    return out;
   }
 
   private header(buf: Buffer, q: Query, rcode: number, tc: boolean, an: number, ns: number, ar: number): void {
@@ -206,6 +266,15 @@ export class ResponseWriter {
     s.set(this.stamps);
     this.stamps = s;
   }
+}
+
+/** Copies n bytes; a plain loop for the small pieces of a response, which beats the call overhead of Buffer.copy. */
+function copyBytes(src: Buffer, s: number, dst: Buffer, d: number, n: number): void {
+  if (n > 96) {
+    src.copy(dst, d, s, s + n);
+    return;
+  }
+  for (let i = 0; i < n; i++) dst[d + i] = src[s + i]!;
 }
 
 /** A header-only (plus question, plus OPT) response for rejects and fixed rcodes. */

@@ -87,3 +87,36 @@ describe('UDP response cache', () => {
     expect(sizeOf()).toBe(1);
   });
 });
+
+describe('re-ordering cached answers', () => {
+  it('moves glue pointers with their SRV records: every glue owner is a target, with its own address', () => {
+    const { h } = setup();
+    const seen = new Set<string>();
+    for (let i = 0; i < 200; i++) {
+      const d = decode(h.handle(buildQuery('web.service.consul', 'SRV', { id: i, edns: 1232 }), false)!);
+      const targets = d.answers.map((a) => (a.data as { target: string }).target);
+      expect(targets).toHaveLength(6);
+      const glue = d.additionals.filter((a) => a.type === 'A');
+      expect(glue).toHaveLength(6);
+      for (const g of glue) {
+        expect(targets).toContain(g.name);
+        // n<k>.node.dc1.consul has 10.0.0.<k+1>
+        expect(g.data).toBe(`10.0.0.${Number(/^n(\d+)\./.exec(g.name)![1]) + 1}`);
+      }
+      seen.add(targets.join(','));
+    }
+    expect(seen.size).toBeGreaterThan(100);
+  });
+
+  it('picks a new subset per query when only some answers fit (no EDNS, udp_answer_limit 3)', () => {
+    const { h } = setup();
+    const subsets = new Set<string>();
+    for (let i = 0; i < 30; i++) {
+      const d = decode(h.handle(buildQuery('web.service.consul', 'A', { id: i }), false)!);
+      expect(d.answers).toHaveLength(3);
+      expect(d.flag_tc).toBe(true);
+      subsets.add(d.answers.map((a) => a.data).sort().join(','));
+    }
+    expect(subsets.size).toBeGreaterThan(5);
+  });
+});
