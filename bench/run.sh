@@ -124,7 +124,7 @@ zone "consul" {
     file "consul.zone";
 };
 EOF
-  # -n 1: one worker thread (BIND 9.18 defaults to one per CPU).
+  # -n 1: one worker thread (under taskset BIND 9.18 finds 1 CPU and uses 1 worker anyway).
   taskset -c "$SERVER_CPU" named -g -4 -n 1 -c "$dir/named.conf" >"$dir/server.log" 2>&1 &
   SERVER_PID=$!
 }
