@@ -32,6 +32,7 @@ export class FileCatalogSource implements CatalogSource {
   private lastDigest = '';
   private lastMtime = 0;
   private onCatalog: ((c: Catalog) => void) | null = null;
+  private onFailure: (reason: string) => void = () => {};
   private reading: Promise<void> = Promise.resolve();
   reloads = 0;
   rejected = 0;
@@ -56,7 +57,8 @@ export class FileCatalogSource implements CatalogSource {
     return { catalog, digest, warnings };
   }
 
-  async start(onCatalog: (c: Catalog) => void): Promise<void> {
+  async start(onCatalog: (c: Catalog) => void, onFailure?: (reason: string) => void): Promise<void> {
+    if (onFailure) this.onFailure = onFailure;
     const first = await this.load();
     for (const w of first.warnings) this.log.warn({ path: this.path }, w);
     this.lastDigest = first.digest;
@@ -98,6 +100,7 @@ export class FileCatalogSource implements CatalogSource {
       this.lastMtime = (await stat(this.path)).mtimeMs;
     } catch {
       this.log.warn({ path: this.path }, 'catalog file missing; keeping the current zone');
+      this.onFailure(`catalog file ${this.path} is missing`);
       return;
     }
     try {
@@ -110,6 +113,7 @@ export class FileCatalogSource implements CatalogSource {
     } catch (e) {
       this.rejected++;
       this.log.error({ path: this.path, reason: (e as Error).message }, 'catalog file rejected; keeping the current zone');
+      this.onFailure((e as Error).message);
     }
   }
 

@@ -38,15 +38,6 @@ export function nameToWire(name: string): Buffer {
   return out;
 }
 
-/** Wire length of a name, or -1 if it cannot be encoded. */
-export function wireLength(name: string): number {
-  try {
-    return nameToWire(name).length;
-  } catch {
-    return -1;
-  }
-}
-
 /** dns-packet's record codec (exported at runtime, not in its type definitions). */
 const answerCodec = (packet as unknown as { answer: { encode(a: unknown): Buffer } }).answer;
 

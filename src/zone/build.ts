@@ -9,7 +9,7 @@ import type { Catalog, CatalogNode, ServiceInstance } from '../catalog/catalog.j
 import { isWireName } from '../catalog/catalog.js';
 import { serviceTtlFor, type Config } from '../config.js';
 import { packBlock, type PackRecord, type PackedBlock } from '../dns/pack.js';
-import { QTYPE, RCODE, nameToWire, rrAt, rrAtQname, rrTail, txtStrings } from '../dns/wire.js';
+import { QNAME_POINTER as QNAME_PTR, QTYPE, RCODE, nameToWire, rrAt, rrAtQname, rrTail, txtStrings } from '../dns/wire.js';
 import { addrFromHex, canonicalIp, ipHex, reverseName } from './ip.js';
 import { FixedOwner, TypedOwner, Zone, type Answer, type Owner, type Unit } from './zone.js';
 
@@ -602,8 +602,6 @@ class SrvOnlyOwner implements Owner {
     return qtype === QTYPE.SRV ? this.inner.answer(qtype) : this.other;
   }
 }
-
-const QNAME_PTR = Buffer.from([0xc0, 0x0c]);
 
 /** The target of a CNAME RR whose owner is the 0xC00C pointer and whose RDATA name is uncompressed. */
 function cnameTarget(rr: Buffer): string | null {

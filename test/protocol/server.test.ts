@@ -249,9 +249,13 @@ describe('catalog file updates', () => {
       const bad = structuredClone(next);
       bad.datacenters.dc1.services.web[0].Service.Port = 'eighty';
       writeFileSync(file, JSON.stringify(bad));
+      const okAt = s.app.store.lastSuccess;
       expect(await waitFor(async () => (s.app.source as unknown as { rejected: number }).rejected > 0)).toBe(true);
       expect((await udpQuery(s.port, 'extra.service.consul', 'A')).rcode).toBe('NOERROR');
       expect(await soa()).toBe(s2);
+      // The store knows why the last sync failed and when it last succeeded (for health/metrics).
+      expect(s.app.store.lastError?.message).toContain('datacenters.dc1.services.web[0].Service.Port');
+      expect(s.app.store.lastSuccess).toBe(okAt);
     } finally {
       await s.close();
       rmSync(dir, { recursive: true, force: true });
