@@ -148,6 +148,10 @@ export function parseQuery(msg: Buffer): Query | Reject {
   // After the scan, so that a second OPT is FORMERR whatever the first one's version.
   if (edns && edns.version !== 0) return reject('badvers', `EDNS version ${edns.version}`, msg, questionEnd, edns);
   if (qclass !== 1 && qclass !== 255) return reject('refused', `class ${qclass}`, msg, questionEnd, edns);
+  // Meta types are not questions (RFC 6895 §3.1): OPT, TSIG and type 0 are malformed; TKEY
+  // negotiation and the obsolete MAILA/MAILB are not implemented.
+  if (qtype === 0 || qtype === 41 || qtype === 250) return reject('formerr', `qtype ${qtype} is not a question`, msg, questionEnd, edns);
+  if (qtype === 249 || qtype === 253 || qtype === 254) return reject('notimp', `qtype ${qtype}`, msg, questionEnd, edns);
   return { ok: true, msg, id: msg.readUInt16BE(0), copyFlags, questionEnd, qtype, qclass, key, edns };
 }
 

@@ -389,3 +389,22 @@ describe('large answers over TCP', () => {
     }
   });
 });
+
+describe('meta qtypes in the question', () => {
+  it('answers OPT, TSIG and type 0 with FORMERR, and TKEY, MAILB, MAILA with NOTIMP', async () => {
+    const s = await startServer();
+    try {
+      const rcodeFor = async (qtype: number) => {
+        const q = Buffer.from(buildQuery('web.service.consul', 'A', { edns: 1232 }));
+        q.writeUInt16BE(qtype, 12 + 20); // after the 20-byte qname of web.service.consul
+        const r = decode((await udpRaw(s.port, q))!);
+        return r.rcode;
+      };
+      for (const t of [0, 41, 250]) expect(await rcodeFor(t), `qtype ${t}`).toBe('FORMERR');
+      for (const t of [249, 253, 254]) expect(await rcodeFor(t), `qtype ${t}`).toBe('NOTIMP');
+      expect(await rcodeFor(1)).toBe('NOERROR');
+    } finally {
+      await s.close();
+    }
+  });
+});
