@@ -592,6 +592,7 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
     serial, domain, contentHash, soa, ns,
     resolve: (labels, where) => (where === 'zone' ? resolveZone(labels) : resolveReverse(labels)),
     stats: { names: names + ptr.size, records },
+    apexAnyIsSoa: rfc, // Consul: the apex is not a lookup kind, so NXDOMAIN
   });
 }
 

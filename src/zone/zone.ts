@@ -70,6 +70,8 @@ export interface ZoneParts {
   readonly ns: Answer;
   readonly resolve: Resolver;
   readonly stats: { readonly names: number; readonly records: number };
+  /** ANY at the apex answers the SOA with its NS (rfc mode); else it goes to the resolver. */
+  readonly apexAnyIsSoa: boolean;
 }
 
 const ZONE = 1, REVERSE = 2, OUT = 0;
@@ -88,6 +90,7 @@ export class Zone {
   readonly ns: Answer;
   readonly stats: { readonly names: number; readonly records: number };
   private readonly resolve: Resolver;
+  private readonly apexAnyIsSoa: boolean;
   private readonly domainKey: string;
   private readonly domainLabels: number;
   private readonly memo: LRUCache<string, Entry>;
@@ -100,6 +103,7 @@ export class Zone {
     this.ns = p.ns;
     this.stats = p.stats;
     this.resolve = p.resolve;
+    this.apexAnyIsSoa = p.apexAnyIsSoa;
     this.domainKey = wireKey(p.domain);
     this.domainLabels = p.domain.split('.').length;
     this.memo = new LRUCache({ max: memoSize });
@@ -116,7 +120,7 @@ export class Zone {
     if (!e) return null;
     if (e.inZone && (qtype === QTYPE_SOA || qtype === QTYPE_NS)) return qtype === QTYPE_SOA ? this.soa : this.ns;
     // ANY at the apex: the SOA with the NS records (a subset, as RFC 8482 allows).
-    if (qtype === QTYPE_ANY && key === this.domainKey) return this.soa;
+    if (qtype === QTYPE_ANY && this.apexAnyIsSoa && key === this.domainKey) return this.soa;
     return e.owner.answer(qtype);
   }
 

@@ -45,6 +45,7 @@ const WEB_A = ['web.service.consul. 0 IN A 10.0.1.11', 'web.service.consul. 0 IN
 describe('compat consul: where Consul differs from rfc mode (§1.16)', () => {
   table([
     { name: 'apex: NXDOMAIN (§1.11, §1.16.2)', qname: 'consul', qtype: 'A', rcode: 'NXDOMAIN', ns: [SOA] },
+    { name: 'apex ANY: NXDOMAIN too (the apex is not a lookup kind)', qname: 'consul', qtype: 'ANY', rcode: 'NXDOMAIN', ns: [SOA] },
     { name: 'service.consul: NXDOMAIN', qname: 'service.consul', qtype: 'A', rcode: 'NXDOMAIN', ns: [SOA] },
     { name: 'node.consul: NXDOMAIN', qname: 'node.consul', qtype: 'A', rcode: 'NXDOMAIN', ns: [SOA] },
     { name: '_tcp.service.consul: NXDOMAIN', qname: '_tcp.service.consul', qtype: 'SRV', rcode: 'NXDOMAIN', ns: [SOA] },
