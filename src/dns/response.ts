@@ -79,12 +79,7 @@ export class ResponseWriter {
   write(q: Query, ans: Answer, lim: Limits, withLayout = false): Written {
     const units = ans.units;
     const n = units.length;
-    if (this.order.length < n) {
-      this.order = new Uint32Array(n * 2);
-      this.pick = new Uint32Array(n * 2);
-      this.carriers = new Int32Array(n * 2);
-      this.glueCosts = new Int32Array(n * 2);
-    }
+    this.ensureScratch(n);
     const order = this.order;
     for (let i = 0; i < n; i++) order[i] = i;
     if (++this.gen === 0xffffffff) { this.stamps.fill(0); this.gen = 1; }
@@ -212,12 +207,7 @@ export class ResponseWriter {
     // One native copy of everything; then only the answer records are rewritten, in a new order.
     out.set(base);
     const p = l.targetAt.length;
-    if (this.order.length < p) {
-      this.order = new Uint32Array(p * 2);
-      this.pick = new Uint32Array(p * 2);
-      this.carriers = new Int32Array(p * 2);
-      this.glueCosts = new Int32Array(p * 2);
-    }
+    this.ensureScratch(p);
     const order = this.order;
     const newTarget = this.carriers;
     for (let i = 0; i < p; i++) order[i] = i;
@@ -258,6 +248,15 @@ export class ResponseWriter {
       this.optCache.set(k, (b = optRecord(edns)));
     }
     return b;
+  }
+
+  /** Scratch arrays for n answer records, grown (never shrunk) as needed. */
+  private ensureScratch(n: number): void {
+    if (this.order.length >= n) return;
+    this.order = new Uint32Array(n * 2);
+    this.pick = new Uint32Array(n * 2);
+    this.carriers = new Int32Array(n * 2);
+    this.glueCosts = new Int32Array(n * 2);
   }
 
   private growStamps(id: number): void {
