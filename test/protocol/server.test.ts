@@ -1,7 +1,7 @@
 /**
  * The real server in-process on 127.0.0.1 port 0, over real UDP and TCP sockets.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -256,6 +256,30 @@ describe('catalog file updates', () => {
       // The store knows why the last sync failed and when it last succeeded (for health/metrics).
       expect(s.app.store.lastError?.message).toContain('datacenters.dc1.services.web[0].Service.Port');
       expect(s.app.store.lastSuccess).toBe(okAt);
+    } finally {
+      await s.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('follows a file replaced by rename (how editors and config tools write), more than once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cdns-rename-'));
+    const file = join(dir, 'catalog.json');
+    writeFileSync(file, JSON.stringify(demo));
+    const s = await startServer({ catalogFile: file });
+    try {
+      for (const svc of ['first', 'second']) {
+        const next = structuredClone(demo);
+        next.datacenters.dc1.services[svc] = [{ Node: next.datacenters.dc1.nodes[0], Service: { ID: svc, Service: svc, Port: 1 }, Checks: [] }];
+        writeFileSync(join(dir, 'catalog.json.tmp'), JSON.stringify(next));
+        renameSync(join(dir, 'catalog.json.tmp'), file);
+        let rcode = '';
+        for (let i = 0; i < 60 && rcode !== 'NOERROR'; i++) {
+          await new Promise((r) => setTimeout(r, 100));
+          rcode = (await udpQuery(s.port, `${svc}.service.consul`, 'A')).rcode;
+        }
+        expect(rcode, svc).toBe('NOERROR');
+      }
     } finally {
       await s.close();
       rmSync(dir, { recursive: true, force: true });
