@@ -41,7 +41,6 @@ export class QueryHandler {
   private readonly counters: DnsCounters;
   private readonly writer: ResponseWriter;
   private readonly udpAnswerLimit: number;
-  private readonly random: () => number;
   private readonly cache: LRUCache<string, CacheEntry> | null;
   private cacheZone: Zone | null = null;
 
@@ -56,7 +55,6 @@ export class QueryHandler {
     this.counters = opts.counters;
     this.writer = new ResponseWriter(opts.random ? { random: opts.random } : {});
     this.udpAnswerLimit = Math.min(MAX_UDP_ANSWER_LIMIT, opts.config.udpAnswerLimit);
-    this.random = opts.random ?? Math.random;
     const cacheBytes = opts.cacheBytes ?? opts.config.responseCacheBytes;
     this.cache = cacheBytes === 0 ? null : new LRUCache<string, CacheEntry>({
       maxSize: cacheBytes,

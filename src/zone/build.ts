@@ -10,7 +10,7 @@ import { isWireName } from '../catalog/catalog.js';
 import { serviceTtlFor, type Config } from '../config.js';
 import { packBlock, type PackRecord, type PackedBlock } from '../dns/pack.js';
 import { QNAME_POINTER as QNAME_PTR, QTYPE, RCODE, nameToWire, rrAt, rrAtQname, rrTail, txtStrings } from '../dns/wire.js';
-import { addrFromHex, canonicalIp, ipHex, reverseName } from './ip.js';
+import { addrFromHex, canonicalIp as canonicalIpOf, ipHex, reverseName } from './ip.js';
 import { FixedOwner, TypedOwner, Zone, type Answer, type Owner, type Unit } from './zone.js';
 
 export interface BuildOptions {
@@ -95,6 +95,14 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
     };
   };
   const plain = (rr: Buffer): Unit => ({ rr, targetAt: -1, glueId: -1, glueOwner: null, glue: [] });
+
+  // Addresses repeat across a service, its tags and its glue: canonicalise each text once per build.
+  const canonical = new Map<string, string>();
+  const canonicalIp = (ip: string): string => {
+    let c = canonical.get(ip);
+    if (c === undefined) canonical.set(ip, (c = canonicalIpOf(ip)));
+    return c;
+  };
 
   const glueIds = new Map<string, number>();
   const glueId = (target: string) => {

@@ -35,18 +35,7 @@ export function ipHex(addr: string): string {
 }
 
 /** Canonical text form (lower case, compressed IPv6) so equal addresses compare equal. */
-const canonicalMemo = new Map<string, string>();
-
 export function canonicalIp(addr: string): string {
-  const hit = canonicalMemo.get(addr);
-  if (hit !== undefined) return hit;
-  const c = canonicalIpUncached(addr);
-  if (canonicalMemo.size > 100_000) canonicalMemo.clear();
-  canonicalMemo.set(addr, c);
-  return c;
-}
-
-function canonicalIpUncached(addr: string): string {
   const b = ipBytes(addr);
   if (b.length === 4) return addr.split('.').map(Number).join('.');
   const groups: string[] = [];
