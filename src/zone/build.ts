@@ -366,9 +366,8 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
 
   // --- apex NS: up to 3 healthy consul servers of the local DC (Consul's getNameserversAndNodeRecord) ---
   const apexWire = nameToWire(domain);
-  const nsRRs: Buffer[] = [];
-  const nsGlue: Buffer[] = [];
-  // The same records for the compressed SOA/NS blocks.
+  // NS and glue are decided once as records; the compressed blocks and the uncompressed RRs (used
+  // when a block does not fit and records must be dropped one by one) are both encoded from them.
   const nsPack: PackRecord[] = [];
   const gluePack: PackRecord[] = [];
   const servers = (localCat.services.get('consul') ?? []).filter(healthy)
@@ -377,25 +376,19 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
     .sort((a, b) => a.name.localeCompare(b.name)).slice(0, 3);
   for (const n of servers) {
     const target = `${n.name}.node.${localDc}.${domain}`;
-    nsRRs.push(rrAt(apexWire, 'NS', cfg.nodeTtl, target));
     nsPack.push({ owner: domain, type: 'NS', ttl: cfg.nodeTtl, data: target });
     const addr = nodeAddr(localDc, n, 'any');
-    const r = isIP(addr) ? addrRecord(QTYPE.NS, addr, cfg.nodeTtl) : null;
-    if (r) {
-      nsGlue.push(Buffer.concat([nameToWire(target), r.tail]));
-      gluePack.push({ owner: target, type: r.type, ttl: cfg.nodeTtl, data: canonicalIp(addr) });
-    }
+    const fam = isIP(addr);
+    if (fam) gluePack.push({ owner: target, type: fam === 4 ? 'A' : 'AAAA', ttl: cfg.nodeTtl, data: canonicalIp(addr) });
   }
   // No healthy consul servers in the catalog: the SOA MNAME `ns.<domain>` is the name server, with
   // this server's own listen address (when it is a specific one) so the delegation is usable.
   let fallbackNs: Owner | null = null;
-  if (nsRRs.length === 0) {
+  if (nsPack.length === 0) {
     const target = `ns.${domain}`;
-    nsRRs.push(rrAt(apexWire, 'NS', cfg.nodeTtl, target));
     nsPack.push({ owner: domain, type: 'NS', ttl: cfg.nodeTtl, data: target });
     const own = cfg.dnsHost === '0.0.0.0' || cfg.dnsHost === '::' ? null : addrRecord(QTYPE.ANY, cfg.dnsHost, cfg.nodeTtl);
     if (own) {
-      nsGlue.push(Buffer.concat([nameToWire(target), own.tail]));
       gluePack.push({ owner: target, type: own.type, ttl: cfg.nodeTtl, data: canonicalIp(cfg.dnsHost) });
       const a = positive([plain(Buffer.concat([QNAME_PTR, own.tail]))]);
       fallbackNs = new TypedOwner(new Map([[own.type === 'A' ? QTYPE.A : QTYPE.AAAA, a], [QTYPE.ANY, a]]), NODATA);
@@ -403,6 +396,9 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
       fallbackNs = ent;
     }
   }
+  const rrOf = (r: PackRecord): Buffer => rrAt(nameToWire(r.owner), r.type, r.ttl, r.data);
+  const nsRRs = nsPack.map(rrOf);
+  const nsGlue = gluePack.map(rrOf);
   for (const b of [...nsRRs, ...nsGlue]) hash.update(b);
   hash.update(JSON.stringify([domain, cfg.soa, cfg.negativeTtl, cfg.compat]));
 
@@ -566,33 +562,32 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
   // --- CNAME and SRV host targets inside the zone: add what they resolve to (Consul's resolveCNAME:
   // an internal ANY lookup, at most 3 levels deep; loops end there too) ---
   const suffix = `.${domain}`;
-  const resolveTarget = (target: string, ttl: number, depth: number): Buffer[] => {
+  /** What `target` resolves to, as (owner, TYPE..RDATA) pairs; the direct records come first. */
+  const resolveTarget = (target: string, ttl: number, depth: number): Array<{ owner: Buffer; tail: Buffer }> => {
     const t = target.toLowerCase();
     if (depth < 1 || !t.endsWith(suffix)) return [];
-    const owner = resolveZone(t.slice(0, -suffix.length).split('.'));
-    const ownerWire = nameToWire(target);
-    const out: Buffer[] = [];
-    for (const u of owner.answer(QTYPE.ANY).units) {
-      if (u.rr[0] !== 0xc0 || u.rr[1] !== 0x0c) continue;
-      const rr = Buffer.concat([ownerWire, u.rr.subarray(2)]);
-      rr.writeUInt32BE(ttl, ownerWire.length + 4); // Consul sets the TTL of resolved records
-      const type = rr.readUInt16BE(ownerWire.length);
+    const owner = nameToWire(target);
+    const out: Array<{ owner: Buffer; tail: Buffer }> = [];
+    for (const u of resolveZone(t.slice(0, -suffix.length).split('.')).answer(QTYPE.ANY).units) {
+      if (u.rr[0] !== 0xc0 || u.rr[1] !== 0x0c) continue; // records of chained names, added below
+      const type = u.rr.readUInt16BE(2);
       if (type !== QTYPE.A && type !== QTYPE.AAAA && type !== QTYPE.CNAME) continue;
-      out.push(rr);
-      if (type === QTYPE.CNAME) {
-        const next = cnameTarget(u.rr);
-        if (next) out.push(...resolveTarget(next, ttl, depth - 1));
-      }
+      const tail = Buffer.from(u.rr.subarray(2));
+      tail.writeUInt32BE(ttl, 4); // Consul sets the TTL of resolved records
+      out.push({ owner, tail });
+      const next = type === QTYPE.CNAME ? cnameTarget(u.rr) : null;
+      if (next) out.push(...resolveTarget(next, ttl, depth - 1));
     }
     return out;
   };
   for (const c of chases) {
     const rrs = resolveTarget(c.target, c.ttl, 3);
     if (c.asGlue) {
-      const ownerLen = nameToWire(c.target).length;
-      for (const rr of rrs) if (rr.length > ownerLen && nameToWire(c.target).equals(rr.subarray(0, ownerLen))) (c.into as Buffer[]).push(rr.subarray(ownerLen));
+      // Glue owners are the SRV target itself: only its direct records can be glue.
+      const direct = rrs[0]?.owner;
+      for (const r of rrs) if (r.owner === direct) (c.into as Buffer[]).push(r.tail);
     } else {
-      for (const rr of rrs) (c.into as Unit[]).push(plain(rr));
+      for (const r of rrs) (c.into as Unit[]).push(plain(Buffer.concat([r.owner, r.tail])));
     }
   }
 
