@@ -77,6 +77,19 @@ export class ResponseWriter {
   }
 
   write(q: Query, ans: Answer, lim: Limits, withLayout = false): Written {
+    const opt = q.edns ? this.opt(q.edns) : null;
+    const optLen = opt ? opt.length : 0;
+    const qEnd = q.questionEnd;
+    const packed = ans.packed;
+    if (packed && packed.an <= lim.maxAnswers && qEnd + packed.bytes.length + optLen <= lim.maxSize) {
+      const out = Buffer.allocUnsafe(qEnd + packed.bytes.length + optLen);
+      out.set(q.msg.subarray(0, qEnd), 0);
+      const end = writeBlock(packed, out, qEnd);
+      if (opt) out.set(opt, end);
+      this.header(out, q, ans.rcode, false, packed.an, packed.ns, packed.ar + (opt ? 1 : 0));
+      return { buf: out, truncated: false, answers: packed.an, layout: null };
+    }
+
     const units = ans.units;
     const n = units.length;
     this.ensureScratch(n);
@@ -84,19 +97,7 @@ export class ResponseWriter {
     for (let i = 0; i < n; i++) order[i] = i;
     if (++this.gen === 0xffffffff) { this.stamps.fill(0); this.gen = 1; }
     const gen = this.gen;
-
-    const opt = q.edns ? this.opt(q.edns) : null;
-    const qEnd = q.questionEnd;
-    const packed = ans.packed;
-    if (packed && packed.an <= lim.maxAnswers && qEnd + packed.bytes.length + (opt ? opt.length : 0) <= lim.maxSize) {
-      const out = Buffer.allocUnsafe(qEnd + packed.bytes.length + (opt ? opt.length : 0));
-      out.set(q.msg.subarray(0, qEnd), 0);
-      let end = writeBlock(packed, out, qEnd);
-      if (opt) { out.set(opt, end); end += opt.length; }
-      this.header(out, q, ans.rcode, false, packed.an, packed.ns, packed.ar + (opt ? 1 : 0));
-      return { buf: out, truncated: false, answers: packed.an, layout: null };
-    }
-    let size = qEnd + (opt ? opt.length : 0);
+    let size = qEnd + optLen;
     let limit = n;
     let truncated = false;
     if (ans.addressLimit && lim.aRecordLimit > 0 && limit > lim.aRecordLimit) limit = lim.aRecordLimit;
