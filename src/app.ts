@@ -49,16 +49,16 @@ export class App {
   }
 
   async start(): Promise<void> {
+    let first: Promise<unknown> | null = null;
     await this.source.start(
       (catalog: Catalog) => {
-        try {
-          this.store.commit(catalog, this.source.name);
-        } catch {
-          // logged and recorded by the store; the previous zone keeps serving
-        }
+        // A failure is logged and recorded by the store; the previous zone keeps serving.
+        const c = this.store.commit(catalog, this.source.name).catch(() => {});
+        first ??= c;
       },
       (reason) => this.store.recordFailure(reason),
     );
+    await first;
     if (!this.store.current()) throw new CatalogDnsError('CDNS_ERR_CATALOG_INVALID', 'the first catalog could not be turned into a zone');
     const handler = new QueryHandler({ store: this.store, config: this.config, logger: this.log, counters: this.counters });
     await this.listen(handler);

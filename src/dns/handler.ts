@@ -5,7 +5,7 @@
 import { LRUCache } from 'lru-cache';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
-import type { Answer, Zone } from '../zone/zone.js';
+import type { Answer, Verdict, Zone } from '../zone/zone.js';
 import type { DnsCounters } from './counters.js';
 import { parseQuery, REJECT_RCODE, type Query } from './query.js';
 import { ResponseWriter, writeError, type Layout, type Limits } from './response.js';
@@ -14,6 +14,11 @@ import { QTYPE, RCODE } from './wire.js';
 export interface ZoneReader {
   current(): Zone | null;
 }
+
+/** The one place lookup verdicts become rcodes. */
+const RCODE_OF: Readonly<Record<Verdict, number>> = {
+  answer: RCODE.NOERROR, nodata: RCODE.NOERROR, empty: RCODE.NOERROR, nxdomain: RCODE.NXDOMAIN,
+};
 
 const MAX_UDP_ANSWER_LIMIT = 8; // Consul's hard cap (maxUDPAnswerLimit)
 const TCP_MAX = 65535;
@@ -26,6 +31,7 @@ const TCP_MAX = 65535;
 interface CacheEntry {
   readonly q: Query;
   readonly ans: Answer;
+  readonly rcode: number;
   readonly lim: Limits;
   readonly buf: Buffer;
   readonly layout: Layout | null;
@@ -102,7 +108,7 @@ export class QueryHandler {
     if (e.subset) {
       // Only some answers fit: each query gets its own random subset, as in Consul (parsing and
       // lookup are still skipped).
-      const w = this.writer.write(e.q, e.ans, e.lim);
+      const w = this.writer.write(e.q, e.ans, e.rcode, e.lim);
       out = w.buf;
       e.truncated = w.truncated;
     } else if (e.layout) {
@@ -113,7 +119,7 @@ export class QueryHandler {
     }
     out[0] = msg[0]!;
     out[1] = msg[1]!;
-    this.counters.response(e.ans.rcode);
+    this.counters.response(e.rcode);
     if (e.truncated) this.counters.truncated++;
     return out;
   }
@@ -135,14 +141,15 @@ export class QueryHandler {
       return writeError(q, RCODE.NOTIMP, { aa: true });
     }
     const lim = this.limits(q, tcp);
+    const rcode = RCODE_OF[ans.verdict];
     const cacheable = cacheKey !== null && this.cache !== null && !(q.edns && q.edns.hasOptions);
-    const w = this.writer.write(q, ans, lim, cacheable && ans.shuffle);
+    const w = this.writer.write(q, ans, rcode, lim, cacheable && ans.shuffle);
     if (w.truncated) this.counters.truncated++;
-    this.counters.response(ans.rcode);
+    this.counters.response(rcode);
     // Per-client EDNS options (cookies, ECS) would only fill the cache with one-off entries.
     if (cacheable) {
       this.cache!.set(cacheKey!, {
-        q, ans, lim, buf: w.buf, layout: w.layout, truncated: w.truncated,
+        q, ans, rcode, lim, buf: w.buf, layout: w.layout, truncated: w.truncated,
         subset: ans.shuffle && w.answers < ans.units.length,
       });
     }

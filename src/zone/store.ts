@@ -1,28 +1,43 @@
 /**
- * ZoneStore: the update path (build, swap, persist) kept apart from the query path, which only
- * reads `current()` once per query. A failed build never touches the serving zone; the store
- * remembers when it last succeeded and why it last failed.
+ * ZoneStore: the update path, kept apart from the query path, which only reads `current()` once per
+ * query. A commit compares the new catalog with the one being served, builds only the units that
+ * changed (in slices of a few milliseconds, yielding to the event loop, while the current zone keeps
+ * answering), then applies them and swaps in the new version in one synchronous step. A failed build
+ * never touches the serving zone; the store remembers when it last succeeded and why it last failed.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
-import { buildZone } from './build.js';
+import { emptyZoneData, planCommit, zoneVersion, type Plan } from './build.js';
 import { nextSerial } from './serial.js';
-import type { Zone } from './zone.js';
+import { Translator } from './units.js';
+import type { Source, Zone, ZoneData } from './zone.js';
 
 interface SerialState { serial: number; contentHash: string }
 
 export interface CommitResult {
   readonly zone: Zone;
   readonly changed: boolean;
+  /** Units rebuilt or removed by this commit. */
+  readonly units: number;
+  /** Wall time of the whole commit, and the longest synchronous slice of it. */
   readonly ms: number;
+  readonly maxSliceMs: number;
 }
+
+/** How long one synchronous slice of a build may run before yielding to queries. */
+const SLICE_MS = 8;
 
 export class ZoneStore {
   private zone: Zone | null = null;
+  private data: ZoneData | null = null;
+  private tr: Translator | null = null;
+  private catalog: Catalog | null = null;
+  private version: Source = { live: true };
   private state: SerialState | null;
+  private queue: Promise<unknown> = Promise.resolve();
   private readonly statePath: string | null;
   private readonly config: Config;
   private readonly log: Logger;
@@ -43,24 +58,63 @@ export class ZoneStore {
     return this.zone;
   }
 
-  /** Builds a zone from `catalog` and swaps it in. Throws (and keeps the old zone) on failure. */
-  commit(catalog: Catalog, source = 'catalog'): CommitResult {
+  /**
+   * Commits `catalog`: only what differs from the catalog being served is rebuilt. Commits run one
+   * at a time, in call order. Rejects (and keeps the current zone) on failure.
+   */
+  commit(catalog: Catalog, source = 'catalog'): Promise<CommitResult> {
+    const run = this.queue.then(() => this.run(catalog, source));
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  private async run(catalog: Catalog, source: string): Promise<CommitResult> {
     const t0 = performance.now();
+    let maxSlice = 0;
+    const fresh = !this.data || !this.tr || this.catalog?.datacenter.toLowerCase() !== catalog.datacenter.toLowerCase();
+    const tr = fresh ? new Translator(this.config, catalog.datacenter) : this.tr!;
+    const data = fresh ? emptyZoneData(this.config, catalog.datacenter) : this.data!;
+    let plan: Plan;
+    try {
+      const gen = planCommit(tr, data, fresh ? null : this.catalog, catalog, (msg) => this.log.warn({ source }, msg));
+      let sliceStart = performance.now();
+      let steps = 0;
+      for (;;) {
+        const r = gen.next();
+        if (r.done) { plan = r.value; break; }
+        if (++steps % 32 === 0 && performance.now() - sliceStart > SLICE_MS) {
+          maxSlice = Math.max(maxSlice, performance.now() - sliceStart);
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          sliceStart = performance.now();
+        }
+      }
+      maxSlice = Math.max(maxSlice, performance.now() - sliceStart);
+    } catch (e) {
+      return this.failed(e, source);
+    }
+
+    // The swap: apply the units and make the new version current, in one synchronous step.
+    const t1 = performance.now();
+    const gone = data.apply(plan.put, plan.remove);
+    data.setDatacenters(catalog.datacenters.keys());
+    const version: Source = { live: true };
     let zone: Zone;
     try {
-      zone = buildZone(catalog, {
-        config: this.config,
-        serialFor: (hash) =>
-          this.state && this.state.contentHash === hash ? this.state.serial : nextSerial(this.state?.serial ?? null, this.clock() / 1000),
-        warn: (msg) => this.log.warn({ source }, msg),
-      });
+      zone = zoneVersion(tr, data, catalog, (hash) => this.serialFor(hash), version);
     } catch (e) {
-      this.lastError = { at: this.clock(), message: (e as Error).message };
-      this.log.error({ err: e, source }, 'zone build failed; serving the previous zone');
-      throw e;
+      // Put the previous units back: the serving zone must not see a half-applied commit.
+      data.apply(gone, plan.put.filter((u) => !gone.some((g) => g.key === u.key)).map((u) => u.key));
+      for (const g of gone) g.live = true;
+      return this.failed(e, source);
     }
     const changed = this.zone === null || this.zone.contentHash !== zone.contentHash;
-    this.zone = zone; // the swap: readers pick it up on their next query
+    this.version.live = false;
+    this.version = version;
+    this.zone = zone;
+    this.data = data;
+    this.tr = tr;
+    this.catalog = catalog;
+    maxSlice = Math.max(maxSlice, performance.now() - t1);
     this.lastSuccess = this.clock();
     this.lastError = null;
     this.commits++;
@@ -68,10 +122,24 @@ export class ZoneStore {
       this.state = { serial: zone.serial, contentHash: zone.contentHash };
       this.saveState();
     }
-    const ms = Math.round((performance.now() - t0) * 10) / 10;
-    if (changed) this.log.info({ serial: zone.serial, names: zone.stats.names, records: zone.stats.records, ms, source }, 'zone committed');
-    else this.log.debug({ serial: zone.serial, ms, source }, 'zone unchanged');
-    return { zone, changed, ms };
+    const round = (x: number) => Math.round(x * 10) / 10;
+    const result: CommitResult = { zone, changed, units: plan.put.length + plan.remove.length, ms: round(performance.now() - t0), maxSliceMs: round(maxSlice) };
+    if (changed) {
+      this.log.info({ serial: zone.serial, names: zone.stats.names, records: zone.stats.records, units: result.units, ms: result.ms, maxSliceMs: result.maxSliceMs, source }, 'zone committed');
+    } else {
+      this.log.debug({ serial: zone.serial, ms: result.ms, source }, 'zone unchanged');
+    }
+    return result;
+  }
+
+  private serialFor(hash: string): number {
+    return this.state && this.state.contentHash === hash ? this.state.serial : nextSerial(this.state?.serial ?? null, this.clock() / 1000);
+  }
+
+  private failed(e: unknown, source: string): never {
+    this.lastError = { at: this.clock(), message: (e as Error).message };
+    this.log.error({ err: e, source }, 'zone build failed; serving the previous zone');
+    throw e;
   }
 
   /** Records a failed sync without touching the zone. */

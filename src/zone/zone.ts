@@ -1,13 +1,28 @@
 /**
- * The zone: immutable, versioned, with every answer prepared as wire fragments at build time.
- * Query time is: name lookup (memoised) -> Answer -> the response writer shuffles/trims and copies.
+ * The zone: units of records (see units.ts) indexed for lookup, and one immutable Zone per commit
+ * (serial, SOA, NS, negative answers, a name memo) that the query path reads.
+ *
+ * The unit index (ZoneData) is updated in place by one synchronous `apply` per commit, so a query,
+ * which runs synchronously too, sees either the whole commit or none of it, and a commit costs what
+ * changed, not the size of the zone. Units are immutable; a replaced unit is marked dead, which is
+ * how prepared answers and cached responses derived from it know they are stale.
+ *
+ * Lookups return a verdict (answer, NODATA, NXDOMAIN, or Consul's empty NOERROR) inside the
+ * prepared Answer; the handler alone turns verdicts into rcodes.
  */
 import { LRUCache } from 'lru-cache';
 import type { PackedBlock } from '../dns/pack.js';
+import { QTYPE } from '../dns/wire.js';
+import { addrFromHex, canonicalIp } from './ip.js';
+import { prepareAnswer, type ChaseLookup } from './prepare.js';
+import { AT, TYPE_CODE, ZoneHash, type RR } from './records.js';
+import type { NodeUnit, OwnerRecords, RecordAnswer, ServiceUnit, Unit } from './units.js';
+
+export type Verdict = 'answer' | 'nodata' | 'nxdomain' | 'empty';
 
 /** One answer record plus the additional records it brings (SRV glue). */
-export interface Unit {
-  /** The complete answer RR; its owner is the question name (compressed to 0xC00C). */
+export interface WireUnit {
+  /** The complete answer RR; its owner is the question name (compressed to 0xC00C) or absolute. */
   readonly rr: Buffer;
   /** Offset inside `rr` of the RDATA name that glue owners point to, or -1. */
   readonly targetAt: number;
@@ -19,28 +34,181 @@ export interface Unit {
   readonly glue: readonly Buffer[];
 }
 
+/** Where a prepared answer came from: it is valid while its source is live. */
+export interface Source {
+  live: boolean;
+}
+
+/** A prepared answer: wire fragments derived from records, copied by the response writer. */
 export interface Answer {
-  readonly rcode: number;
-  readonly units: readonly Unit[];
+  readonly verdict: Verdict;
+  readonly units: readonly WireUnit[];
   /** Shuffle units per response (service answers). */
   readonly shuffle: boolean;
   /** a_record_limit applies (service A/AAAA/ANY answers). */
   readonly addressLimit: boolean;
   /** Complete RRs (uncompressed owners). Dropped first when space runs out. */
   readonly authority: readonly Buffer[];
-  /**
-   * Complete RRs whose loss does not make the answer incomplete (meta TXT, NS glue, .addr records
-   * for other qtypes). Owners are uncompressed or the question pointer 0xC00C.
-   */
+  /** Complete RRs whose loss does not make the answer incomplete (meta TXT, NS glue, .addr records). */
   readonly additional: readonly Buffer[];
-  /**
-   * The whole answer (answer, authority, additional) as one compressed block, for answers with no
-   * shuffled units (SOA, NS, negative). Used whenever it fits; else the records above are trimmed.
-   */
+  /** The whole answer as one compressed block (SOA, NS, negative), used whenever it fits. */
   readonly packed?: PackedBlock;
+  /** The unit or zone version it was prepared from (cached responses check it). */
+  readonly source: Source;
 }
 
-/** What a name resolves to: one prepared Answer per qtype. */
+/** Counts of names that exist only because something lies below them (empty non-terminals). */
+class RefCount {
+  private readonly m = new Map<string, number>();
+  add(k: string): void { this.m.set(k, (this.m.get(k) ?? 0) + 1); }
+  remove(k: string): void {
+    const n = (this.m.get(k) ?? 0) - 1;
+    if (n > 0) this.m.set(k, n); else this.m.delete(k);
+  }
+  has(k: string): boolean { return this.m.has(k); }
+  get size(): number { return this.m.size; }
+}
+
+export class DcIndex {
+  readonly services = new Map<string, ServiceUnit>();
+  readonly connect = new Map<string, ServiceUnit>();
+  readonly nodes = new Map<string, NodeUnit>();
+  readonly nodeSuffixes = new RefCount();
+  /** Lower-cased tags of healthy instances (for `_tag.service` empty non-terminals). */
+  readonly tags = new RefCount();
+  /** Service (connect) units with at least one healthy instance. */
+  healthyServices = 0;
+  healthyConnect = 0;
+}
+
+/** Who claims a reverse name: nodes win over services, then the smallest name (deterministic). */
+interface PtrClaims {
+  readonly nodes: Set<string>;
+  readonly services: Set<string>;
+}
+
+/** The unit index: every unit of the zone, by datacenter and name, and the reverse tree. */
+export class ZoneData {
+  readonly dcs = new Map<string, DcIndex>();
+  readonly units = new Map<string, Unit>();
+  readonly ptr = new Map<string, PtrClaims>();
+  readonly reverseEnts = new RefCount();
+  readonly hash = new ZoneHash();
+  /** Identity of SRV targets, for de-duplicating glue within a response (stable across commits). */
+  private readonly glueIds = new Map<string, number>();
+
+  constructor(readonly domain: string, readonly localDc: string, readonly reverseName: (ip: string) => string) {}
+
+  glueId(target: string): number {
+    const t = target.toLowerCase();
+    let id = this.glueIds.get(t);
+    if (id === undefined) this.glueIds.set(t, (id = this.glueIds.size));
+    return id;
+  }
+
+  /** The datacenters that exist (also those without services or nodes). */
+  setDatacenters(names: Iterable<string>): void {
+    const want = new Set([...names].map((n) => n.toLowerCase()));
+    for (const dc of want) if (!this.dcs.has(dc)) this.dcs.set(dc, new DcIndex());
+    for (const [dc, idx] of this.dcs) {
+      if (!want.has(dc) && idx.services.size === 0 && idx.nodes.size === 0 && idx.connect.size === 0) this.dcs.delete(dc);
+    }
+  }
+
+  /**
+   * One commit: removes the units keyed in `remove` and puts `put` (replacing units with the same
+   * key). Synchronous, so queries see all of it or none. Returns the units it replaced or removed.
+   */
+  apply(put: readonly Unit[], remove: readonly string[] = []): Unit[] {
+    const gone: Unit[] = [];
+    for (const k of remove) {
+      const u = this.units.get(k);
+      if (u) { this.unindex(u); gone.push(u); }
+    }
+    for (const u of put) {
+      const old = this.units.get(u.key);
+      if (old) { this.unindex(old); gone.push(old); }
+      this.index(u);
+    }
+    return gone;
+  }
+
+  private dc(name: string): DcIndex {
+    let d = this.dcs.get(name);
+    if (!d) this.dcs.set(name, (d = new DcIndex()));
+    return d;
+  }
+
+  private index(u: Unit): void {
+    this.units.set(u.key, u);
+    this.hash.add(u.hash);
+    const d = this.dc(u.dc);
+    if (u.kind === 'node') {
+      d.nodes.set(u.name, u);
+      for (const s of u.suffixes) d.nodeSuffixes.add(s);
+      if (u.ptrClaim) this.claim(u.ptrClaim, 'nodes', u.name);
+      return;
+    }
+    (u.kind === 'service' ? d.services : d.connect).set(u.name, u);
+    if (u.all) {
+      if (u.kind === 'service') { d.healthyServices++; for (const t of u.byTag.keys()) d.tags.add(t); } else d.healthyConnect++;
+    }
+    for (const a of u.ptrClaims) this.claim(a, 'services', u.name);
+  }
+
+  private unindex(u: Unit): void {
+    u.live = false;
+    this.units.delete(u.key);
+    this.hash.remove(u.hash);
+    const d = this.dc(u.dc);
+    if (u.kind === 'node') {
+      d.nodes.delete(u.name);
+      for (const s of u.suffixes) d.nodeSuffixes.remove(s);
+      if (u.ptrClaim) this.unclaim(u.ptrClaim, 'nodes', u.name);
+      return;
+    }
+    (u.kind === 'service' ? d.services : d.connect).delete(u.name);
+    if (u.all) {
+      if (u.kind === 'service') { d.healthyServices--; for (const t of u.byTag.keys()) d.tags.remove(t); } else d.healthyConnect--;
+    }
+    for (const a of u.ptrClaims) this.unclaim(a, 'services', u.name);
+  }
+
+  private claim(ip: string, kind: 'nodes' | 'services', name: string): void {
+    const r = this.reverseName(ip);
+    let c = this.ptr.get(r);
+    if (!c) {
+      this.ptr.set(r, (c = { nodes: new Set(), services: new Set() }));
+      const parts = r.split('.');
+      for (let i = 1; i < parts.length - 1; i++) this.reverseEnts.add(parts.slice(i).join('.'));
+    }
+    c[kind].add(name);
+  }
+
+  private unclaim(ip: string, kind: 'nodes' | 'services', name: string): void {
+    const r = this.reverseName(ip);
+    const c = this.ptr.get(r);
+    if (!c) return;
+    c[kind].delete(name);
+    if (c.nodes.size === 0 && c.services.size === 0) {
+      this.ptr.delete(r);
+      const parts = r.split('.');
+      for (let i = 1; i < parts.length - 1; i++) this.reverseEnts.remove(parts.slice(i).join('.'));
+    }
+  }
+
+  /** The PTR target of a reverse name (local datacenter), or null. */
+  ptrTarget(rname: string): string | null {
+    const c = this.ptr.get(rname);
+    if (!c) return null;
+    const min = (s: Set<string>) => { let m: string | null = null; for (const x of s) if (m === null || x < m) m = x; return m; };
+    const node = min(c.nodes);
+    const unit = node !== null ? this.units.get(`node/${this.localDc}/${node}`) : this.units.get(`service/${this.localDc}/${min(c.services)}`);
+    return unit ? `${unit.display}.${unit.kind}.${this.localDc}.${this.domain}` : null;
+  }
+}
+
+/** What a name resolves to. */
 export interface Owner {
   answer(qtype: number): Answer;
 }
@@ -59,78 +227,157 @@ export class TypedOwner implements Owner {
   }
 }
 
-/** Resolves a canonical in-zone or reverse name (labels, left to right, lower case) to an Owner. */
-export type Resolver = (labels: readonly string[], kind: 'zone' | 'reverse') => Owner;
+/** Per-version answers (SOA, NS, negative): built by the store for each commit. */
+export interface VersionAnswers {
+  readonly soa: Answer;
+  readonly ns: Answer;
+  readonly nxdomain: Answer;
+  readonly nodata: Answer;
+  readonly empty: Answer;
+  /** The negative SOA as a complete RR (authority of `.addr` answers to other qtypes). */
+  readonly negSoa: Buffer;
+  /** `ns.<domain>` when the catalog has no consul servers (answers with the listen address), else null. */
+  readonly fallbackNs: Owner | null;
+  /** Marked dead when the next version replaces this one. */
+  readonly source: Source;
+}
 
 export interface ZoneParts {
   readonly serial: number;
   readonly domain: string;
   readonly contentHash: string;
-  readonly soa: Answer;
-  readonly ns: Answer;
-  readonly resolve: Resolver;
+  readonly data: ZoneData;
+  readonly answers: VersionAnswers;
+  readonly rfc: boolean;
+  readonly nodeTtl: number;
+  readonly ptrTtl: number;
   readonly stats: { readonly names: number; readonly records: number };
-  /** ANY at the apex answers the SOA with its NS (rfc mode); else it goes to the resolver. */
-  readonly apexAnyIsSoa: boolean;
 }
 
 const ZONE = 1, REVERSE = 2, OUT = 0;
-const QTYPE_SOA = 6, QTYPE_NS = 2, QTYPE_ANY = 255;
+const KINDS = new Set(['service', 'connect', 'virtual', 'ingress', 'node', 'query', 'addr']);
 
 interface Entry {
   readonly owner: Owner;
   readonly inZone: boolean;
 }
 
+/** An owner backed by records: answers are prepared on first use and kept with the records. */
+export class RecordOwner implements Owner {
+  constructor(
+    private readonly zone: Zone,
+    readonly rec: OwnerRecords,
+    /** The unit the records belong to, or the zone version for names synthesised per query. */
+    readonly source: Source,
+    /** RFC 2782 names without the `service` label exist for SRV queries only. */
+    private readonly srvOnly = false,
+  ) {}
+
+  answer(qtype: number): Answer {
+    const z = this.zone;
+    if (this.srvOnly && qtype !== QTYPE.SRV) return z.rfc ? z.answers.nodata : z.answers.nxdomain;
+    const ra = this.rec.byType.get(qtype);
+    if (ra) return z.prepared(ra, this.source);
+    switch (this.rec.otherwise) {
+      case 'nodata': return z.answers.nodata;
+      case 'empty': return z.answers.empty;
+      case 'any': return z.prepared(this.rec.byType.get(QTYPE.ANY)!, this.source);
+      case 'additional': {
+        let a = additionalCache.get(this.rec);
+        if (!a || !a.source.live) {
+          const hit = z.prepared(this.rec.byType.get(QTYPE.ANY)!, this.source);
+          // NOERROR, the record in ADDITIONAL (Consul PR #10401); with the SOA in rfc mode.
+          a = { ...hit, units: [], authority: z.rfc ? [z.answers.negSoa] : [], additional: hit.units.map((u) => u.rr) };
+          additionalCache.set(this.rec, a);
+        }
+        return a;
+      }
+    }
+  }
+}
+
+const additionalCache = new WeakMap<OwnerRecords, Answer>();
+
 export class Zone {
   readonly serial: number;
   readonly domain: string;
   readonly contentHash: string;
-  readonly soa: Answer;
-  readonly ns: Answer;
+  readonly data: ZoneData;
+  readonly answers: VersionAnswers;
+  readonly rfc: boolean;
   readonly stats: { readonly names: number; readonly records: number };
-  private readonly resolve: Resolver;
-  private readonly apexAnyIsSoa: boolean;
+  private readonly nodeTtl: number;
+  private readonly ptrTtl: number;
   private readonly domainKey: string;
   private readonly domainLabels: number;
   private readonly memo: LRUCache<string, Entry>;
+  private readonly nx: Owner;
+  private readonly ent: Owner;
 
   constructor(p: ZoneParts, memoSize = 50_000) {
     this.serial = p.serial;
     this.domain = p.domain;
     this.contentHash = p.contentHash;
-    this.soa = p.soa;
-    this.ns = p.ns;
+    this.data = p.data;
+    this.answers = p.answers;
+    this.rfc = p.rfc;
     this.stats = p.stats;
-    this.resolve = p.resolve;
-    this.apexAnyIsSoa = p.apexAnyIsSoa;
+    this.nodeTtl = p.nodeTtl;
+    this.ptrTtl = p.ptrTtl;
     this.domainKey = wireKey(p.domain);
     this.domainLabels = p.domain.split('.').length;
     this.memo = new LRUCache({ max: memoSize });
+    this.nx = new FixedOwner(p.answers.nxdomain);
+    this.ent = new FixedOwner(p.rfc ? p.answers.nodata : p.answers.nxdomain);
+  }
+
+  /** The SOA answer (apex). */
+  get soa(): Answer {
+    return this.answers.soa;
   }
 
   /**
    * The prepared answer for a question name given as its wire-format key (see wireKey: lower case,
    * latin1) and a qtype, or null when the name is outside the zone and the reverse trees (REFUSED).
-   * Consul answers SOA and NS queries for any name in its domain with the apex records; names in
-   * the reverse trees are not in the domain and get their own answer.
+   * Consul answers SOA and NS queries for any name in its domain with the apex records.
    */
   answer(key: string, qtype: number): Answer | null {
     const e = this.memo.get(key) ?? this.entry(key);
     if (!e) return null;
-    if (e.inZone && (qtype === QTYPE_SOA || qtype === QTYPE_NS)) return qtype === QTYPE_SOA ? this.soa : this.ns;
-    // ANY at the apex: the SOA with the NS records (a subset, as RFC 8482 allows).
-    if (qtype === QTYPE_ANY && this.apexAnyIsSoa && key === this.domainKey) return this.soa;
+    if (e.inZone && (qtype === QTYPE.SOA || qtype === QTYPE.NS)) return qtype === QTYPE.SOA ? this.answers.soa : this.answers.ns;
+    // ANY at the apex: the SOA with the NS records (a subset, as RFC 8482 allows); Consul: NXDOMAIN.
+    if (qtype === QTYPE.ANY && this.rfc && key === this.domainKey) return this.answers.soa;
     return e.owner.answer(qtype);
   }
+
+  /** The wire form of a unit's record answer: prepared once and kept while the unit (and what it chased) lives. */
+  prepared(ra: RecordAnswer, source: Source): Answer {
+    const cached = preparedCache.get(ra);
+    if (cached && cached.source.live) return cached;
+    // An answer that resolved names elsewhere in the zone is valid for this version only.
+    const a = prepareAnswer(ra, {
+      data: this.data, source: ra.chase ? this.answers.source : source, chase: ra.chase ? this.chaseLookup : null,
+    });
+    preparedCache.set(ra, a);
+    return a;
+  }
+
+  /** Consul's resolveCNAME: what an in-zone name answers to ANY, as records at absolute owners. */
+  private readonly chaseLookup: ChaseLookup = (target: string): { records: readonly RR[] } | null => {
+    const key = wireKey(target);
+    const e = this.memo.get(key) ?? this.entry(key);
+    if (!e || !e.inZone || !(e.owner instanceof RecordOwner)) return null;
+    const ra = e.owner.rec.byType.get(QTYPE.ANY);
+    return ra ? { records: ra.records } : null;
+  };
 
   private entry(key: string): Entry | null {
     const labels = keyLabels(key);
     const where = this.classify(key, labels);
     if (where === OUT) return null;
     const e: Entry = where === ZONE
-      ? { owner: this.resolve(labels.slice(0, labels.length - this.domainLabels), 'zone'), inZone: true }
-      : { owner: this.resolve(labels, 'reverse'), inZone: false };
+      ? { owner: this.resolveZone(labels.slice(0, labels.length - this.domainLabels)), inZone: true }
+      : { owner: this.resolveReverse(labels), inZone: false };
     this.memo.set(key, e);
     return e;
   }
@@ -143,7 +390,147 @@ export class Zone {
     if (n >= 2 && labels[n - 1] === 'arpa' && (labels[n - 2] === 'in-addr' || labels[n - 2] === 'ip6')) return REVERSE;
     return OUT;
   }
+
+  /** Consul CE parseLocality: [], [dc], [x, dc|peer] pairs (2 or 4 labels). Returns the DC or null. */
+  private parseLocality(suffix: readonly string[]): string | null {
+    if (suffix.length === 0) return this.data.localDc;
+    if (suffix.length === 1) return suffix[0]!;
+    if (suffix.length !== 2 && suffix.length !== 4) return null;
+    let dc = '', peer = '';
+    for (let i = 0; i < suffix.length; i += 2) {
+      if (suffix[i + 1] === 'dc') dc = suffix[i]!;
+      else if (suffix[i + 1] === 'peer') peer = suffix[i]!;
+      else return null;
+    }
+    if (peer) return null; // no cluster peers in the catalog
+    return dc;
+  }
+
+  private owner(rec: OwnerRecords | null | undefined, unit: Unit): Owner | null {
+    return rec ? new RecordOwner(this, rec, unit) : null;
+  }
+
+  /** An owner synthesised for this query name (`.addr`, PTR): valid for this version. */
+  private synthetic(rr: RR, otherwise: OwnerRecords['otherwise']): Owner {
+    const a: RecordAnswer = { records: [rr], glue: null, additional: [], shuffle: false, addressLimit: false, chase: null };
+    const byType = new Map<number, RecordAnswer>([[TYPE_CODE[rr.type], a], [QTYPE.ANY, a]]);
+    return new RecordOwner(this, { byType, otherwise }, this.answers.source);
+  }
+
+  private serviceLookup(parts: readonly string[], suffix: readonly string[], which: 'services' | 'connect'): Owner {
+    const dcName = this.parseLocality(suffix);
+    const data = dcName === null ? undefined : this.data.dcs.get(dcName);
+    if (!data) return this.nx;
+    const n = parts.length;
+    let svc: string, tag: string;
+    if (n === 2 && parts[0]!.startsWith('_') && parts[1]!.startsWith('_')) {
+      svc = parts[0]!.slice(1);
+      tag = parts[1] === '_tcp' ? '' : parts[1]!.slice(1);
+    } else {
+      svc = parts[n - 1]!;
+      tag = which === 'services' ? parts.slice(0, n - 1).join('.') : '';
+    }
+    const unit = data[which].get(svc);
+    if (!unit) {
+      // `_tcp.service.consul` and `_<tag>.service.consul` are empty non-terminals of RFC 2782 names.
+      if (this.rfc && n === 1 && svc.startsWith('_')) {
+        const t = svc.slice(1);
+        if (t === 'tcp' ? data.healthyServices > 0 : data.tags.has(t)) return this.ent;
+      }
+      return this.nx;
+    }
+    const owner = this.owner(tag ? unit.byTag.get(tag) : unit.all, unit);
+    if (owner) return owner;
+    return tag && unit.all && unit.tagSuffixes.has(tag) ? this.ent : this.nx;
+  }
+
+  private addrOwner(hex: string): Owner {
+    const a = addrFromHex(hex);
+    if (!a) return this.nx;
+    const ip = a.family === 4 ? [...a.bytes].join('.') : canonicalIp(a.bytes.toString('hex').replace(/(.{4})(?!$)/g, '$1:'));
+    return this.synthetic({ owner: AT, type: a.family === 4 ? 'A' : 'AAAA', ttl: this.nodeTtl, data: ip }, 'additional');
+  }
+
+  /** Empty non-terminals made of locality labels only: `dc1`, `dc`, `dc1.dc`. */
+  private localityEnt(labels: readonly string[]): boolean {
+    if (labels.length === 1) return this.data.dcs.has(labels[0]!) || labels[0] === 'dc';
+    return labels.length === 2 && labels[1] === 'dc' && this.data.dcs.has(labels[0]!);
+  }
+
+  private resolveZone(labels: readonly string[]): Owner {
+    if (labels.length === 0) return this.ent;
+    // A label holding a "." byte is one label: no name here has one, and joining labels with "."
+    // below must not make `a\.b` match the two labels `a.b`.
+    if (labels.some((l) => l.includes('.'))) return this.nx;
+    let k = -1;
+    for (let i = labels.length - 1; i >= 0; i--) {
+      if (KINDS.has(labels[i]!)) { k = i; break; }
+    }
+    if (k < 0) {
+      if (this.answers.fallbackNs && labels.length === 1 && labels[0] === 'ns') return this.answers.fallbackNs;
+      // RFC 2782 names without the `service` label: `_db._primary.consul` (Consul: SRV queries only).
+      for (let i = labels.length - 1; i >= 0; i--) {
+        if (labels[i]!.startsWith('_')) {
+          const owner = this.serviceLookup(labels.slice(0, i + 1), labels.slice(i + 1), 'services');
+          // An empty non-terminal stays one; a name with records answers SRV queries only.
+          return owner instanceof RecordOwner ? new RecordOwner(this, owner.rec, owner.source, true) : owner;
+        }
+      }
+      return this.rfc && this.localityEnt(labels) ? this.ent : this.nx;
+    }
+    const parts = labels.slice(0, k);
+    const suffix = labels.slice(k + 1);
+    const kind = labels[k]!;
+    if (parts.length === 0) {
+      if (!this.rfc) return this.nx;
+      const dcName = kind === 'virtual' ? this.data.localDc : this.parseLocality(suffix);
+      const data = dcName === null ? undefined : this.data.dcs.get(dcName);
+      if (!data) return this.nx;
+      const has = kind === 'service' ? data.healthyServices > 0
+        : kind === 'connect' ? data.healthyConnect > 0
+        : kind === 'node' ? data.nodes.size > 0
+        : kind === 'addr' ? true
+        : kind === 'virtual' ? suffix.length === 0 && [...data.services.values()].some((u) => u.virtual)
+        : false;
+      return has ? this.ent : this.nx;
+    }
+    switch (kind) {
+      case 'service':
+        return this.serviceLookup(parts, suffix, 'services');
+      case 'connect':
+        return this.serviceLookup(parts.slice(-1), suffix, 'connect');
+      case 'node': {
+        const dcName = this.parseLocality(suffix);
+        const data = dcName === null ? undefined : this.data.dcs.get(dcName);
+        if (!data) return this.nx;
+        const name = parts.join('.');
+        const unit = data.nodes.get(name);
+        if (unit) return this.owner(unit.owner, unit)!;
+        return this.rfc && data.nodeSuffixes.has(name) ? this.ent : this.nx;
+      }
+      case 'addr':
+        return parts.length === 1 ? this.addrOwner(parts[0]!) : this.nx;
+      case 'virtual': {
+        if (suffix.length !== 0) return this.nx;
+        const unit = this.data.dcs.get(this.data.localDc)?.services.get(parts[parts.length - 1]!);
+        return (unit && this.owner(unit.virtual, unit)) ?? this.nx;
+      }
+      default: // query, ingress: no prepared queries or gateways in the catalog
+        return this.nx;
+    }
+  }
+
+  private resolveReverse(labels: readonly string[]): Owner {
+    if (labels.some((l) => l.includes('.'))) return this.nx;
+    const name = labels.join('.');
+    const target = this.data.ptrTarget(name);
+    if (target) return this.synthetic({ owner: AT, type: 'PTR', ttl: this.ptrTtl, data: target }, this.rfc ? 'nodata' : 'any');
+    return this.rfc && this.data.reverseEnts.has(name) ? this.ent : this.nx;
+  }
 }
+
+/** Prepared wire answers, kept with the records they came from (dropped with them). */
+const preparedCache = new WeakMap<RecordAnswer, Answer>();
 
 /** The wire-format name as a latin1 string with ASCII letters lower-cased: a cheap, exact map key. */
 export function wireKey(name: string): string {

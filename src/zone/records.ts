@@ -1,0 +1,113 @@
+/**
+ * Resource records: the truth the zone is made of. Every answer, listing, hash and diff is computed
+ * from these; the wire bytes the query path copies are prepared from them (see prepare.ts).
+ *
+ * Names are canonical inside (lower case, no trailing dot). An answer-section record whose owner is
+ * the name being answered uses the owner `@` (as in zone files): the same record then serves every
+ * spelling of that name (the local datacenter with and without its label, the question's case).
+ */
+import { createHash } from 'node:crypto';
+
+export type RRType = 'A' | 'AAAA' | 'CNAME' | 'NS' | 'PTR' | 'SOA' | 'SRV' | 'TXT';
+
+export interface SrvData {
+  readonly priority: number;
+  readonly weight: number;
+  readonly port: number;
+  readonly target: string;
+}
+
+export interface SoaData {
+  readonly mname: string;
+  readonly rname: string;
+  readonly serial: number;
+  readonly refresh: number;
+  readonly retry: number;
+  readonly expire: number;
+  readonly minimum: number;
+}
+
+export type RR =
+  | { readonly owner: string; readonly type: 'A' | 'AAAA' | 'CNAME' | 'NS' | 'PTR'; readonly ttl: number; readonly data: string }
+  | { readonly owner: string; readonly type: 'SRV'; readonly ttl: number; readonly data: SrvData }
+  | { readonly owner: string; readonly type: 'SOA'; readonly ttl: number; readonly data: SoaData }
+  | { readonly owner: string; readonly type: 'TXT'; readonly ttl: number; readonly data: readonly Buffer[] };
+
+/** The owner of records at the name being answered. */
+export const AT = '@';
+
+export const TYPE_CODE: Readonly<Record<RRType, number>> = { A: 1, NS: 2, CNAME: 5, SOA: 6, PTR: 12, TXT: 16, AAAA: 28, SRV: 33 };
+
+/** TXT character-string in presentation form (RFC 1035 §5.1): quoted, `"` and `\` escaped, non-printables as \DDD. */
+function txtText(b: Buffer): string {
+  let s = '"';
+  for (const c of b) {
+    if (c === 0x22 || c === 0x5c) s += `\\${String.fromCharCode(c)}`;
+    else if (c < 0x20 || c > 0x7e) s += `\\${String(c).padStart(3, '0')}`;
+    else s += String.fromCharCode(c);
+  }
+  return `${s}"`;
+}
+
+export function rdataText(rr: RR): string {
+  switch (rr.type) {
+    case 'SRV': return `${rr.data.priority} ${rr.data.weight} ${rr.data.port} ${rr.data.target}.`;
+    case 'SOA': {
+      const d = rr.data;
+      return `${d.mname}. ${d.rname}. ${d.serial} ${d.refresh} ${d.retry} ${d.expire} ${d.minimum}`;
+    }
+    case 'TXT': return rr.data.map(txtText).join(' ');
+    case 'CNAME': case 'NS': case 'PTR': return `${rr.data}.`;
+    default: return rr.data;
+  }
+}
+
+/** A record as a zone-file line, its `@` owner replaced by `owner`. */
+export function rrText(rr: RR, owner = rr.owner): string {
+  const o = rr.owner === AT ? owner : rr.owner;
+  return `${o === '' ? '' : o}. ${rr.ttl} IN ${rr.type} ${rdataText(rr)}`;
+}
+
+/** The same record at another owner (resolves `@`). */
+export function atOwner<T extends RR>(rr: T, owner: string): T {
+  return rr.owner === AT ? { ...rr, owner } : rr;
+}
+
+/** Canonical order of zone-file lines: owner, then type, then the rest (stable, input-order free). */
+export function sortLines(lines: string[]): string[] {
+  return lines.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** SHA-256 of sorted lines, as 8 unsigned 32-bit lanes (see ZoneHash). */
+export function linesHash(lines: readonly string[]): Uint32Array {
+  const h = createHash('sha256');
+  for (const l of lines) h.update(l).update('\n');
+  const d = h.digest();
+  const out = new Uint32Array(8);
+  for (let i = 0; i < 8; i++) out[i] = d.readUInt32BE(i * 4);
+  return out;
+}
+
+/**
+ * An order-free hash of a set of parts (units): the lane-wise sum mod 2^32 of each part's hash, so a
+ * part can be added or removed in O(1) and equal content gives an equal hash whatever the order.
+ */
+export class ZoneHash {
+  private readonly lanes = new Uint32Array(8);
+
+  add(h: Uint32Array): void {
+    for (let i = 0; i < 8; i++) this.lanes[i] = (this.lanes[i]! + h[i]!) >>> 0;
+  }
+
+  remove(h: Uint32Array): void {
+    for (let i = 0; i < 8; i++) this.lanes[i] = (this.lanes[i]! - h[i]!) >>> 0;
+  }
+
+  /** The hex digest combined with `extra` (zone-wide parameters such as the SOA timers). */
+  hex(extra = ''): string {
+    const h = createHash('sha256');
+    h.update(Buffer.from(this.lanes.buffer, this.lanes.byteOffset, 32));
+    h.update(extra);
+    return h.digest('hex');
+  }
+}
