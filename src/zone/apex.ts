@@ -96,5 +96,6 @@ export function versionAnswers(tr: Translator, apex: ApexRecords, serial: number
       fallbackNs = new FixedOwner(tr.rfc ? nodata : nxdomain);
     }
   }
-  return { soa: soaAnswer, ns: nsAnswer, nxdomain, nodata, empty, negSoa, fallbackNs, source };
+  const records = [soa, ...apex.ns, ...apex.glue.filter((g) => g.owner === `ns.${domain}`)];
+  return { soa: soaAnswer, ns: nsAnswer, nxdomain, nodata, empty, negSoa, fallbackNs, source, records };
 }

@@ -75,14 +75,12 @@ export function atOwner<T extends RR>(rr: T, owner: string): T {
 
 /** Canonical order of zone-file lines: owner, then type, then the rest (stable, input-order free). */
 export function sortLines(lines: string[]): string[] {
-  return lines.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return lines.sort(); // code-unit order, the same everywhere
 }
 
 /** SHA-256 of sorted lines, as 8 unsigned 32-bit lanes (see ZoneHash). */
 export function linesHash(lines: readonly string[]): Uint32Array {
-  const h = createHash('sha256');
-  for (const l of lines) h.update(l).update('\n');
-  const d = h.digest();
+  const d = createHash('sha256').update(lines.join('\n')).digest();
   const out = new Uint32Array(8);
   for (let i = 0; i < 8; i++) out[i] = d.readUInt32BE(i * 4);
   return out;

@@ -12,7 +12,9 @@ import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { emptyZoneData, planCommit, zoneVersion, type Plan } from './build.js';
 import { nextSerial } from './serial.js';
-import { Translator } from './units.js';
+import { diffRecords, unitRecords, type RecordDiff } from './listing.js';
+import type { RR } from './records.js';
+import { Translator, type Unit } from './units.js';
 import type { Source, Zone, ZoneData } from './zone.js';
 
 interface SerialState { serial: number; contentHash: string }
@@ -25,7 +27,12 @@ export interface CommitResult {
   /** Wall time of the whole commit, and the longest synchronous slice of it. */
   readonly ms: number;
   readonly maxSliceMs: number;
+  /** Records added and removed by this commit (SOA excluded), or null after a build from scratch. */
+  readonly diff: RecordDiff | null;
 }
+
+/** Above this many changed units, a commit does not compute its record diff (a secondary needs AXFR). */
+const MAX_DIFF_UNITS = 2000;
 
 /** How long one synchronous slice of a build may run before yielding to queries. */
 const SLICE_MS = 8;
@@ -95,6 +102,7 @@ export class ZoneStore {
 
     // The swap: apply the units and make the new version current, in one synchronous step.
     const t1 = performance.now();
+    const diff = fresh || plan.put.length + plan.remove.length > MAX_DIFF_UNITS ? null : this.diffOf(data, plan, tr);
     const gone = data.apply(plan.put, plan.remove);
     data.setDatacenters(catalog.datacenters.keys());
     const version: Source = { live: true };
@@ -123,13 +131,23 @@ export class ZoneStore {
       this.saveState();
     }
     const round = (x: number) => Math.round(x * 10) / 10;
-    const result: CommitResult = { zone, changed, units: plan.put.length + plan.remove.length, ms: round(performance.now() - t0), maxSliceMs: round(maxSlice) };
+    const result: CommitResult = { zone, changed, units: plan.put.length + plan.remove.length, ms: round(performance.now() - t0), maxSliceMs: round(maxSlice), diff };
     if (changed) {
       this.log.info({ serial: zone.serial, names: zone.stats.names, records: zone.stats.records, units: result.units, ms: result.ms, maxSliceMs: result.maxSliceMs, source }, 'zone committed');
     } else {
       this.log.debug({ serial: zone.serial, ms: result.ms, source }, 'zone unchanged');
     }
     return result;
+  }
+
+  /** What applying `plan` to `data` adds and removes, from the units' records. */
+  private diffOf(data: ZoneData, plan: Plan, tr: Translator): RecordDiff {
+    const before: RR[] = [];
+    const after: RR[] = [];
+    const list = (u: Unit | undefined, into: RR[]) => { if (u) into.push(...unitRecords(u, tr.domain, tr.localDc)); };
+    for (const u of plan.put) { list(data.units.get(u.key), before); list(u, after); }
+    for (const k of plan.remove) list(data.units.get(k), before);
+    return diffRecords(before, after);
   }
 
   private serialFor(hash: string): number {

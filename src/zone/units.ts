@@ -11,7 +11,7 @@ import { isWireName } from '../catalog/catalog.js';
 import { serviceTtlFor, type Config } from '../config.js';
 import { QTYPE } from '../dns/wire.js';
 import { canonicalIp, ipHex } from './ip.js';
-import { AT, linesHash, rrText, sortLines, type RR } from './records.js';
+import { AT, linesHash, rrText, type RR } from './records.js';
 
 /** What one name answers for one qtype, as records. */
 export interface RecordAnswer {
@@ -392,8 +392,10 @@ function ownerLines(name: string, o: OwnerRecords, out: string[]): void {
 }
 
 /**
- * Every record of a unit as sorted zone-file lines (answers per qtype with their glue, virtual IP,
- * PTR claims, connect destinations): equal lines, equal unit, whatever the catalog's order.
+ * Every record of a unit as zone-file lines (answers per qtype with their glue, virtual IP, PTR
+ * claims, connect destinations), in a canonical order: instances are taken sorted by node and ID,
+ * tags and meta keys sorted, qtypes in a fixed order. Equal content gives equal lines whatever the
+ * order of the catalog, without sorting the lines themselves.
  */
 export function unitLines(u: Unit, domain: string): string[] {
   const out: string[] = [];
@@ -408,7 +410,7 @@ export function unitLines(u: Unit, domain: string): string[] {
     for (const a of u.ptrClaims) out.push(`;ptr ${a}`);
     for (const c of u.connectTo) out.push(`;connect ${c}`);
   }
-  return sortLines(out);
+  return out;
 }
 
 /** Consul's findWeight: Weights.Passing/Warning by the aggregated status of the instance's checks. */

@@ -14,6 +14,7 @@ import { LRUCache } from 'lru-cache';
 import type { PackedBlock } from '../dns/pack.js';
 import { QTYPE } from '../dns/wire.js';
 import { addrFromHex, canonicalIp } from './ip.js';
+import { unitRecords } from './listing.js';
 import { prepareAnswer, type ChaseLookup } from './prepare.js';
 import { AT, TYPE_CODE, ZoneHash, type RR } from './records.js';
 import type { NodeUnit, OwnerRecords, RecordAnswer, ServiceUnit, Unit } from './units.js';
@@ -240,6 +241,8 @@ export interface VersionAnswers {
   readonly fallbackNs: Owner | null;
   /** Marked dead when the next version replaces this one. */
   readonly source: Source;
+  /** The apex records as listed in the zone: SOA, NS, and `ns.<domain>` glue when that is the NS. */
+  readonly records: readonly RR[];
 }
 
 export interface ZoneParts {
@@ -329,6 +332,20 @@ export class Zone {
     this.memo = new LRUCache({ max: memoSize });
     this.nx = new FixedOwner(p.answers.nxdomain);
     this.ent = new FixedOwner(p.rfc ? p.answers.nodata : p.answers.nxdomain);
+  }
+
+  /**
+   * Every record of the zone, apex first, then unit by unit in key order, then the PTR records
+   * (AXFR's content; names synthesised per query are not listed, see listing.ts).
+   */
+  *records(): Generator<RR> {
+    yield* this.answers.records;
+    const units = [...this.data.units.values()].sort((a, b) => (a.key < b.key ? -1 : 1));
+    for (const u of units) yield* unitRecords(u, this.domain, this.data.localDc);
+    for (const rname of [...this.data.ptr.keys()].sort()) {
+      const target = this.data.ptrTarget(rname);
+      if (target) yield { owner: rname, type: 'PTR', ttl: this.ptrTtl, data: target };
+    }
   }
 
   /** The SOA answer (apex). */
