@@ -12,6 +12,14 @@ import { reverseName } from './ip.js';
 import { Translator, unitKey, type Unit } from './units.js';
 import { Zone, ZoneData, type Source } from './zone.js';
 
+/** The catalog entries a commit changes, when the source knows them: only these are compared. */
+export interface ChangeHint {
+  /** [datacenter, service name] as the catalog spells them. */
+  readonly services?: ReadonlyArray<readonly [string, string]>;
+  /** [datacenter, node name]. */
+  readonly nodes?: ReadonlyArray<readonly [string, string]>;
+}
+
 export interface Plan {
   readonly put: Unit[];
   readonly remove: string[];
@@ -22,7 +30,7 @@ export interface Plan {
  * instances (or the nodes they run on) changed, nodes that changed, connect destinations served by
  * a changed service, and units that are gone. Yields after each unit it builds or compares.
  */
-export function* planCommit(tr: Translator, data: ZoneData, prev: Catalog | null, next: Catalog, warn: (msg: string) => void): Generator<void, Plan> {
+export function* planCommit(tr: Translator, data: ZoneData, prev: Catalog | null, next: Catalog, warn: (msg: string) => void, hint?: ChangeHint): Generator<void, Plan> {
   const put: Unit[] = [];
   const remove: string[] = [];
   const seen = new Set<string>();
@@ -34,38 +42,63 @@ export function* planCommit(tr: Translator, data: ZoneData, prev: Catalog | null
   };
   const prevDcs = new Map([...(prev?.datacenters ?? [])].map(([dc, d]) => [dc.toLowerCase(), d]));
 
-  for (const [dcRaw, dcat] of [...next.datacenters].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    const dc = dcRaw.toLowerCase();
-    const old = prevDcs.get(dc);
-    for (const [svc, list] of dcat.services) {
-      const key = unitKey('service', dc, svc);
-      if (seen.has(key)) { warn(`service ${svc} in ${dc} differs from another only by case; first kept`); continue; }
-      seen.add(key);
-      const before = old?.services.get(svc);
-      if (before && data.units.has(key) && sameInstances(before, list)) { yield; continue; }
-      const u = tr.service('service', dc, svc, list);
-      const was = data.units.get(key);
-      if (was && was.kind !== 'node') dirty(dc, was.connectTo);
-      dirty(dc, u.connectTo);
-      put.push(u);
+  const service = (dc: string, svc: string, list: readonly ServiceInstance[] | undefined, before: readonly ServiceInstance[] | undefined) => {
+    const key = unitKey('service', dc, svc);
+    const was = data.units.get(key);
+    if (!list) {
+      if (was) { remove.push(key); if (was.kind === 'service') dirty(dc, was.connectTo); }
+      return;
+    }
+    if (before && was && sameInstances(before, list)) return;
+    const u = tr.service('service', dc, svc, list);
+    if (was && was.kind !== 'node') dirty(dc, was.connectTo);
+    dirty(dc, u.connectTo);
+    put.push(u);
+  };
+  const node = (dc: string, name: string, n: CatalogNode | undefined, before: CatalogNode | undefined) => {
+    const key = unitKey('node', dc, name);
+    if (!n) { if (data.units.has(key)) remove.push(key); return; }
+    if (before && data.units.has(key) && sameNode(before, n)) return;
+    const u = tr.node(dc, n);
+    if (u) put.push(u);
+    else warn(`node ${n.name} in ${dc}: name too long for ${tr.domain}; not served`);
+  };
+
+  if (hint && prev) {
+    // Only the entries the source says changed (a Consul watch knows which service it was).
+    const dcOf = (c: Catalog, dc: string) => c.datacenters.get(dc);
+    for (const [dcRaw, svc] of hint.services ?? []) {
+      service(dcRaw.toLowerCase(), svc, dcOf(next, dcRaw)?.services.get(svc), dcOf(prev, dcRaw)?.services.get(svc));
       yield;
     }
-    for (const node of dcat.nodes.values()) {
-      const key = unitKey('node', dc, node.name);
-      if (seen.has(key)) continue;
-      seen.add(key);
-      const before = old?.nodes.get(node.name);
-      if (before && data.units.has(key) && sameNode(before, node)) { yield; continue; }
-      const u = tr.node(dc, node);
-      if (u) put.push(u);
-      else warn(`node ${node.name} in ${dc}: name too long for ${tr.domain}; not served`);
+    for (const [dcRaw, name] of hint.nodes ?? []) {
+      node(dcRaw.toLowerCase(), name, dcOf(next, dcRaw)?.nodes.get(name), dcOf(prev, dcRaw)?.nodes.get(name));
       yield;
     }
-  }
-  for (const u of data.units.values()) {
-    if (u.kind === 'connect' || seen.has(u.key)) continue;
-    remove.push(u.key);
-    if (u.kind === 'service') dirty(u.dc, u.connectTo);
+  } else {
+    for (const [dcRaw, dcat] of [...next.datacenters].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      const dc = dcRaw.toLowerCase();
+      const old = prevDcs.get(dc);
+      for (const [svc, list] of dcat.services) {
+        const key = unitKey('service', dc, svc);
+        if (seen.has(key)) { warn(`service ${svc} in ${dc} differs from another only by case; first kept`); continue; }
+        seen.add(key);
+        service(dc, svc, list, old?.services.get(svc));
+        yield;
+      }
+      for (const n of dcat.nodes.values()) {
+        const key = unitKey('node', dc, n.name);
+        if (seen.has(key)) continue;
+        seen.add(key);
+        node(dc, n.name, n, old?.nodes.get(n.name));
+        yield;
+      }
+    }
+    for (const u of data.units.values()) {
+      if (u.kind === 'connect' || seen.has(u.key)) continue;
+      remove.push(u.key);
+      if (u.kind === 'service') dirty(u.dc, u.connectTo);
+    }
   }
   // Connect destinations: every proxy or native instance serving them, across the datacenter's services.
   for (const [dc, dests] of connectDirty) {
@@ -136,12 +169,10 @@ export function zoneVersion(tr: Translator, data: ZoneData, catalog: Catalog, se
   const apex = apexRecords(tr, local?.services.get('consul') ?? []);
   const contentHash = data.hash.hex(apexLines(tr, apex));
   const serial = serialFor(contentHash);
-  let records = 0;
-  for (const u of data.units.values()) records += u.size;
   return new Zone({
     serial, domain: tr.domain, contentHash, data, answers: versionAnswers(tr, apex, serial, source),
     rfc: tr.rfc, nodeTtl: tr.cfg.nodeTtl, ptrTtl: tr.cfg.ptrTtl,
-    stats: { names: data.units.size + data.ptr.size, records },
+    stats: { names: data.units.size + data.ptr.size, records: data.records },
   });
 }
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
-import { emptyZoneData, planCommit, zoneVersion, type Plan } from './build.js';
+import { emptyZoneData, planCommit, zoneVersion, type ChangeHint, type Plan } from './build.js';
 import { nextSerial } from './serial.js';
 import { diffRecords, unitRecords, type RecordDiff } from './listing.js';
 import type { RR } from './records.js';
@@ -66,16 +66,17 @@ export class ZoneStore {
   }
 
   /**
-   * Commits `catalog`: only what differs from the catalog being served is rebuilt. Commits run one
-   * at a time, in call order. Rejects (and keeps the current zone) on failure.
+   * Commits `catalog`: only what differs from the catalog being served is rebuilt. With a `hint`
+   * (the entries the source knows changed), only those are compared, so the cost does not grow with
+   * the catalog. Commits run one at a time, in call order. Rejects (and keeps the current zone) on failure.
    */
-  commit(catalog: Catalog, source = 'catalog'): Promise<CommitResult> {
-    const run = this.queue.then(() => this.run(catalog, source));
+  commit(catalog: Catalog, source = 'catalog', hint?: ChangeHint): Promise<CommitResult> {
+    const run = this.queue.then(() => this.run(catalog, source, hint));
     this.queue = run.catch(() => {});
     return run;
   }
 
-  private async run(catalog: Catalog, source: string): Promise<CommitResult> {
+  private async run(catalog: Catalog, source: string, hint?: ChangeHint): Promise<CommitResult> {
     const t0 = performance.now();
     let maxSlice = 0;
     const fresh = !this.data || !this.tr || this.catalog?.datacenter.toLowerCase() !== catalog.datacenter.toLowerCase();
@@ -83,7 +84,7 @@ export class ZoneStore {
     const data = fresh ? emptyZoneData(this.config, catalog.datacenter) : this.data!;
     let plan: Plan;
     try {
-      const gen = planCommit(tr, data, fresh ? null : this.catalog, catalog, (msg) => this.log.warn({ source }, msg));
+      const gen = planCommit(tr, data, fresh ? null : this.catalog, catalog, (msg) => this.log.warn({ source }, msg), fresh ? undefined : hint);
       let sliceStart = performance.now();
       let steps = 0;
       for (;;) {

@@ -95,6 +95,8 @@ export class ZoneData {
   readonly ptr = new Map<string, PtrClaims>();
   readonly reverseEnts = new RefCount();
   readonly hash = new ZoneHash();
+  /** Records held by all units (see Unit.size). */
+  records = 0;
   /** Identity of SRV targets, for de-duplicating glue within a response (stable across commits). */
   private readonly glueIds = new Map<string, number>();
 
@@ -143,6 +145,7 @@ export class ZoneData {
   private index(u: Unit): void {
     this.units.set(u.key, u);
     this.hash.add(u.hash);
+    this.records += u.size;
     const d = this.dc(u.dc);
     if (u.kind === 'node') {
       d.nodes.set(u.name, u);
@@ -161,6 +164,7 @@ export class ZoneData {
     u.live = false;
     this.units.delete(u.key);
     this.hash.remove(u.hash);
+    this.records -= u.size;
     const d = this.dc(u.dc);
     if (u.kind === 'node') {
       d.nodes.delete(u.name);
