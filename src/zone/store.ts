@@ -32,7 +32,11 @@ export interface CommitResult {
 }
 
 /** Above this many changed units, a commit does not compute its record diff (a secondary needs AXFR). */
-const MAX_DIFF_UNITS = 2000;
+const MAX_DIFF_UNITS = 500;
+/** Up to this many changed units, a commit is applied to the serving index in place. */
+const IN_PLACE_UNITS = 500;
+/** Units indexed per slice when a new generation of the index is filled. */
+const APPLY_CHUNK = 1000;
 
 /** How long one synchronous slice of a build may run before yielding to queries. */
 const SLICE_MS = 8;
@@ -53,8 +57,15 @@ export class ZoneStore {
   lastError: { at: number; message: string } | null = null;
   commits = 0;
 
-  constructor(opts: { config: Config; logger: Logger; clock?: () => number }) {
+  private readonly inPlaceUnits: number;
+
+  constructor(opts: {
+    config: Config; logger: Logger; clock?: () => number;
+    /** Commits changing more units fill a new index generation in slices (default 500). */
+    inPlaceUnits?: number;
+  }) {
     this.config = opts.config;
+    this.inPlaceUnits = opts.inPlaceUnits ?? IN_PLACE_UNITS;
     this.log = opts.logger.child({ component: 'zone' });
     this.clock = opts.clock ?? Date.now;
     this.statePath = opts.config.dataDir ? join(opts.config.dataDir, 'serial.json') : null;
@@ -101,29 +112,52 @@ export class ZoneStore {
       return this.failed(e, source);
     }
 
-    // The swap: apply the units and make the new version current, in one synchronous step.
+    // Small commits are applied in place, in one synchronous step (a few microseconds per unit).
+    // Large ones (and builds from scratch) fill a new generation of the index in slices while the
+    // current one keeps serving, and the swap is one assignment.
     const t1 = performance.now();
     const diff = fresh || plan.put.length + plan.remove.length > MAX_DIFF_UNITS ? null : this.diffOf(data, plan, tr);
-    const gone = data.apply(plan.put, plan.remove);
-    data.setDatacenters(catalog.datacenters.keys());
+    let next = data;
+    let gone: Unit[];
+    if (!fresh && plan.put.length + plan.remove.length <= this.inPlaceUnits) {
+      gone = data.apply(plan.put, plan.remove);
+    } else {
+      next = fresh ? data : data.successor();
+      const replaced = new Set([...plan.remove, ...plan.put.map((u) => u.key)]);
+      gone = fresh ? [] : [...data.units.values()].filter((u) => replaced.has(u.key));
+      const kept = fresh ? [] : [...data.units.values()].filter((u) => !replaced.has(u.key));
+      for (const part of [kept, plan.put]) {
+        for (let i = 0; i < part.length; i += APPLY_CHUNK) {
+          const s0 = performance.now();
+          next.apply(part.slice(i, i + APPLY_CHUNK));
+          maxSlice = Math.max(maxSlice, performance.now() - s0);
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
+      }
+    }
+    const t2 = performance.now();
+    next.setDatacenters(catalog.datacenters.keys());
     const version: Source = { live: true };
     let zone: Zone;
     try {
-      zone = zoneVersion(tr, data, catalog, (hash) => this.serialFor(hash), version);
+      zone = zoneVersion(tr, next, catalog, (hash) => this.serialFor(hash), version);
     } catch (e) {
-      // Put the previous units back: the serving zone must not see a half-applied commit.
-      data.apply(gone, plan.put.filter((u) => !gone.some((g) => g.key === u.key)).map((u) => u.key));
-      for (const g of gone) g.live = true;
+      if (next === data && !fresh) {
+        // Put the previous units back: the serving zone must not see a half-applied commit.
+        data.apply(gone, plan.put.filter((u) => !gone.some((g) => g.key === u.key)).map((u) => u.key));
+        for (const g of gone) g.live = true;
+      }
       return this.failed(e, source);
     }
+    if (next !== data) for (const g of gone) g.live = false;
     const changed = this.zone === null || this.zone.contentHash !== zone.contentHash;
     this.version.live = false;
     this.version = version;
     this.zone = zone;
-    this.data = data;
+    this.data = next;
     this.tr = tr;
     this.catalog = catalog;
-    maxSlice = Math.max(maxSlice, performance.now() - t1);
+    maxSlice = Math.max(maxSlice, performance.now() - (next === data && !fresh ? t1 : t2));
     this.lastSuccess = this.clock();
     this.lastError = null;
     this.commits++;

@@ -98,9 +98,18 @@ export class ZoneData {
   /** Records held by all units (see Unit.size). */
   records = 0;
   /** Identity of SRV targets, for de-duplicating glue within a response (stable across commits). */
-  private readonly glueIds = new Map<string, number>();
+  constructor(
+    readonly domain: string,
+    readonly localDc: string,
+    readonly reverseName: (ip: string) => string,
+    /** Shared by the ZoneData generations of one store: prepared answers outlive a generation. */
+    private readonly glueIds = new Map<string, number>(),
+  ) {}
 
-  constructor(readonly domain: string, readonly localDc: string, readonly reverseName: (ip: string) => string) {}
+  /** A new, empty generation that numbers glue targets as this one does. */
+  successor(): ZoneData {
+    return new ZoneData(this.domain, this.localDc, this.reverseName, this.glueIds);
+  }
 
   glueId(target: string): number {
     const t = target.toLowerCase();

@@ -128,11 +128,13 @@ function hintOf(before: Json, after: Json): ChangeHint {
 }
 
 describe('commits per unit give the zone a build from scratch gives (property)', () => {
-  for (const [seed, hinted] of [[1, false], [2, false], [3, false], [4, true], [5, true], [6, true]] as const) {
-    it(`seed ${seed}: 40 random changes, committed one by one${hinted ? ', each with the entries it changed' : ''}`, async () => {
+  const variants = [[1, false, 500], [2, false, 500], [3, false, 0], [4, true, 500], [5, true, 500], [6, true, 0]] as const;
+  for (const [seed, hinted, inPlaceUnits] of variants) {
+    const how = `${hinted ? ', each with the entries it changed' : ''}${inPlaceUnits === 0 ? ', each into a new index generation' : ''}`;
+    it(`seed ${seed}: 40 random changes, committed one by one${how}`, async () => {
       const rand = seededRandom(seed);
       const m = randomModel(rand);
-      const store = new ZoneStore({ config, logger: silentLogger() });
+      const store = new ZoneStore({ config, logger: silentLogger(), inPlaceUnits });
       await store.commit(catalogOf(docOf(m)));
       // One handler (with its response cache) over the store for the whole sequence: cached
       // answers must never outlive the records they came from.
