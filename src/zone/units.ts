@@ -87,6 +87,9 @@ export interface NodeUnit extends UnitBase {
 
 export type Unit = ServiceUnit | NodeUnit;
 
+const NO_RECORDS: readonly RR[] = Object.freeze([]);
+const NO_NAMES: Set<string> = new Set();
+
 export const unitKey = (kind: Unit['kind'], dc: string, name: string): string => `${kind}/${dc}/${name.toLowerCase()}`;
 
 type Accept = 'v4' | 'v6' | 'any';
@@ -189,7 +192,7 @@ export class Translator {
       key: srvKey, cname: false, hostTarget, glue,
       rr: { owner: AT, type: 'SRV', ttl, data: { priority: 1, weight: weightOf(s), port, target } },
     });
-    const address = (rec: RR): InstanceRecord => ({ key: `${rec.type}:${rec.data as string}`, cname: false, hostTarget: false, glue: [], rr: rec });
+    const address = (rec: RR): InstanceRecord => ({ key: `${rec.type}:${rec.data as string}`, cname: false, hostTarget: false, glue: NO_RECORDS, rr: rec });
     const fromIP = (ip: string): InstanceRecord | null => {
       if (qt === QTYPE.SRV) {
         const target = `${ipHex(ip)}.addr.${dc}.${this.domain}`;
@@ -212,8 +215,8 @@ export class Translator {
     };
     const fromFQDN = (host: string): InstanceRecord => {
       const target = host.replace(/\.$/, '');
-      if (qt === QTYPE.SRV) return srv(target, [], true);
-      return { key: `CNAME:${target}`, cname: true, hostTarget: false, glue: [], rr: { owner: AT, type: 'CNAME', ttl, data: target } };
+      if (qt === QTYPE.SRV) return srv(target, NO_RECORDS, true);
+      return { key: `CNAME:${target}`, cname: true, hostTarget: false, glue: NO_RECORDS, rr: { owner: AT, type: 'CNAME', ttl, data: target } };
     };
     if (!svcAddr && isIP(nAddr)) return s.node.address !== nAddr ? fromIP(nAddr) : fromServiceNode(nAddr);
     if (!svcAddr) return fromFQDN(nAddr);
@@ -224,7 +227,7 @@ export class Translator {
 
   /** Consul's serviceNodeRecords / serviceSRVRecords over a set of healthy instances. */
   private serviceOwner(dc: string, svc: string, list: readonly ServiceInstance[], ttl: number,
-    memo: Map<ServiceInstance, Array<InstanceRecord | null | undefined>>): OwnerRecords | null {
+    memo: Map<ServiceInstance, Array<InstanceRecord | null | undefined>>, interned: Map<string, RR>): OwnerRecords | null {
     if (list.length === 0) return null;
     const selfNames = new Set([`${svc}.service.${this.domain}`, `${svc}.service.${dc}.${this.domain}`].map((n) => n.toLowerCase()));
     const build = (qt: AddrQtype): RecordAnswer | null => {
@@ -238,7 +241,15 @@ export class Translator {
         let m = memo.get(s);
         if (!m) memo.set(s, (m = []));
         let r = m[qt];
-        if (r === undefined) m[qt] = r = this.instanceRecord(dc, s, qt, ttl, selfNames);
+        if (r === undefined) {
+          r = this.instanceRecord(dc, s, qt, ttl, selfNames);
+          if (r && (r.rr.type === 'A' || r.rr.type === 'AAAA')) {
+            // The A and ANY answers hold the same address records: keep one object of each.
+            const same = interned.get(r.key);
+            if (same) r = { ...r, rr: same }; else interned.set(r.key, r.rr);
+          }
+          m[qt] = r;
+        }
         if (!r || seen.has(r.key)) continue;
         seen.add(r.key);
         if (r.cname) { firstCname ??= r; continue; }
@@ -278,16 +289,20 @@ export class Translator {
     const list = [...input].sort(instanceOrder);
     const live = list.filter((s) => this.healthy(s));
     const memo = new Map<ServiceInstance, Array<InstanceRecord | null | undefined>>();
+    const interned = new Map<string, RR>();
+    const all = this.serviceOwner(dc, svc, live, ttl, memo, interned);
     const byTag = new Map<string, OwnerRecords>();
-    const tagSuffixes = new Set<string>();
+    let tagSuffixes: Set<string> = NO_NAMES;
     const tags = new Set(live.flatMap((s) => s.tags.map((t) => t.toLowerCase())));
     for (const tag of [...tags].sort()) {
-      const owner = this.serviceOwner(dc, svc, live.filter((s) => s.tags.some((t) => t.toLowerCase() === tag)), ttl, memo);
+      const tagged = live.filter((s) => s.tags.some((t) => t.toLowerCase() === tag));
+      // A tag every instance carries answers exactly as the service does: share its records.
+      const owner = tagged.length === live.length ? all : this.serviceOwner(dc, svc, tagged, ttl, memo, interned);
       if (owner) byTag.set(tag, owner);
       const parts = tag.split('.');
+      if (parts.length > 1 && tagSuffixes === NO_NAMES) tagSuffixes = new Set();
       for (let i = 1; i < parts.length; i++) tagSuffixes.add(parts.slice(i).join('.'));
     }
-    const all = this.serviceOwner(dc, svc, live, ttl, memo);
 
     let virtual: OwnerRecords | null = null;
     const ptrClaims: string[] = [];
