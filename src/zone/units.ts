@@ -11,7 +11,7 @@ import { isWireName } from '../catalog/catalog.js';
 import { serviceTtlFor, type Config } from '../config.js';
 import { QTYPE } from '../dns/wire.js';
 import { canonicalIp, ipHex } from './ip.js';
-import { AT, linesHash, rrText, type RR } from './records.js';
+import { AT, ContentHasher, type RR } from './records.js';
 
 /** What one name answers for one qtype, as records. */
 export interface RecordAnswer {
@@ -51,7 +51,7 @@ interface UnitBase {
   readonly name: string;
   /** The name as the catalog spells it (PTR targets keep it). */
   readonly display: string;
-  /** Hash of the unit's sorted records (see unitLines). */
+  /** Hash of the unit's records (see unitHash). */
   readonly hash: Uint32Array;
   /** How many records (lines) the unit holds. */
   readonly size: number;
@@ -377,8 +377,7 @@ export class Translator {
 }
 
 function withHash<U extends Unit>(u: Omit<U, 'hash' | 'size'>, domain: string): U {
-  const lines = unitLines(u as U, domain);
-  return { ...u, hash: linesHash(lines), size: lines.length } as U;
+  return { ...u, ...unitHash(u as U, domain) } as U;
 }
 
 /** Instances in a canonical order: node name, then service ID. */
@@ -391,41 +390,50 @@ export function unitOwnerName(u: Unit, domain: string): string {
   return u.kind === 'node' ? `${u.name}.node.${u.dc}.${domain}` : `${u.name}.${u.kind}.${u.dc}.${domain}`;
 }
 
-const QTYPE_NAME: Record<number, string> = { 1: 'A', 5: 'CNAME', 16: 'TXT', 28: 'AAAA', 33: 'SRV', 255: 'ANY' };
-
-/** Zone-file lines of one owner's answers, per qtype, glue included: what its hash covers. */
-function ownerLines(name: string, o: OwnerRecords, out: string[]): void {
-  out.push(`${name}. ;otherwise ${o.otherwise}`);
+/** Feeds one owner's answers, per qtype, glue included: what a unit's hash covers. */
+function hashOwner(h: ContentHasher, name: string, o: OwnerRecords): number {
+  let n = 0;
+  h.str(name).str(o.otherwise);
   for (const [qt, a] of o.byType) {
-    const tag = `;${QTYPE_NAME[qt] ?? qt}${a.shuffle ? ' shuffle' : ''}${a.addressLimit ? ' limit' : ''}${a.chase ? ` chase-${a.chase}` : ''}`;
+    h.num(qt).num((a.shuffle ? 1 : 0) | (a.addressLimit ? 2 : 0)).str(a.chase ?? '').num(a.records.length);
     a.records.forEach((r, i) => {
-      out.push(`${rrText(r, name)} ${tag}`);
-      for (const g of a.glue?.[i] ?? []) out.push(`${rrText(g, name)} ${tag} glue-of ${rrText(r, name)}`);
+      h.record(r);
+      const g = a.glue?.[i] ?? NO_RECORDS;
+      h.num(g.length);
+      for (const x of g) h.record(x);
+      n += 1 + g.length;
     });
-    for (const r of a.additional) out.push(`${rrText(r, name)} ${tag} additional`);
+    h.num(a.additional.length);
+    for (const r of a.additional) h.record(r);
+    n += a.additional.length;
   }
+  return n;
 }
 
 /**
- * Every record of a unit as zone-file lines (answers per qtype with their glue, virtual IP, PTR
- * claims, connect destinations), in a canonical order: instances are taken sorted by node and ID,
- * tags and meta keys sorted, qtypes in a fixed order. Equal content gives equal lines whatever the
- * order of the catalog, without sorting the lines themselves.
+ * The hash of a unit's records (answers per qtype with their glue, virtual IP, PTR claims, connect
+ * destinations) and how many records it holds. Records are produced in a canonical order
+ * (instances sorted by node and ID, tags and meta keys sorted, qtypes in a fixed order), so equal
+ * content gives an equal hash whatever the order of the catalog.
  */
-export function unitLines(u: Unit, domain: string): string[] {
-  const out: string[] = [];
+export function unitHash(u: Unit, domain: string): { hash: Uint32Array; size: number } {
+  const h = new ContentHasher();
   const base = unitOwnerName(u, domain);
+  let size = 0;
   if (u.kind === 'node') {
-    ownerLines(base, u.owner, out);
-    if (u.ptrClaim) out.push(`;ptr ${u.ptrClaim}`);
+    size += hashOwner(h, base, u.owner);
+    h.str(u.ptrClaim ?? '');
   } else {
-    if (u.all) ownerLines(base, u.all, out);
-    for (const [tag, o] of u.byTag) ownerLines(`${tag}.${base}`, o, out);
-    if (u.virtual) ownerLines(`${u.name}.virtual.${domain}`, u.virtual, out);
-    for (const a of u.ptrClaims) out.push(`;ptr ${a}`);
-    for (const c of u.connectTo) out.push(`;connect ${c}`);
+    h.str(u.kind);
+    if (u.all) size += hashOwner(h, base, u.all);
+    for (const [tag, o] of u.byTag) size += hashOwner(h.str(tag), base, o);
+    if (u.virtual) size += hashOwner(h, `${u.name}.virtual.${domain}`, u.virtual);
+    h.num(u.ptrClaims.length);
+    for (const a of u.ptrClaims) h.str(a);
+    h.num(u.connectTo.length);
+    for (const c of u.connectTo) h.str(c);
   }
-  return out;
+  return { hash: h.digest(), size };
 }
 
 /** Consul's findWeight: Weights.Passing/Warning by the aggregated status of the instance's checks. */
