@@ -382,6 +382,19 @@ describe('fake consul: blocking queries', () => {
     expect(idx(await get(consul, '/v1/health/service/db'))).toBeLessThanOrEqual(5);
   });
 
+  it('load() replaces a datacenter in one write and wakes what changed', async () => {
+    const web = await get(consul, '/v1/health/service/web?dc=dc2');
+    const { reply: pending } = await watch('/v1/health/service/web?dc=dc2', idx(web));
+    const doc = demo();
+    doc.datacenters.dc2!.services!.web!.pop();
+    consul.load({ datacenter: 'dc1', datacenters: { dc2: doc.datacenters.dc2! } });
+    const r = await pending;
+    expect([r.json().length, idx(r)]).toEqual([1, consul.index('dc2')]);
+    expect((await get(consul, '/v1/health/service/web')).json()).toHaveLength(4); // dc1 untouched
+    expect(() => consul.load({ datacenter: 'dc9', datacenters: {} })).toThrow(/not this agent's/);
+    expect(() => consul.registerService('no-such-node', { Service: 'x' })).toThrow(expect.objectContaining({ code: 'FAKE_CONSUL_NOT_FOUND' }));
+  });
+
   it('forgets a parked query whose client went away', async () => {
     const r = await get(consul, '/v1/catalog/nodes');
     const ac = new AbortController();

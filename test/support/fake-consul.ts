@@ -323,11 +323,17 @@ function nodeUuid(name: string): string {
 
 const isObj = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-function strip(o: JsonObject, ...names: string[]): JsonObject {
-  const out: JsonObject = {};
-  for (const [k, v] of Object.entries(o)) if (!names.includes(k)) out[k] = v;
+/** Copies onto `out` the fields of `o` not in `known` (fields the fake does not model pass through). */
+function addUnknown(out: JsonObject, o: JsonObject, known: ReadonlySet<string>): JsonObject {
+  for (const k in o) if (!known.has(k)) out[k] = o[k];
   return out;
 }
+
+const NODE_FIELDS = new Set(['ID', 'Node', 'Address', 'Datacenter', 'TaggedAddresses', 'Meta', 'CreateIndex', 'ModifyIndex']);
+const SERVICE_FIELDS = new Set(['ID', 'Service', 'Tags', 'Address', 'TaggedAddresses', 'Meta', 'Port', 'Weights',
+  'EnableTagOverride', 'Proxy', 'Connect', 'Kind', 'CreateIndex', 'ModifyIndex']);
+const CHECK_FIELDS = new Set(['Node', 'CheckID', 'Name', 'Status', 'Notes', 'Output', 'ServiceID', 'ServiceName', 'ServiceTags',
+  'Type', 'ExposedPort', 'Definition', 'CreateIndex', 'ModifyIndex']);
 
 function requireStr(v: unknown, what: string): string {
   if (typeof v !== 'string' || v === '') throw new FakeConsulError('FAKE_CONSUL_INVALID', `${what}: expected a non-empty string`);
@@ -787,15 +793,13 @@ export class FakeConsul {
   private upsertNode(d: DcState, input: NodeInput, idx: number): NodeRec {
     const name = requireStr(input.Node, 'Node');
     if (typeof input.Address !== 'string') throw new FakeConsulError('FAKE_CONSUL_INVALID', `node ${name}: Address: expected a string`);
-    const rest = strip(input, 'ID', 'Node', 'Address', 'Datacenter', 'TaggedAddresses', 'Meta', 'CreateIndex', 'ModifyIndex');
-    const fields: JsonObject = {
+    const fields: JsonObject = addUnknown({
       ID: typeof input.ID === 'string' && input.ID !== '' ? input.ID : nodeUuid(name),
       Address: input.Address,
       Datacenter: d.name,
       TaggedAddresses: isObj(input.TaggedAddresses) ? { ...input.TaggedAddresses } : {},
       Meta: isObj(input.Meta) ? { ...input.Meta } : {},
-      ...rest,
-    };
+    }, input, NODE_FIELDS);
     const existing = d.nodes.get(name);
     if (existing) {
       if (sameFields(existing.fields, fields)) return existing;
@@ -823,9 +827,7 @@ export class FakeConsul {
         tagged[k] = { Address: String(o.Address ?? o.address ?? ''), Port: Number(o.Port ?? o.port ?? 0) };
       }
     }
-    const rest = strip(input, 'ID', 'Service', 'Tags', 'Address', 'TaggedAddresses', 'Meta', 'Port', 'Weights',
-      'EnableTagOverride', 'Proxy', 'Connect', 'Kind', 'CreateIndex', 'ModifyIndex');
-    const fields: JsonObject = {
+    const fields: JsonObject = addUnknown({
       ...(typeof input.Kind === 'string' && input.Kind !== '' ? { Kind: input.Kind } : {}),
       ID: id,
       Service: name,
@@ -838,8 +840,7 @@ export class FakeConsul {
       EnableTagOverride: input.EnableTagOverride === true,
       Proxy: isObj(input.Proxy) ? input.Proxy : DEFAULT_PROXY,
       Connect: isObj(input.Connect) ? input.Connect : {},
-      ...rest,
-    };
+    }, input, SERVICE_FIELDS);
     const keys = groupKeysOf(name, fields);
     const existing = n.instances.get(id);
     if (existing && existing.name === name) {
@@ -906,9 +907,7 @@ export class FakeConsul {
     const inst = serviceId === '' ? undefined : n.instances.get(serviceId);
     if (serviceId !== '' && !inst) throw new FakeConsulError('FAKE_CONSUL_NOT_FOUND', `check ${checkId}: no service ${JSON.stringify(serviceId)} on node ${nodeName}`);
     const existing = n.checks.get(checkId);
-    const rest = strip(input, 'Node', 'CheckID', 'Name', 'Status', 'Notes', 'Output', 'ServiceID', 'ServiceName', 'ServiceTags',
-      'Type', 'ExposedPort', 'Definition', 'CreateIndex', 'ModifyIndex');
-    const fields: JsonObject = {
+    const fields: JsonObject = addUnknown({
       Name: typeof input.Name === 'string' ? input.Name
         : inst ? `Service '${inst.name}' check` : checkId === 'serfHealth' ? 'Serf Health Status' : checkId,
       Status: input.Status,
@@ -921,8 +920,7 @@ export class FakeConsul {
       Type: typeof input.Type === 'string' ? input.Type : '',
       ExposedPort: 0,
       Definition: {},
-      ...rest,
-    };
+    }, input, CHECK_FIELDS);
     if (existing && existing.serviceId === serviceId) {
       if (sameFields(existing.fields, fields)) return;
       existing.fields = fields;
@@ -1055,8 +1053,7 @@ export class FakeConsul {
     if (n.json === undefined) {
       const f = n.fields;
       n.json = JSON.stringify({
-        ID: f.ID, Node: n.name, Address: f.Address, Datacenter: f.Datacenter, TaggedAddresses: f.TaggedAddresses, Meta: f.Meta,
-        ...strip(f, 'ID', 'Address', 'Datacenter', 'TaggedAddresses', 'Meta'),
+        ...addUnknown({ ID: f.ID, Node: n.name, Address: f.Address, Datacenter: f.Datacenter, TaggedAddresses: f.TaggedAddresses, Meta: f.Meta }, f, NODE_FIELDS),
         CreateIndex: n.createIndex, ModifyIndex: n.modifyIndex,
       });
     }
