@@ -261,8 +261,8 @@ interface Waiter {
 
 interface CachedBody { index: number; body: Buffer; empty: boolean }
 
-const GROUP_PREFIXES = ['service', 'connect'] as const;
-type GroupPrefix = (typeof GROUP_PREFIXES)[number];
+/** The two kinds of per-name entry: instances of a service, and Connect-capable endpoints for a name. */
+type GroupPrefix = 'service' | 'connect';
 
 class DcState {
   /** The Raft-like index: +1 on every write. */
