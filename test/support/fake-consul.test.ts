@@ -1,0 +1,646 @@
+// The test Consul over real HTTP (undici on 127.0.0.1): response shapes, blocking queries and their
+// index rules, faults, ACL modes, lifecycle, and that a write re-examines only the parked queries it
+// can change (counted, not timed).
+import { readFileSync } from 'node:fs';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Agent, request, type Dispatcher } from 'undici';
+import { parseCatalog } from '../../src/catalog/catalog.js';
+import { FakeConsul, parseGoDuration, startFakeConsul, type CatalogDocument } from './fake-consul.js';
+
+const DEMO_TEXT = readFileSync(new URL('../../fixtures/demo-catalog.json', import.meta.url), 'utf8');
+const demo = (): CatalogDocument => JSON.parse(DEMO_TEXT) as CatalogDocument;
+
+interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+  json(): any;
+}
+
+const agents: Agent[] = [];
+/** A keep-alive agent closed after the file (or destroyed by the test that needs it gone). */
+function newAgent(): Agent {
+  const a = new Agent({ keepAliveTimeout: 2_000 });
+  agents.push(a);
+  return a;
+}
+afterAll(async () => { await Promise.all(agents.map((a) => a.destroy())); });
+
+async function get(base: FakeConsul, path: string, opts: { headers?: Record<string, string>; agent?: Dispatcher; signal?: AbortSignal; method?: 'GET' | 'POST' } = {}): Promise<Reply> {
+  const r = await request(base.url + path, {
+    method: opts.method ?? 'GET', headers: opts.headers, dispatcher: opts.agent ?? shared, signal: opts.signal,
+  });
+  const text = await r.body.text();
+  return { status: r.statusCode, headers: r.headers, text, json: () => JSON.parse(text) };
+}
+
+let shared: Agent;
+beforeAll(() => { shared = newAgent(); });
+
+const idx = (r: Reply): number => Number(r.headers['x-consul-index']);
+
+/** Lets queued microtasks (the fake's wake flush) and one HTTP round trip run. */
+async function settle(c: FakeConsul): Promise<void> {
+  await get(c, '/v1/status/leader');
+}
+
+describe('fake consul: endpoints and shapes', () => {
+  let consul: FakeConsul;
+  beforeAll(async () => { consul = await startFakeConsul({ catalog: demo() }); });
+  afterAll(() => consul.close());
+
+  it('lists datacenters, local first, without index headers', async () => {
+    const r = await get(consul, '/v1/catalog/datacenters');
+    expect(r.status).toBe(200);
+    expect(r.headers['content-type']).toBe('application/json');
+    expect(r.json()).toEqual(['dc1', 'dc2']);
+    expect(r.headers['x-consul-index']).toBeUndefined();
+  });
+
+  it('lists services with the union of their tags, and the consistency headers', async () => {
+    const r = await get(consul, '/v1/catalog/services');
+    expect(r.json()).toEqual({
+      api: ['grpc'], billing: ['v1'], consul: [], db: ['primary', 'replica', 'v15.primary'], redis: ['cache'],
+      web: ['admin', 'http', 'v1', 'v2'],
+    });
+    expect(idx(r)).toBe(consul.index());
+    expect(r.headers).toMatchObject({
+      'x-consul-knownleader': 'true', 'x-consul-lastcontact': '0', 'x-consul-effective-consistency': 'leader',
+    });
+  });
+
+  it('lists nodes as /v1/catalog/nodes does', async () => {
+    const nodes = (await get(consul, '/v1/catalog/nodes')).json();
+    expect(nodes).toHaveLength(12);
+    expect(nodes.map((n: any) => n.Node)).toEqual([...nodes.map((n: any) => n.Node)].sort());
+    const web1 = nodes.find((n: any) => n.Node === 'web-1');
+    expect(web1).toMatchObject({
+      ID: '00000000-0000-4000-8000-764554017276', Node: 'web-1', Address: '10.0.1.11', Datacenter: 'dc1',
+      TaggedAddresses: { lan: '10.0.1.11', wan: '10.0.1.11' }, Meta: { rack: 'r1' },
+    });
+    expect(web1.CreateIndex).toBeGreaterThan(0);
+    expect(web1.ModifyIndex).toBeGreaterThanOrEqual(web1.CreateIndex);
+  });
+
+  it('answers /v1/health/service with Node, Service and Checks (node-level checks first)', async () => {
+    const r = await get(consul, '/v1/health/service/web');
+    const entries = r.json();
+    expect(entries.map((e: any) => `${e.Node.Node}/${e.Service.ID}`)).toEqual([
+      'web-1/web-admin-web-1', 'web-1/web-web-1', 'web-2/web-web-2', 'web-3/web-web-3',
+    ]);
+    const e = entries[3];
+    expect(e.Service).toMatchObject({
+      ID: 'web-web-3', Service: 'web', Tags: ['v2', 'http'], Address: '', Port: 8080, Weights: { Passing: 1, Warning: 1 },
+      Namespace: 'default', // fields the fake does not know pass through
+    });
+    expect(e.Checks.map((c: any) => [c.CheckID, c.ServiceID, c.Status])).toEqual([
+      ['serfHealth', '', 'passing'], ['service:web-web-3', 'web-web-3', 'warning'],
+    ]);
+    expect(e.Checks[1]).toMatchObject({ Node: 'web-3', ServiceName: 'web', ServiceTags: ['v2', 'http'] });
+    expect(idx(r)).toBeGreaterThan(0);
+
+    const api = (await get(consul, '/v1/health/service/api')).json();
+    expect(api[0].Service.TaggedAddresses).toEqual({ lan_ipv4: { Address: '172.16.0.41', Port: 9090 } });
+  });
+
+  it('filters /v1/health/service by ?passing and ?tag', async () => {
+    const passing = (await get(consul, '/v1/health/service/web?passing')).json();
+    expect(passing.map((e: any) => e.Service.ID)).not.toContain('web-web-3');
+    expect(passing).toHaveLength(3);
+    expect((await get(consul, '/v1/health/service/web?passing=false')).json()).toHaveLength(4);
+    expect((await get(consul, '/v1/health/service/web?passing=maybe')).status).toBe(400);
+    const admin = (await get(consul, '/v1/health/service/web?tag=admin')).json();
+    expect(admin.map((e: any) => e.Service.ID)).toEqual(['web-admin-web-1']);
+    expect((await get(consul, '/v1/health/service/web?tag=v1&tag=http')).json()).toHaveLength(1);
+  });
+
+  it('answers an unknown service with [] and an index above 0', async () => {
+    const r = await get(consul, '/v1/health/service/nosuch');
+    expect(r.status).toBe(200);
+    expect(r.json()).toEqual([]);
+    expect(idx(r)).toBeGreaterThan(0);
+  });
+
+  it('answers /v1/health/connect with connect proxies for the destination and Connect-native instances', async () => {
+    consul.registerService('web-2', {
+      ID: 'web-sidecar-proxy', Service: 'web-sidecar-proxy', Kind: 'connect-proxy', Port: 21000,
+      Proxy: { DestinationServiceName: 'web', DestinationServiceID: 'web-web-2', LocalServicePort: 8080 },
+    }, { checks: [{ CheckID: 'proxy-alive', Status: 'passing' }] });
+    consul.registerService('db-1', { ID: 'pay-1', Service: 'pay', Port: 9443, Connect: { Native: true } });
+    const web = (await get(consul, '/v1/health/connect/web')).json();
+    expect(web.map((e: any) => [e.Node.Node, e.Service.Kind, e.Service.Port])).toEqual([['web-2', 'connect-proxy', 21000]]);
+    expect(web[0].Checks.map((c: any) => c.CheckID)).toEqual(['serfHealth', 'proxy-alive']);
+    expect((await get(consul, '/v1/health/connect/pay')).json().map((e: any) => e.Service.ID)).toEqual(['pay-1']);
+    expect((await get(consul, '/v1/health/connect/db')).json()).toEqual([]);
+    // The proxy is a service of its own; it is not an instance of web.
+    expect((await get(consul, '/v1/health/service/web')).json()).toHaveLength(4);
+    expect((await get(consul, '/v1/health/service/web-sidecar-proxy')).json()).toHaveLength(1);
+    consul.deregisterService('web-2', 'web-sidecar-proxy');
+    consul.deregisterService('db-1', 'pay-1');
+  });
+
+  it('answers /v1/health/state/<state> with a flat list of checks', async () => {
+    const critical = (await get(consul, '/v1/health/state/critical')).json();
+    expect(critical.map((c: any) => `${c.Node}/${c.CheckID}`)).toEqual(['db-2/service:db-db-2', 'lb-1/serfHealth']);
+    expect(critical[1]).toMatchObject({ Name: 'Serf Health Status', Status: 'critical', ServiceID: '', ServiceName: '', ServiceTags: [] });
+    const any = (await get(consul, '/v1/health/state/any')).json();
+    const passing = (await get(consul, '/v1/health/state/passing')).json();
+    const warning = (await get(consul, '/v1/health/state/warning')).json();
+    expect(any.length).toBe(passing.length + warning.length + critical.length);
+    expect(warning.map((c: any) => c.CheckID).sort()).toEqual(['service:api-api-2', 'service:web-web-3']);
+    const bad = await get(consul, '/v1/health/state/sick');
+    expect([bad.status, bad.text]).toEqual([400, 'Bad check state']);
+  });
+
+  it('answers /v1/catalog/service with the flat ServiceNode shape', async () => {
+    const r = await get(consul, '/v1/catalog/service/api');
+    const [a] = r.json();
+    expect(a).toMatchObject({
+      ID: '00000000-0000-4000-8000-069004894966', Node: 'api-1', Address: '10.0.3.41', Datacenter: 'dc1',
+      NodeMeta: expect.any(Object), ServiceID: 'api-api-1', ServiceName: 'api', ServiceTags: ['grpc'],
+      ServiceAddress: '172.16.0.41', ServicePort: 9090, ServiceWeights: { Passing: 10, Warning: 1 },
+      ServiceTaggedAddresses: { lan_ipv4: { Address: '172.16.0.41', Port: 9090 } }, ServiceEnableTagOverride: false,
+      ServiceMeta: {}, ServiceKind: '',
+    });
+    expect(a.CreateIndex).toBeGreaterThan(0);
+    expect(idx(r)).toBe(idx(await get(consul, '/v1/health/service/api')));
+    expect((await get(consul, '/v1/catalog/service/web?tag=admin')).json()).toHaveLength(1);
+  });
+
+  it('answers /v1/status/leader and /v1/agent/self', async () => {
+    expect((await get(consul, '/v1/status/leader')).json()).toBe('127.0.0.1:8300');
+    const self = (await get(consul, '/v1/agent/self')).json();
+    expect(self.Config).toMatchObject({ Datacenter: 'dc1', NodeName: 'consul-server-1' });
+    expect(self.DebugConfig.DNSDomain).toBe('consul.');
+  });
+
+  it('reads another datacenter with ?dc= and refuses an unknown one', async () => {
+    const web = (await get(consul, '/v1/health/service/web?dc=dc2')).json();
+    expect(web.map((e: any) => [e.Node.Node, e.Node.Datacenter])).toEqual([['web-dc2-1', 'dc2'], ['web-dc2-2', 'dc2']]);
+    expect(idx(await get(consul, '/v1/catalog/nodes?dc=dc2'))).toBe(consul.index('dc2'));
+    const r = await get(consul, '/v1/catalog/services?dc=dc9');
+    expect([r.status, r.text]).toEqual([500, 'No path to datacenter']);
+  });
+
+  it('reports the consistency mode, and refuses ?stale with ?consistent', async () => {
+    consul.setLastContact(1234);
+    const stale = await get(consul, '/v1/catalog/services?stale');
+    expect(stale.headers).toMatchObject({ 'x-consul-effective-consistency': 'stale', 'x-consul-lastcontact': '1234' });
+    consul.setLastContact(0);
+    const cons = await get(consul, '/v1/catalog/services?consistent');
+    expect(cons.headers).toMatchObject({ 'x-consul-effective-consistency': 'consistent', 'x-consul-lastcontact': '0' });
+    const both = await get(consul, '/v1/catalog/services?stale&consistent');
+    expect(both.status).toBe(400);
+    expect(both.text).toContain('Cannot specify ?stale with ?consistent');
+  });
+
+  it('rejects bad parameters, paths and methods as Consul does', async () => {
+    expect(await get(consul, '/v1/catalog/services?index=abc')).toMatchObject({ status: 400, text: 'Invalid index' });
+    expect(await get(consul, '/v1/catalog/services?index=1&wait=10')).toMatchObject({ status: 400, text: 'Invalid wait time' });
+    expect((await get(consul, '/v1/health/service/web?filter=Service.Port==80')).status).toBe(400);
+    expect((await get(consul, '/v1/kv/foo')).status).toBe(404);
+    expect((await get(consul, '/v1/catalog/services', { method: 'POST' })).status).toBe(405);
+    expect((await get(consul, '/v1/health/service/')).status).toBe(400);
+  });
+
+  it('parses Go durations', () => {
+    expect(parseGoDuration('5m')).toBe(300_000);
+    expect(parseGoDuration('1h30m')).toBe(5_400_000);
+    expect(parseGoDuration('1.5s')).toBe(1500);
+    expect(parseGoDuration('250ms')).toBe(250);
+    expect(parseGoDuration('0')).toBe(0);
+    expect(parseGoDuration('-2s')).toBe(-2000);
+    expect(parseGoDuration('10')).toBeNull();
+    expect(parseGoDuration('')).toBeNull();
+    expect(parseGoDuration('5 m')).toBeNull();
+  });
+
+  it('snapshot() is a valid catalog file holding what was loaded, and loads back to itself', () => {
+    const snap = consul.snapshot();
+    // The same catalog, up to order (the fake lists instances by node, then ID, as Consul does).
+    const sorted = (text: string) => {
+      const { catalog } = parseCatalog(text);
+      return [...catalog.datacenters].map(([dc, d]) => ({
+        dc,
+        nodes: [...d.nodes.values()].sort((a, b) => a.name.localeCompare(b.name)),
+        services: [...d.services].sort(([a], [b]) => a.localeCompare(b)).map(([name, list]) =>
+          [name, [...list].sort((a, b) => `${a.node.name}/${a.id}`.localeCompare(`${b.node.name}/${b.id}`))]),
+      }));
+    };
+    expect(sorted(JSON.stringify(snap))).toEqual(sorted(DEMO_TEXT));
+    const other = new FakeConsul({ catalog: snap });
+    const strip = (s: string) => s.replace(/"(Create|Modify)Index":\d+/g, '');
+    expect(strip(JSON.stringify(other.snapshot()))).toBe(strip(JSON.stringify(snap)));
+  });
+
+  it('never answers index 0, even with nothing registered', async () => {
+    const empty = await startFakeConsul();
+    try {
+      for (const p of ['/v1/catalog/services', '/v1/catalog/nodes', '/v1/health/service/x', '/v1/health/connect/x',
+        '/v1/health/state/any', '/v1/catalog/service/x']) {
+        const r = await get(empty, p);
+        expect([p, r.status, r.headers['x-consul-index']]).toEqual([p, 200, '1']);
+      }
+      expect((await get(empty, '/v1/catalog/services')).json()).toEqual({});
+    } finally {
+      await empty.close();
+    }
+  });
+});
+
+describe('fake consul: blocking queries', () => {
+  let consul: FakeConsul;
+  beforeAll(async () => { consul = await startFakeConsul({ catalog: demo(), jitter: false }); });
+  afterAll(() => consul.close());
+  afterEach(async () => { await consul.until((c) => c.parked === 0); });
+
+  /** Starts a blocking GET and waits until the fake has parked it; `reply` is its answer. */
+  async function watch(path: string, index: number, wait = '60s'): Promise<{ reply: Promise<Reply> }> {
+    const parked = consul.counters.parked;
+    const sep = path.includes('?') ? '&' : '?';
+    const reply = get(consul, `${path}${sep}index=${index}&wait=${wait}`);
+    reply.catch(() => {}); // awaited by the test; a failed test must not leave an unhandled rejection
+    await consul.until((c) => c.parked === parked + 1);
+    return { reply };
+  }
+
+  it('wakes a service watch on a change of its checks, not on an unrelated change', async () => {
+    const first = await get(consul, '/v1/health/service/web');
+    const { reply: pending } = await watch('/v1/health/service/web', idx(first));
+    const wakeups = consul.counters.wakeups;
+    consul.setCheck('cache-1', 'service:redis-cache-1', 'critical'); // another service
+    consul.registerService('db-1', { ID: 'metrics', Service: 'metrics', Port: 9100 }); // a new service elsewhere
+    consul.setNodeMeta('db-2', { rack: 'r9' }); // a node without web
+    consul.setCheck('web-1', 'serfHealth', 'passing'); // a write that changes nothing
+    await settle(consul);
+    expect(consul.counters.parked).toBe(1);
+    expect(consul.counters.wakeups).toBe(wakeups);
+
+    const written = consul.setCheck('web-3', 'service:web-web-3', 'critical');
+    const r = await pending;
+    expect(idx(r)).toBe(written);
+    const web3 = r.json().find((e: any) => e.Node.Node === 'web-3');
+    expect(web3.Checks[1]).toMatchObject({ Status: 'critical', ModifyIndex: written });
+    expect(consul.counters.wakeups).toBe(wakeups + 1);
+  });
+
+  it('wakes on a change of a node the service runs on, and on a node-level check', async () => {
+    let r = await get(consul, '/v1/health/service/web');
+    let { reply: pending } = await watch('/v1/health/service/web', idx(r));
+    const meta = consul.setNodeMeta('web-2', { rack: 'r7' });
+    r = await pending;
+    expect(idx(r)).toBe(meta);
+    expect(r.json().find((e: any) => e.Node.Node === 'web-2').Node.Meta).toEqual({ rack: 'r7' });
+
+    ({ reply: pending } = await watch('/v1/health/service/web', idx(r)));
+    const serf = consul.setCheck('web-1', 'serfHealth', 'critical');
+    expect(idx(await pending)).toBe(serf);
+  });
+
+  it('times out with the same index when nothing changes, also for an index from the future', async () => {
+    const r = await get(consul, '/v1/health/service/db');
+    const timeouts = consul.counters.timeouts;
+    const again = await get(consul, `/v1/health/service/db?index=${idx(r)}&wait=100ms`);
+    expect(idx(again)).toBe(idx(r));
+    expect(again.text).toBe(r.text);
+    const future = await get(consul, `/v1/health/service/db?index=${idx(r) + 1000}&wait=100ms`);
+    expect(idx(future)).toBe(idx(r));
+    expect(consul.counters.timeouts).toBe(timeouts + 2);
+  });
+
+  it('answers at once when the index is 0 or already passed', async () => {
+    const r = await get(consul, '/v1/catalog/services?index=0&wait=60s');
+    expect(r.status).toBe(200);
+    expect((await get(consul, `/v1/catalog/services?index=${idx(r) - 1}&wait=60s`)).status).toBe(200);
+    expect(consul.counters.parked).toBe(0);
+  });
+
+  it('wakes the services list on a registration, not on a check change', async () => {
+    const r = await get(consul, '/v1/catalog/services');
+    const { reply: pending } = await watch('/v1/catalog/services', idx(r));
+    const wakeups = consul.counters.wakeups;
+    consul.setCheck('db-1', 'service:db-db-1', 'warning');
+    await settle(consul);
+    expect(consul.counters.wakeups).toBe(wakeups);
+    const written = consul.registerService('db-1', { ID: 'cron', Service: 'cron', Tags: ['nightly'] });
+    const after = await pending;
+    expect(idx(after)).toBe(written);
+    expect(after.json().cron).toEqual(['nightly']);
+    consul.deregisterService('db-1', 'cron');
+  });
+
+  it('wakes the nodes list on node changes and health/state on check changes', async () => {
+    const nodes = await get(consul, '/v1/catalog/nodes');
+    const state = await get(consul, '/v1/health/state/any');
+    const { reply: pendingNodes } = await watch('/v1/catalog/nodes', idx(nodes));
+    const { reply: pendingState } = await watch('/v1/health/state/critical', idx(state));
+    const check = consul.setCheck('lb-1', 'serfHealth', 'passing');
+    expect(idx(await pendingState)).toBe(check);
+    expect(consul.counters.parked).toBe(1);
+    const node = consul.registerNode({ Node: 'new-1', Address: '10.9.9.9' });
+    const r = await pendingNodes;
+    expect(idx(r)).toBe(node);
+    expect(r.json().map((n: any) => n.Node)).toContain('new-1');
+    consul.removeNode('new-1');
+  });
+
+  it('wakes a watch when its service goes away, and a watch on an absent name when any service goes away', async () => {
+    consul.registerService('cache-1', { ID: 'tmp-1', Service: 'tmp' }, { checks: [{ CheckID: 'tmp-ok', Status: 'passing' }] });
+    const tmp = await get(consul, '/v1/health/service/tmp');
+    const ghost = await get(consul, '/v1/health/service/ghost');
+    const { reply: pendingTmp } = await watch('/v1/health/service/tmp', idx(tmp));
+    const { reply: pendingGhost } = await watch('/v1/health/service/ghost', idx(ghost));
+    const gone = consul.deregisterService('cache-1', 'tmp-1');
+    const [t, g] = await Promise.all([pendingTmp, pendingGhost]);
+    expect([t.json(), idx(t)]).toEqual([[], gone]);
+    expect([g.json(), idx(g)]).toEqual([[], gone]);
+    expect(idx(await get(consul, '/v1/health/service/tmp'))).toBe(gone);
+    // The check went with the instance.
+    expect((await get(consul, '/v1/health/state/any')).json().map((c: any) => c.CheckID)).not.toContain('tmp-ok');
+
+    const { reply: pendingGhost2 } = await watch('/v1/health/service/ghost', gone);
+    const born = consul.registerService('cache-1', { ID: 'ghost-1', Service: 'ghost' });
+    const g2 = await pendingGhost2;
+    expect([g2.json().length, idx(g2)]).toEqual([1, born]);
+    consul.deregisterService('cache-1', 'ghost-1');
+  });
+
+  it('wakes every parked query at once with the lower index after a snapshot restore', async () => {
+    const before = consul.index();
+    const r = await get(consul, '/v1/health/service/web');
+    const { reply: pendingA } = await watch('/v1/health/service/web', idx(r));
+    const { reply: pendingB } = await watch('/v1/catalog/services', before);
+    consul.resetIndex(5);
+    const [a, b] = await Promise.all([pendingA, pendingB]);
+    expect(idx(a)).toBeLessThanOrEqual(5);
+    expect(idx(b)).toBeLessThanOrEqual(5);
+    expect(a.json()).toHaveLength(4);
+    expect(Math.max(...a.json().map((e: any) => e.Service.ModifyIndex))).toBeLessThanOrEqual(5);
+    // Writes continue from the lower index.
+    expect(consul.setCheck('web-1', 'serfHealth', 'warning')).toBe(6);
+    expect(idx(await get(consul, '/v1/health/service/web'))).toBe(6);
+    expect(idx(await get(consul, '/v1/health/service/db'))).toBeLessThanOrEqual(5);
+  });
+
+  it('load() replaces a datacenter in one write and wakes what changed', async () => {
+    const web = await get(consul, '/v1/health/service/web?dc=dc2');
+    const { reply: pending } = await watch('/v1/health/service/web?dc=dc2', idx(web));
+    const doc = demo();
+    doc.datacenters.dc2!.services!.web!.pop();
+    consul.load({ datacenter: 'dc1', datacenters: { dc2: doc.datacenters.dc2! } });
+    const r = await pending;
+    expect([r.json().length, idx(r)]).toEqual([1, consul.index('dc2')]);
+    expect((await get(consul, '/v1/health/service/web')).json()).toHaveLength(4); // dc1 untouched
+    expect(() => consul.load({ datacenter: 'dc9', datacenters: {} })).toThrow(/not this agent's/);
+    expect(() => consul.registerService('no-such-node', { Service: 'x' })).toThrow(expect.objectContaining({ code: 'FAKE_CONSUL_NOT_FOUND' }));
+  });
+
+  it('forgets a parked query whose client went away', async () => {
+    const r = await get(consul, '/v1/catalog/nodes');
+    const ac = new AbortController();
+    const pending = get(consul, `/v1/catalog/nodes?index=${idx(r)}&wait=60s`, { signal: ac.signal });
+    await consul.until((c) => c.parked === 1);
+    ac.abort();
+    await expect(pending).rejects.toThrow();
+    await consul.until((c) => c.parked === 0);
+  });
+});
+
+describe('fake consul: faults', () => {
+  let consul: FakeConsul;
+  beforeAll(async () => { consul = await startFakeConsul({ catalog: demo() }); });
+  afterAll(() => consul.close());
+  afterEach(() => consul.clearFaults());
+
+  it('no leader: 500 for default and consistent reads, stale reads succeed without a known leader', async () => {
+    const id = consul.addFault({ kind: 'no-leader' });
+    expect(await get(consul, '/v1/health/service/web')).toMatchObject({ status: 500, text: 'No cluster leader' });
+    expect((await get(consul, '/v1/catalog/nodes?consistent')).status).toBe(500);
+    const stale = await get(consul, '/v1/health/service/web?stale');
+    expect(stale.status).toBe(200);
+    expect(stale.json()).toHaveLength(4);
+    expect(stale.headers['x-consul-knownleader']).toBe('false');
+    expect(Number(stale.headers['x-consul-lastcontact'])).toBeGreaterThanOrEqual(0);
+    expect((await get(consul, '/v1/status/leader')).json()).toBe('');
+    expect((await get(consul, '/v1/catalog/datacenters')).status).toBe(200);
+    consul.clearFault(id);
+    const ok = await get(consul, '/v1/health/service/web');
+    expect([ok.status, ok.headers['x-consul-knownleader']]).toEqual([200, 'true']);
+  });
+
+  it('no leader in one datacenter only', async () => {
+    consul.addFault({ kind: 'no-leader' }, { dc: 'dc2' });
+    expect((await get(consul, '/v1/catalog/services?dc=dc2')).status).toBe(500);
+    expect((await get(consul, '/v1/catalog/services')).status).toBe(200);
+  });
+
+  it('429, 403 and any status, for matching paths only, and for a number of requests', async () => {
+    consul.addFault({ kind: 'rate-limit' }, { path: '/v1/health/' });
+    expect(await get(consul, '/v1/health/service/web')).toMatchObject({ status: 429, text: 'rate limit exceeded' });
+    expect((await get(consul, '/v1/catalog/services')).status).toBe(200);
+    consul.clearFaults();
+    consul.addFault({ kind: 'forbidden' }, { path: /^\/v1\/catalog\/nodes$/ });
+    expect(await get(consul, '/v1/catalog/nodes')).toMatchObject({ status: 403, text: 'Permission denied' });
+    consul.clearFaults();
+    consul.addFault({ kind: 'status', status: 503, body: 'upstream sad' }, { path: '/v1/catalog/services', times: 2 });
+    expect((await get(consul, '/v1/catalog/services')).status).toBe(503);
+    expect((await get(consul, '/v1/catalog/services')).status).toBe(503);
+    expect((await get(consul, '/v1/catalog/services')).status).toBe(200);
+    expect(consul.counters.responses[503]).toBe(2);
+  });
+
+  it('hang: holds the request until the fault is cleared, then answers it', async () => {
+    const id = consul.addFault({ kind: 'hang' }, { path: '/v1/catalog/services' });
+    const pending = get(consul, '/v1/catalog/services', { agent: newAgent() });
+    await consul.until((c) => c.hung === 1);
+    expect((await get(consul, '/v1/catalog/nodes')).status).toBe(200); // other paths unaffected
+    consul.clearFault(id);
+    expect((await pending).status).toBe(200);
+    expect(consul.counters.hung).toBe(0);
+  });
+
+  it('reset: the connection is destroyed without an answer', async () => {
+    consul.addFault({ kind: 'reset' }, { times: 1 });
+    const resets = consul.counters.resets;
+    await expect(get(consul, '/v1/catalog/services', { agent: newAgent() })).rejects.toMatchObject({
+      code: expect.stringMatching(/^(ECONNRESET|UND_ERR_SOCKET)$/),
+    });
+    expect(consul.counters.resets).toBe(resets + 1);
+    expect((await get(consul, '/v1/catalog/services')).status).toBe(200);
+  });
+
+  it('bad-json: 200 with Consul headers and a body that does not parse', async () => {
+    consul.addFault({ kind: 'bad-json' });
+    const r = await get(consul, '/v1/health/service/web');
+    expect(r.status).toBe(200);
+    expect(r.headers['content-type']).toBe('application/json');
+    expect(idx(r)).toBeGreaterThan(0);
+    expect(() => r.json()).toThrow(SyntaxError);
+  });
+
+  it('truncate: the body stops short of Content-Length and the connection closes', async () => {
+    consul.addFault({ kind: 'truncate' });
+    await expect(get(consul, '/v1/health/service/web', { agent: newAgent() })).rejects.toThrow();
+  });
+
+  it('delay: answers after the delay', async () => {
+    consul.addFault({ kind: 'delay', ms: 200 });
+    const ok = consul.counters.responses[200] ?? 0;
+    const pending = get(consul, '/v1/catalog/services');
+    await consul.until((c) => c.requests['catalog/services'] > 0 && c.connections > 0);
+    const r = await pending;
+    expect(r.status).toBe(200);
+    expect(consul.counters.responses[200]).toBe(ok + 1);
+  });
+
+  it('stop(): connection refused with the state kept; start() serves again on the same port', async () => {
+    const port = consul.port;
+    const before = await get(consul, '/v1/health/service/web');
+    await consul.stop();
+    await expect(get(consul, '/v1/health/service/web', { agent: newAgent() })).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    consul.setCheck('web-1', 'serfHealth', 'warning'); // writes go on while it is down
+    await consul.start();
+    expect(consul.port).toBe(port);
+    const after = await get(consul, '/v1/health/service/web');
+    expect(idx(after)).toBeGreaterThan(idx(before));
+    consul.setCheck('web-1', 'serfHealth', 'passing');
+  });
+});
+
+describe('fake consul: ACLs', () => {
+  let consul: FakeConsul;
+  beforeAll(async () => {
+    consul = await startFakeConsul({ catalog: demo(), acl: { tokens: { root: 'read', weak: 'filtered' } } });
+  });
+  afterAll(() => consul.close());
+
+  it('403 "ACL not found" without a token or with an unknown one', async () => {
+    expect(await get(consul, '/v1/health/service/web')).toMatchObject({ status: 403, text: 'ACL not found' });
+    expect((await get(consul, '/v1/catalog/nodes', { headers: { 'X-Consul-Token': 'nope' } })).status).toBe(403);
+    expect((await get(consul, '/v1/agent/self')).status).toBe(403);
+    expect((await get(consul, '/v1/catalog/datacenters')).status).toBe(200); // needs no token
+  });
+
+  it('a token with read rights, in either header or the query', async () => {
+    for (const headers of [{ 'X-Consul-Token': 'root' }, { Authorization: 'Bearer root' }]) {
+      const r = await get(consul, '/v1/health/service/web', { headers });
+      expect([r.status, r.json().length, r.headers['x-consul-results-filtered-by-acls']]).toEqual([200, 4, undefined]);
+    }
+    expect((await get(consul, '/v1/catalog/services?token=root')).status).toBe(200);
+  });
+
+  it('a filtering token: 200 with empty lists and X-Consul-Results-Filtered-By-ACLs', async () => {
+    const headers = { 'X-Consul-Token': 'weak' };
+    const web = await get(consul, '/v1/health/service/web', { headers });
+    expect([web.status, web.json(), web.headers['x-consul-results-filtered-by-acls']]).toEqual([200, [], 'true']);
+    expect(idx(web)).toBeGreaterThan(0);
+    const services = await get(consul, '/v1/catalog/services', { headers });
+    expect([services.json(), services.headers['x-consul-results-filtered-by-acls']]).toEqual([{}, 'true']);
+    expect((await get(consul, '/v1/catalog/nodes', { headers })).json()).toEqual([]);
+    // Nothing to hide, no header.
+    const ghost = await get(consul, '/v1/health/service/ghost', { headers });
+    expect(ghost.headers['x-consul-results-filtered-by-acls']).toBeUndefined();
+    expect(await get(consul, '/v1/agent/self', { headers })).toMatchObject({ status: 403, text: 'Permission denied' });
+  });
+
+  it('anonymous requests may be filtered instead of refused, and ACLs can be turned off', async () => {
+    consul.setAcl({ tokens: { root: 'read' }, anonymous: 'filtered' });
+    const r = await get(consul, '/v1/catalog/nodes');
+    expect([r.status, r.json(), r.headers['x-consul-results-filtered-by-acls']]).toEqual([200, [], 'true']);
+    consul.setAcl(null);
+    expect((await get(consul, '/v1/catalog/nodes')).json()).toHaveLength(12);
+  });
+});
+
+describe('fake consul: close()', () => {
+  it('ends parked, hung and delayed requests and every connection', async () => {
+    const consul = await startFakeConsul({ catalog: demo() });
+    const agent = newAgent();
+    try {
+      const r = await get(consul, '/v1/catalog/services', { agent });
+      const parked = get(consul, `/v1/catalog/services?index=${idx(r)}&wait=10m`, { agent });
+      consul.addFault({ kind: 'hang' }, { path: '/v1/catalog/nodes' });
+      consul.addFault({ kind: 'delay', ms: 600_000 }, { path: '/v1/health/state/any' });
+      const hung = get(consul, '/v1/catalog/nodes', { agent });
+      const delayed = get(consul, '/v1/health/state/any', { agent });
+      await consul.until((c) => c.parked === 1 && c.hung === 1 && c.requests['health/state'] === 1);
+      expect(consul.counters.connections).toBeGreaterThanOrEqual(3);
+      await consul.close();
+      const results = await Promise.allSettled([parked, hung, delayed]);
+      expect(results.map((x) => x.status)).toEqual(['rejected', 'rejected', 'rejected']);
+      expect(consul.counters).toMatchObject({ connections: 0, parked: 0, hung: 0 });
+      expect(consul.bytesSent()).toBeGreaterThan(0);
+      await expect(consul.start()).rejects.toMatchObject({ code: 'FAKE_CONSUL_STATE' });
+    } finally {
+      await consul.close();
+    }
+  });
+});
+
+describe('fake consul: 10,000 services', () => {
+  const SERVICES = 10_000;
+  const INSTANCES = 5;
+  const WATCHED = 300;
+  let consul: FakeConsul;
+  beforeAll(async () => {
+    consul = await startFakeConsul({ jitter: false });
+    for (let n = 0; n < SERVICES; n++) {
+      consul.registerNode({ Node: `node-${n}`, Address: `10.${n >> 8}.${n & 255}.1` }, {
+        checks: [{ CheckID: 'serfHealth', Status: 'passing' }],
+      });
+    }
+    // Instance t of the 50,000 runs on node t % 10,000, so every node hosts five services.
+    for (let t = 0; t < SERVICES * INSTANCES; t++) {
+      const s = Math.floor(t / INSTANCES);
+      consul.registerService(`node-${t % SERVICES}`, { ID: `svc-${s}-${t % INSTANCES}`, Service: `svc-${s}`, Port: 8000 + (t % INSTANCES), Tags: ['v1'] }, {
+        checks: [{ CheckID: `service:svc-${s}-${t % INSTANCES}`, Status: 'passing' }],
+      });
+    }
+  }, 120_000);
+  afterAll(() => consul.close());
+
+  it('holds them all', async () => {
+    const services = await get(consul, '/v1/catalog/services');
+    expect(Object.keys(services.json())).toHaveLength(SERVICES);
+    expect((await get(consul, '/v1/health/service/svc-9999')).json()).toHaveLength(INSTANCES);
+    expect(consul.index()).toBe(SERVICES + SERVICES * INSTANCES);
+  });
+
+  it('a write re-examines only the parked queries it can change', async () => {
+    const agent = newAgent();
+    const replies: Array<Promise<Reply>> = [];
+    const indexes: number[] = [];
+    for (let s = 0; s < WATCHED; s++) indexes.push(idx(await get(consul, `/v1/health/service/svc-${s}`, { agent })));
+    for (let s = 0; s < WATCHED; s++) replies.push(get(consul, `/v1/health/service/svc-${s}?index=${indexes[s]}&wait=5m`, { agent }));
+    const services = await get(consul, '/v1/catalog/services', { agent });
+    const servicesWatch = get(consul, `/v1/catalog/services?index=${idx(services)}&wait=5m`, { agent });
+    await consul.until((c) => c.parked === WATCHED + 1, 60_000);
+
+    const wakeups = consul.counters.wakeups;
+    const written = consul.setCheck('node-35', 'service:svc-7-0', 'critical');
+    const woken = await replies[7]!;
+    expect(idx(woken)).toBe(written);
+    expect(woken.json()[0].Checks[1].Status).toBe('critical');
+    expect(consul.counters.wakeups).toBe(wakeups + 1);
+    expect(consul.counters.parked).toBe(WATCHED);
+
+    // A node-level check on node-36 covers svc-7 (answered already), svc-2007, svc-4007, svc-6007
+    // and svc-8007 (not watched): nothing parked is touched.
+    consul.setCheck('node-36', 'serfHealth', 'warning');
+    // A node hosting svc-8 (watched) and four unwatched services.
+    consul.setNodeMeta('node-40', { zone: 'b' });
+    const meta = await replies[8]!;
+    expect(meta.json().find((e: any) => e.Node.Node === 'node-40').Node.Meta).toEqual({ zone: 'b' });
+    expect(consul.counters.wakeups).toBe(wakeups + 2);
+    expect(consul.counters.parked).toBe(WATCHED - 1);
+
+    const added = consul.registerService('node-0', { ID: 'extra', Service: 'extra' });
+    expect(idx(await servicesWatch)).toBe(added);
+    expect(consul.counters.wakeups).toBe(wakeups + 3);
+    expect(consul.counters.parked).toBe(WATCHED - 2);
+
+    await consul.close(); // ends the rest
+    const settled = await Promise.allSettled(replies);
+    expect(settled.filter((x) => x.status === 'fulfilled')).toHaveLength(2);
+  }, 120_000);
+});
