@@ -26,11 +26,11 @@ export interface Plan {
 }
 
 /**
- * The units that differ between `prev` (null: nothing served yet) and `next`: services whose
+ * The units that differ between the zone's units and the catalog `next`: services whose
  * instances (or the nodes they run on) changed, nodes that changed, connect destinations served by
  * a changed service, and units that are gone. Yields after each unit it builds or compares.
  */
-export function* planCommit(tr: Translator, data: ZoneData, prev: Catalog | null, next: Catalog, warn: (msg: string) => void, hint?: ChangeHint): Generator<void, Plan> {
+export function* planCommit(tr: Translator, data: ZoneData, next: Catalog, warn: (msg: string) => void, hint?: ChangeHint): Generator<void, Plan> {
   const put: Unit[] = [];
   const remove: string[] = [];
   const seen = new Set<string>();
@@ -40,57 +40,55 @@ export function* planCommit(tr: Translator, data: ZoneData, prev: Catalog | null
     if (!s) connectDirty.set(dc, (s = new Set()));
     for (const d of dests) s.add(d);
   };
-  const prevDcs = new Map([...(prev?.datacenters ?? [])].map(([dc, d]) => [dc.toLowerCase(), d]));
-
-  const service = (dc: string, svc: string, list: readonly ServiceInstance[] | undefined, before: readonly ServiceInstance[] | undefined) => {
+  // Each unit remembers the catalog entry it was built from: an equal entry means an equal unit.
+  const service = (dc: string, svc: string, list: readonly ServiceInstance[] | undefined) => {
     const key = unitKey('service', dc, svc);
     const was = data.units.get(key);
     if (!list) {
       if (was) { remove.push(key); if (was.kind === 'service') dirty(dc, was.connectTo); }
       return;
     }
-    if (before && was && sameInstances(before, list)) return;
+    if (was?.kind === 'service' && was.display === svc && sameInstances(was.input, list)) return;
     const u = tr.service('service', dc, svc, list);
     if (was && was.kind !== 'node') dirty(dc, was.connectTo);
     dirty(dc, u.connectTo);
     put.push(u);
   };
-  const node = (dc: string, name: string, n: CatalogNode | undefined, before: CatalogNode | undefined) => {
+  const node = (dc: string, name: string, n: CatalogNode | undefined) => {
     const key = unitKey('node', dc, name);
-    if (!n) { if (data.units.has(key)) remove.push(key); return; }
-    if (before && data.units.has(key) && sameNode(before, n)) return;
+    const was = data.units.get(key);
+    if (!n) { if (was) remove.push(key); return; }
+    if (was?.kind === 'node' && sameNode(was.input, n)) return;
     const u = tr.node(dc, n);
     if (u) put.push(u);
     else warn(`node ${n.name} in ${dc}: name too long for ${tr.domain}; not served`);
   };
 
-  if (hint && prev) {
+  if (hint) {
     // Only the entries the source says changed (a Consul watch knows which service it was).
-    const dcOf = (c: Catalog, dc: string) => c.datacenters.get(dc);
     for (const [dcRaw, svc] of hint.services ?? []) {
-      service(dcRaw.toLowerCase(), svc, dcOf(next, dcRaw)?.services.get(svc), dcOf(prev, dcRaw)?.services.get(svc));
+      service(dcRaw.toLowerCase(), svc, next.datacenters.get(dcRaw)?.services.get(svc));
       yield;
     }
     for (const [dcRaw, name] of hint.nodes ?? []) {
-      node(dcRaw.toLowerCase(), name, dcOf(next, dcRaw)?.nodes.get(name), dcOf(prev, dcRaw)?.nodes.get(name));
+      node(dcRaw.toLowerCase(), name, next.datacenters.get(dcRaw)?.nodes.get(name));
       yield;
     }
   } else {
     for (const [dcRaw, dcat] of [...next.datacenters].sort(([a], [b]) => (a < b ? -1 : 1))) {
       const dc = dcRaw.toLowerCase();
-      const old = prevDcs.get(dc);
       for (const [svc, list] of dcat.services) {
         const key = unitKey('service', dc, svc);
         if (seen.has(key)) { warn(`service ${svc} in ${dc} differs from another only by case; first kept`); continue; }
         seen.add(key);
-        service(dc, svc, list, old?.services.get(svc));
+        service(dc, svc, list);
         yield;
       }
       for (const n of dcat.nodes.values()) {
         const key = unitKey('node', dc, n.name);
         if (seen.has(key)) continue;
         seen.add(key);
-        node(dc, n.name, n, old?.nodes.get(n.name));
+        node(dc, n.name, n);
         yield;
       }
     }
@@ -187,7 +185,7 @@ export interface BuildOptions {
 export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
   const tr = new Translator(opts.config, catalog.datacenter);
   const data = emptyZoneData(opts.config, catalog.datacenter);
-  const gen = planCommit(tr, data, null, catalog, opts.warn ?? (() => {}));
+  const gen = planCommit(tr, data, catalog, opts.warn ?? (() => {}));
   let r = gen.next();
   while (!r.done) r = gen.next();
   data.setDatacenters(catalog.datacenters.keys());

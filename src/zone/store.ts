@@ -95,7 +95,7 @@ export class ZoneStore {
     const data = fresh ? emptyZoneData(this.config, catalog.datacenter) : this.data!;
     let plan: Plan;
     try {
-      const gen = planCommit(tr, data, fresh ? null : this.catalog, catalog, (msg) => this.log.warn({ source }, msg), fresh ? undefined : hint);
+      const gen = planCommit(tr, data, catalog, (msg) => this.log.warn({ source }, msg), fresh ? undefined : hint);
       let sliceStart = performance.now();
       let steps = 0;
       for (;;) {

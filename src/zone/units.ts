@@ -61,6 +61,8 @@ interface UnitBase {
 
 export interface ServiceUnit extends UnitBase {
   readonly kind: 'service' | 'connect';
+  /** The catalog entry it was built from (a commit compares it with the new one). */
+  readonly input: readonly ServiceInstance[];
   /** Every healthy instance; null when none is left (the name is then NXDOMAIN). */
   readonly all: OwnerRecords | null;
   readonly byTag: ReadonlyMap<string, OwnerRecords>;
@@ -78,6 +80,8 @@ export interface ServiceUnit extends UnitBase {
 
 export interface NodeUnit extends UnitBase {
   readonly kind: 'node';
+  /** The catalog entry it was built from. */
+  readonly input: CatalogNode;
   readonly owner: OwnerRecords;
   /** Proper dot-suffixes of a dotted node name (empty non-terminals). */
   readonly suffixes: readonly string[];
@@ -333,7 +337,7 @@ export class Translator {
       }
     }
     const unit: Omit<ServiceUnit, 'hash' | 'size'> = {
-      kind, key: unitKey(kind, dc, name), dc, name, display: svc, all, byTag, tagSuffixes, virtual,
+      kind, key: unitKey(kind, dc, name), dc, name, display: svc, input, all, byTag, tagSuffixes, virtual,
       ptrClaims: [...new Set(ptrClaims)].sort(), connectTo: [...connectTo].sort(), addrTargets, live: true,
     };
     return withHash(unit, this.domain);
@@ -366,7 +370,7 @@ export class Translator {
     if (meta.length) byType.set(QTYPE.TXT, answer(meta));
     const parts = name.split('.');
     const unit: Omit<NodeUnit, 'hash' | 'size'> = {
-      kind: 'node', key: unitKey('node', dc, name), dc, name, display: n.name,
+      kind: 'node', key: unitKey('node', dc, name), dc, name, display: n.name, input: n,
       owner: { byType, otherwise: this.rfc ? 'nodata' : 'empty' },
       suffixes: parts.slice(1).map((_, i) => parts.slice(i + 1).join('.')),
       ptrClaim: dc === this.localDc && !hostname ? this.canonicalIp(n.address) : null,
