@@ -5,7 +5,7 @@
 import { mkdirSync, accessSync, constants } from 'node:fs';
 import type { Catalog } from './catalog/catalog.js';
 import { FileCatalogSource } from './catalog/file-source.js';
-import type { CatalogSource } from './catalog/source.js';
+import type { CatalogSource, ChangeHint } from './catalog/source.js';
 import type { Config } from './config.js';
 import { DnsCounters } from './dns/counters.js';
 import { QueryHandler } from './dns/handler.js';
@@ -51,9 +51,9 @@ export class App {
   async start(): Promise<void> {
     let first: Promise<unknown> | null = null;
     await this.source.start(
-      (catalog: Catalog) => {
+      (catalog: Catalog, hint?: ChangeHint) => {
         // A failure is logged and recorded by the store; the previous zone keeps serving.
-        const c = this.store.commit(catalog, this.source.name).catch(() => {});
+        const c = this.store.commit(catalog, this.source.name, hint).catch(() => {});
         first ??= c;
       },
       (reason) => this.store.recordFailure(reason),

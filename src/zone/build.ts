@@ -6,19 +6,14 @@
  * the current zone keeps answering (ZoneStore drives it); `buildZone` runs it in one go.
  */
 import type { Catalog, CatalogNode, DatacenterCatalog, ServiceInstance } from '../catalog/catalog.js';
+import type { ChangeHint } from '../catalog/source.js';
 import type { Config } from '../config.js';
 import { apexLines, apexRecords, versionAnswers } from './apex.js';
 import { reverseName } from './ip.js';
 import { Translator, unitKey, type Unit } from './units.js';
 import { Zone, ZoneData, type Source } from './zone.js';
 
-/** The catalog entries a commit changes, when the source knows them: only these are compared. */
-export interface ChangeHint {
-  /** [datacenter, service name] as the catalog spells them. */
-  readonly services?: ReadonlyArray<readonly [string, string]>;
-  /** [datacenter, node name]. */
-  readonly nodes?: ReadonlyArray<readonly [string, string]>;
-}
+export type { ChangeHint } from '../catalog/source.js';
 
 export interface Plan {
   readonly put: Unit[];
