@@ -215,7 +215,7 @@ describe('bad values name the option as the user wrote it', () => {
 
   it('the reason says what was expected', () => {
     expect(configError({ object: { udp_answer_limit: 0 } }).message).toBe('udp_answer_limit: expected an integer 1-65535');
-    expect(configError({ object: { max_udp_size: 100 } }).message).toBe('max_udp_size: expected an integer 512-65535');
+    expect(configError({ object: { max_udp_size: 100 } }).message).toBe('max_udp_size: expected an integer 512-4096');
     expect(configError({ object: { service_ttl: 'web=forever' } }).message).toMatch(/^service_ttl: web: "forever" is not a duration/);
   });
 
