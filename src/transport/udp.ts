@@ -11,7 +11,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
 import type { DnsCounters } from '../dns/counters.js';
 import type { QueryHandler } from '../dns/handler.js';
-import { RRL_DROP, RRL_SLIP, slipReply, type ResponseRateLimiter } from '../dns/rrl.js';
+import { RRL_DROP, RRL_OK, RRL_SLIP, slipReply, type ResponseRateLimiter } from '../dns/rrl.js';
 import { CatalogDnsError } from '../errors.js';
 import type { Logger } from '../log.js';
 
@@ -68,7 +68,7 @@ export class UdpServer {
       if (resp === null) return;
       if (rrl !== null) {
         const v = rrl.check(resp, rinfo.address);
-        if (v !== 0) {
+        if (v !== RRL_OK) {
           if (v === RRL_DROP) {
             counters.rrlDropped++;
             return;
