@@ -145,23 +145,31 @@ export class ResponseRateLimiter {
     // The class, and for positive answers the question.
     let cls = responseClass(resp);
     if (cls === RRL_CLASS.POSITIVE) {
+      // Find the end of the question name (uncompressed: the handler echoes the query's bytes).
       let p = 12;
-      for (let hops = 0; ; hops++) {
-        if (p >= resp.length || hops > 128) { cls = RRL_CLASS.ERROR; break; }
+      for (let hops = 0; p < resp.length && resp[p] !== 0; hops++) {
         const len = resp[p]!;
-        if (len > 63 || p + len + 5 > resp.length) { cls = RRL_CLASS.ERROR; break; }
-        h1 = Math.imul(h1 ^ len, FNV_PRIME); h2 = Math.imul(h2 ^ len, MIX_PRIME) ^ (h2 >>> 15);
-        if (len === 0) {
-          const qtype = resp.readUInt16BE(p + 1);
-          h1 = Math.imul(h1 ^ qtype, FNV_PRIME); h2 = Math.imul(h2 ^ qtype, MIX_PRIME) ^ (h2 >>> 15);
-          break;
-        }
-        for (let i = p + 1; i <= p + len; i++) {
+        if (len > 63 || hops > 127) { p = resp.length; break; }
+        p += len + 1;
+      }
+      if (p + 5 > resp.length) {
+        cls = RRL_CLASS.ERROR;
+      } else {
+        // The wire name ASCII-folded (length bytes are below 0x41, so only letters change), four
+        // bytes per mixing step, then the type.
+        let w = 0;
+        for (let i = 12; i <= p; i++) {
           let c = resp[i]!;
           if (c >= 0x41 && c <= 0x5a) c |= 0x20;
-          h1 = Math.imul(h1 ^ c, FNV_PRIME); h2 = Math.imul(h2 ^ c, MIX_PRIME) ^ (h2 >>> 15);
+          w = (w << 8) | c;
+          if ((i & 3) === 3) {
+            h1 = Math.imul(h1 ^ w, FNV_PRIME); h2 = Math.imul(h2 ^ w, MIX_PRIME) ^ (h2 >>> 15);
+            w = 0;
+          }
         }
-        p += len + 1;
+        h1 = Math.imul(h1 ^ w, FNV_PRIME); h2 = Math.imul(h2 ^ w, MIX_PRIME) ^ (h2 >>> 15);
+        const qtype = resp.readUInt16BE(p + 1);
+        h1 = Math.imul(h1 ^ qtype, FNV_PRIME); h2 = Math.imul(h2 ^ qtype, MIX_PRIME) ^ (h2 >>> 15);
       }
     }
     h1 = fmix32(Math.imul(h1 ^ cls, FNV_PRIME));
