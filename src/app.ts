@@ -9,6 +9,7 @@ import type { CatalogSource } from './catalog/source.js';
 import type { Config } from './config.js';
 import { DnsCounters } from './dns/counters.js';
 import { QueryHandler } from './dns/handler.js';
+import { ResponseRateLimiter } from './dns/rrl.js';
 import { CatalogDnsError, ConfigError } from './errors.js';
 import { silentLogger, type Logger } from './log.js';
 import { TcpServer } from './transport/tcp.js';
@@ -32,6 +33,8 @@ export class App {
   private udp: UdpServer | null = null;
   private tcp: TcpServer | null = null;
   private port = 0;
+  /** Response rate limiting for UDP, null when off (rrl_responses_per_second 0). */
+  readonly rrl: ResponseRateLimiter | null;
 
   constructor(opts: AppOptions) {
     this.config = opts.config;
@@ -41,6 +44,11 @@ export class App {
     if (opts.source) this.source = opts.source;
     else if (opts.config.catalogFile) this.source = new FileCatalogSource({ path: opts.config.catalogFile, logger: this.log });
     else throw new ConfigError('--catalog-file', 'is required (the catalog to serve)');
+    const c = opts.config;
+    this.rrl = c.rrlResponsesPerSecond === 0 ? null : new ResponseRateLimiter({
+      responsesPerSecond: c.rrlResponsesPerSecond, slip: c.rrlSlip, windowSeconds: c.rrlWindow,
+      ipv4Prefix: c.rrlIpv4Prefix, ipv6Prefix: c.rrlIpv6Prefix,
+    });
   }
 
   /** The address DNS is served on (after start). */
@@ -71,7 +79,8 @@ export class App {
   private async listen(handler: QueryHandler): Promise<void> {
     const { dnsHost: host, dnsPort } = this.config;
     for (let attempt = 0; ; attempt++) {
-      const udp = new UdpServer({ host, port: dnsPort, handler, counters: this.counters, logger: this.log });
+      const udp = new UdpServer({ host, port: dnsPort, handler, counters: this.counters, logger: this.log,
+        maxReplySize: Math.max(512, this.config.maxUdpSize), rrl: this.rrl });
       const port = await udp.start();
       const tcp = new TcpServer({ host, port, handler, counters: this.counters, logger: this.log,
         idleTimeoutMs: this.config.tcpIdleTimeoutMs, maxConnections: this.config.tcpMaxConnections });

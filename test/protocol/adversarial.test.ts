@@ -467,22 +467,17 @@ describe('found by review', () => {
     expect(r.rcode).toBe('FORMERR');
   });
 
-  it('max_udp_size 65535 and a client offering 65535: an answer above 65507 bytes still gets a reply', async () => {
-    // 4200 A records = 67 KB. The largest IPv4 UDP payload is 65507 bytes, so the datagram
-    // cannot be sent (EMSGSIZE, logged) and the client gets nothing. The config allows
-    // max_udp_size up to 65535 (config.ts) and the handler trusts it (handler.ts limits()).
-    // Either fix is correct: refuse such a max_udp_size, or never build a datagram over 65507.
-    let b: Awaited<ReturnType<typeof startBig>>;
-    try {
-      b = await startBig(4200, { max_udp_size: 65535 });
-    } catch (e) {
-      expect((e as { code?: string }).code).toBe('CDNS_ERR_CONFIG');
-      return;
-    }
+  it('max_udp_size stops at 4096, so a client offering 65535 gets a TC reply within it, never an unsendable datagram', async () => {
+    // 4200 A records = 67 KB. The largest IPv4 UDP payload is 65507 bytes: when max_udp_size went
+    // up to 65535, this reply could not be sent (EMSGSIZE, silently without a send callback) and
+    // the client got nothing. max_udp_size is now at most 4096 (config.ts: larger replies fragment
+    // and amplify spoofed queries), so the reply is trimmed to fit and sets TC.
+    await expect(startBig(1, { max_udp_size: 65535 })).rejects.toMatchObject({ code: 'CDNS_ERR_CONFIG' });
+    const b = await startBig(4200, { max_udp_size: 4096 });
     try {
       const r = await udpRaw(b.s.port, buildQuery('big.service.consul', 'A', { id: 7, edns: 65535 }), 1500);
       expect(r, 'no UDP reply at all').not.toBeNull();
-      expect(r!.length).toBeLessThanOrEqual(65507);
+      expect(r!.length).toBeLessThanOrEqual(4096);
       expect(decode(r!).flag_tc).toBe(true);
     } finally {
       await b.close();
