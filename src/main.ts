@@ -1,11 +1,23 @@
 #!/usr/bin/env node
-/** The catalog-dns command. Exit codes: 0 stopped cleanly, 1 runtime failure (cannot bind), 2 bad configuration or catalog. */
-import { App } from './app.js';
-import { parseArgs } from './cli.js';
-import { CatalogDnsError } from './errors.js';
-import { createLogger } from './log.js';
+/**
+ * The catalog-dns command. Exit codes: 0 stopped cleanly, 1 runtime failure (cannot bind), 2 bad
+ * configuration or catalog; a second SIGTERM/SIGINT, or a stop that overruns its deadline, ends the
+ * process by that signal (see src/lifecycle.ts).
+ *
+ * The lifecycle is created first, before any other module is loaded (they are imported dynamically
+ * below): from the first moment SIGUSR1 cannot open the inspector and SIGHUP does not end the process;
+ * SIGTERM/SIGINT are caught from just before the server starts, so a stop during the start is honoured.
+ */
+import { ProcessLifecycle } from './lifecycle.js';
 
-async function main(): Promise<number> {
+const lifecycle = new ProcessLifecycle({ process });
+
+const [{ App }, { parseArgs }, { CatalogDnsError }, { createLogger }] = await Promise.all([
+  import('./app.js'), import('./cli.js'), import('./errors.js'), import('./log.js'),
+]);
+
+/** Runs the command; a number is the exit code now, null means the lifecycle owns the exit. */
+async function main(): Promise<number | null> {
   let parsed;
   try {
     parsed = parseArgs(process.argv.slice(2), process.env);
@@ -18,25 +30,17 @@ async function main(): Promise<number> {
   }
   const config = parsed.config;
   const logger = createLogger(config.logLevel);
-  let app: App;
+  lifecycle.setLogger(logger);
+  let app;
   try {
     app = new App({ config, logger });
+    lifecycle.catchStopSignals();
     await app.start();
   } catch (e) {
     return fail(e);
   }
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) { app.destroy(); resolve(1); return; }
-      stopping = true;
-      logger.info({ signal }, 'stopping');
-      app.close().then(() => resolve(0), () => resolve(1));
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', () => { logger.info('reloading the catalog (SIGHUP)'); void app.reload(); });
-  });
+  lifecycle.attach(app);
+  return null;
 }
 
 function fail(e: unknown): number {
@@ -48,4 +52,4 @@ function fail(e: unknown): number {
   return 1;
 }
 
-main().then((code) => process.exit(code));
+void main().then((code) => { if (code !== null) lifecycle.exit(code); });
