@@ -5,7 +5,7 @@
  * in `finally` if a test leaves it running.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, closeSync, constants, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -101,6 +101,15 @@ function listeningPorts(pid: number): number[] {
     }
   }
   return ports.sort((a, b) => a - b);
+}
+
+/** Child processes of `pid`, and theirs (from /proc). */
+function descendants(pid: number): number[] {
+  let kids: number[] = [];
+  try {
+    kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch { /* gone */ }
+  return kids.flatMap((k) => [k, ...descendants(k)]);
 }
 
 /** Waits until a process has the FIFO open for reading (so it is blocked in that read), returns a write end. */
@@ -255,6 +264,39 @@ describe('signals', () => {
     } finally {
       client?.destroy();
       await cli.kill();
+    }
+  });
+});
+
+describe('npm start', () => {
+  it('runs the server as npm\'s direct child: SIGTERM to npm stops it gracefully, SIGUSR1 to it opens no inspector', async () => {
+    const port = await freePort();
+    const npm = spawn('npm', ['start', '--silent', '--', '--dns', `127.0.0.1:${port}`], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '', err = '';
+    npm.stdout!.on('data', (d) => (out += d));
+    npm.stderr!.on('data', (d) => (err += d));
+    const npmExited = new Promise((r) => npm.on('exit', r));
+    try {
+      for (let i = 0; i < 300 && !out.includes('"serving"'); i++) await sleep(50);
+      expect(out).toContain('"serving"');
+      // The start script execs node: no shell in between that would swallow signals.
+      const children = readFileSync(`/proc/${npm.pid}/task/${npm.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+      expect(children).toHaveLength(1);
+      const server = children[0]!;
+      expect(readFileSync(`/proc/${server}/cmdline`, 'utf8').split('\0')).toContain(join('dist', 'main.js'));
+      process.kill(server, 'SIGUSR1');
+      for (let i = 0; i < 200 && !out.includes('SIGUSR1 ignored'); i++) await sleep(50);
+      expect(listeningPorts(server)).toEqual([port]);
+      npm.kill('SIGTERM');
+      for (let i = 0; i < 200 && existsSync(`/proc/${server}`); i++) await sleep(50);
+      expect(existsSync(`/proc/${server}`)).toBe(false);
+      expect(out).toContain('"msg":"stopping"');
+      expect(err).not.toContain('Debugger listening');
+    } finally {
+      const left = descendants(npm.pid!);
+      if (npm.exitCode === null && npm.signalCode === null) npm.kill('SIGKILL');
+      for (const pid of left) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+      await npmExited;
     }
   });
 });
