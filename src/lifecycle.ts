@@ -91,7 +91,10 @@ export class ProcessLifecycle {
     for (const signal of ['SIGTERM', 'SIGINT'] as const) this.proc.on(signal, () => this.onSignal(signal));
   }
 
-  /** From now on, messages go to `logger` (those from before it are written now). */
+  /**
+   * From now on, messages go to `logger` (those from before it are written now). Ending by a signal
+   * skips the flush an ordinary exit does, so the logger should write synchronously.
+   */
   setLogger(logger: Logger): void {
     this.log = logger.child({ component: 'process' });
     for (const [level, fields, msg] of this.early) this.log[level](fields, msg);

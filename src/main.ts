@@ -12,8 +12,8 @@ import { ProcessLifecycle } from './lifecycle.js';
 
 const lifecycle = new ProcessLifecycle({ process });
 
-const [{ App }, { parseArgs }, { CatalogDnsError }, { createLogger }] = await Promise.all([
-  import('./app.js'), import('./cli.js'), import('./errors.js'), import('./log.js'),
+const [{ App }, { parseArgs }, { CatalogDnsError }, { createLogger }, { pino }] = await Promise.all([
+  import('./app.js'), import('./cli.js'), import('./errors.js'), import('./log.js'), import('pino'),
 ]);
 
 /** Runs the command; a number is the exit code now, null means the lifecycle owns the exit. */
@@ -29,7 +29,9 @@ async function main(): Promise<number | null> {
     return 0;
   }
   const config = parsed.config;
-  const logger = createLogger(config.logLevel);
+  // Synchronous writes to stdout (as process.stdout's own are to pipes and files): a line logged just
+  // before the process ends by a signal must not sit in a buffer. Logs are never per query.
+  const logger = createLogger(config.logLevel, pino.destination({ dest: 1, sync: true }) as unknown as NodeJS.WritableStream);
   lifecycle.setLogger(logger);
   let app;
   try {

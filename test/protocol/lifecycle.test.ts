@@ -29,7 +29,8 @@ class Cli {
     this.proc = spawn(process.execPath, [main, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], ...opts });
     this.proc.stdout!.on('data', (d) => (this.stdout += d));
     this.proc.stderr!.on('data', (d) => (this.stderr += d));
-    this.exited = new Promise((r) => this.proc.on('exit', (code, signal) => r({ code, signal })));
+    // 'close': after the exit and after all of stdout and stderr was read.
+    this.exited = new Promise((r) => this.proc.on('close', (code, signal) => r({ code, signal })));
   }
 
   get pid(): number { return this.proc.pid!; }
