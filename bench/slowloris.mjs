@@ -98,7 +98,9 @@ function attacker(port) {
     if (m === 'stats') {
       const l = stats.lifetimes.sort((a, b) => a - b);
       process.send({ ...stats, lifetimes: undefined, lifetimeP50: l[Math.floor(l.length / 2)] ?? null, lifetimeMax: l.at(-1) ?? null });
+      // Per report: closes and lifetimes since the previous one.
       stats.lifetimes = [];
+      stats.closedByServer = 0;
     } else if (m === 'stop') {
       stopping = true;
       for (const t of timers) clearTimeout(t);
@@ -125,16 +127,17 @@ function tcpProbe(port, id) {
   return new Promise((resolve) => {
     const t0 = performance.now();
     const sock = connect({ port, host: '127.0.0.1', localAddress: '127.0.0.1' });
-    let buf = Buffer.alloc(0);
-    const done = (ok) => { clearTimeout(timer); sock.destroy(); resolve(ok ? performance.now() - t0 : -1); };
-    const timer = setTimeout(() => done(false), PROBE_TIMEOUT_MS);
-    sock.on('connect', () => sock.write(framed(query(id))));
+    let buf = Buffer.alloc(0), connected = false;
+    // Resolves with the latency in ms, or with why it failed.
+    const done = (r) => { clearTimeout(timer); sock.destroy(); resolve(r); };
+    const timer = setTimeout(() => done(connected ? 'timeout' : 'connect timeout'), PROBE_TIMEOUT_MS);
+    sock.on('connect', () => { connected = true; sock.write(framed(query(id))); });
     sock.on('data', (d) => {
       buf = Buffer.concat([buf, d]);
-      if (buf.length >= 14 && buf.length >= 2 + buf.readUInt16BE(0)) done(buf.readUInt16BE(2) === id && (buf[5] & 0x0f) === 0);
+      if (buf.length >= 14 && buf.length >= 2 + buf.readUInt16BE(0)) done(buf.readUInt16BE(2) === id && (buf[5] & 0x0f) === 0 ? performance.now() - t0 : 'bad reply');
     });
-    sock.on('error', () => done(false));
-    sock.on('close', () => done(false));
+    sock.on('error', (e) => done(e.code ?? 'error'));
+    sock.on('close', () => done('closed without a reply'));
   });
 }
 
@@ -142,10 +145,10 @@ function udpProbe(port, id) {
   return new Promise((resolve) => {
     const t0 = performance.now();
     const s = createSocket('udp4');
-    const done = (ok) => { clearTimeout(timer); s.close(); resolve(ok ? performance.now() - t0 : -1); };
-    const timer = setTimeout(() => done(false), PROBE_TIMEOUT_MS);
-    s.on('message', (m) => done(m.length >= 12 && m.readUInt16BE(0) === id && (m[3] & 0x0f) === 0));
-    s.on('error', () => done(false));
+    const done = (r) => { clearTimeout(timer); s.close(); resolve(r); };
+    const timer = setTimeout(() => done('timeout'), PROBE_TIMEOUT_MS);
+    s.on('message', (m) => done(m.length >= 12 && m.readUInt16BE(0) === id && (m[3] & 0x0f) === 0 ? performance.now() - t0 : 'bad reply'));
+    s.on('error', (e) => done(e.code ?? 'error'));
     s.send(query(id), port, '127.0.0.1');
   });
 }
@@ -196,18 +199,19 @@ async function main() {
     const s0 = await stats();
     console.log(`slowloris: after ${WARMUP} s warmup: ${s0.open} attacker connections open, ${s0.opened} opened, ${s0.closedByServer} closed by the server`);
 
-    const tcp = { n: 0, ok: 0, ms: [] }, udp = { n: 0, ok: 0, ms: [] };
+    const tcp = { n: 0, ok: 0, ms: [], fail: {} }, udp = { n: 0, ok: 0, ms: [], fail: {} };
+    const count = (t) => (r) => { t.n++; if (typeof r === 'number') { t.ok++; t.ms.push(r); } else t.fail[r] = (t.fail[r] ?? 0) + 1; };
     const pending = [];
     const end = Date.now() + Math.max(1, SECONDS - WARMUP) * 1000;
     let id = 1, nextReport = Date.now() + 10_000;
     while (Date.now() < end) {
       const qid = id = (id % 65000) + 1;
-      pending.push(tcpProbe(port, qid).then((ms) => { tcp.n++; if (ms >= 0) { tcp.ok++; tcp.ms.push(ms); } }));
-      pending.push(udpProbe(port, qid).then((ms) => { udp.n++; if (ms >= 0) { udp.ok++; udp.ms.push(ms); } }));
+      pending.push(tcpProbe(port, qid).then(count(tcp)));
+      pending.push(udpProbe(port, qid).then(count(udp)));
       if (Date.now() >= nextReport) {
         nextReport += 10_000;
         const s = await stats();
-        console.log(`slowloris: tcp ${tcp.ok}/${tcp.n}, udp ${udp.ok}/${udp.n}; attacker: ${s.open} open, ${s.closedByServer} closed by the server in the last 10 s, median lifetime ${s.lifetimeP50} ms`);
+        console.log(`slowloris: tcp ${tcp.ok}/${tcp.n}, udp ${udp.ok}/${udp.n}; attacker: ${s.open} open, ${s.closedByServer} closed by the server since the last report, median lifetime ${s.lifetimeP50} ms`);
       }
       await sleep(1000 / PROBE_RATE);
     }
@@ -215,9 +219,10 @@ async function main() {
     const s1 = await stats();
     if (server.exitCode !== null) { console.error(`slowloris: the server exited (${server.exitCode}):\n${log}`); return 2; }
     console.log('');
-    console.log(`fresh TCP queries answered: ${tcp.ok}/${tcp.n} = ${pct(tcp.ok, tcp.n)}  (latency ms p50 ${quantile(tcp.ms, 0.5)}, p99 ${quantile(tcp.ms, 0.99)})`);
-    console.log(`UDP queries answered:       ${udp.ok}/${udp.n} = ${pct(udp.ok, udp.n)}  (latency ms p50 ${quantile(udp.ms, 0.5)}, p99 ${quantile(udp.ms, 0.99)})`);
-    console.log(`attacker at the end: ${s1.open} connections open, ${s1.errors} socket errors, lifetime of closed ones: median ${s1.lifetimeP50} ms, max ${s1.lifetimeMax} ms`);
+    const fails = (t) => (Object.keys(t.fail).length ? `; failed: ${Object.entries(t.fail).map(([k, v]) => `${v} ${k}`).join(', ')}` : '');
+    console.log(`fresh TCP queries answered: ${tcp.ok}/${tcp.n} = ${pct(tcp.ok, tcp.n)}  (latency ms p50 ${quantile(tcp.ms, 0.5)}, p99 ${quantile(tcp.ms, 0.99)}${fails(tcp)})`);
+    console.log(`UDP queries answered:       ${udp.ok}/${udp.n} = ${pct(udp.ok, udp.n)}  (latency ms p50 ${quantile(udp.ms, 0.5)}, p99 ${quantile(udp.ms, 0.99)}${fails(udp)})`);
+    console.log(`attacker at the end: ${s1.open} connections open, ${s1.errors} socket errors, lifetime of the ones closed in the last period: median ${s1.lifetimeP50} ms, max ${s1.lifetimeMax} ms`);
     return tcp.ok >= 0.99 * tcp.n && udp.ok >= 0.99 * udp.n ? 0 : 1;
   } finally {
     await stopAll();

@@ -74,7 +74,8 @@ export class App {
       const udp = new UdpServer({ host, port: dnsPort, handler, counters: this.counters, logger: this.log });
       const port = await udp.start();
       const tcp = new TcpServer({ host, port, handler, counters: this.counters, logger: this.log,
-        idleTimeoutMs: this.config.tcpIdleTimeoutMs, maxConnections: this.config.tcpMaxConnections });
+        idleTimeoutMs: this.config.tcpIdleTimeoutMs, maxConnections: this.config.tcpMaxConnections,
+        frameTimeoutMs: this.config.tcpFrameTimeoutMs, maxConnectionsPerClient: this.config.tcpMaxConnectionsPerClient });
       try {
         await tcp.start();
       } catch (e) {

@@ -36,6 +36,9 @@ export interface Config {
   readonly tcpIdleTimeoutMs: number;
   readonly tcpMaxConnections: number;
   readonly responseCacheBytes: number;
+  readonly tcpFrameTimeoutMs: number;
+  /** 0 = no per-client limit. */
+  readonly tcpMaxConnectionsPerClient: number;
 }
 
 type Kind = 'hostport' | 'domain' | 'path' | 'level' | 'compat' | 'duration' | 'int' | 'bool' | 'ttlmap';
@@ -77,6 +80,8 @@ export const OPTIONS: readonly Spec[] = [
   { key: 'tcp_idle_timeout', kind: 'duration', def: 10, help: 'close idle TCP connections after this long', min: 1, max: 3600 },
   { key: 'tcp_max_connections', kind: 'int', def: 1024, help: 'concurrent TCP connections', min: 1, max: 1_000_000 },
   { key: 'response_cache_mb', kind: 'int', def: 64, help: 'MiB of encoded UDP responses kept for repeated questions, 0 = off', min: 0, max: 65536 },
+  { key: 'tcp_frame_timeout', kind: 'duration', def: 3, help: 'close a TCP connection whose query has not arrived whole this long after its first byte', min: 1, max: 3600 },
+  { key: 'tcp_max_connections_per_client', kind: 'int', def: 64, help: 'concurrent TCP connections from one client address, 0 = no limit', min: 0, max: 1_000_000 },
 ];
 
 export const flagName = (s: Spec): string => `--${s.key.replace(/[._]/g, '-')}`;
@@ -286,6 +291,8 @@ export function loadConfig(src: Sources = {}): Config {
     tcpIdleTimeoutMs: g<number>('tcp_idle_timeout') * 1000,
     tcpMaxConnections: g<number>('tcp_max_connections'),
     responseCacheBytes: g<number>('response_cache_mb') * 1024 * 1024,
+    tcpFrameTimeoutMs: g<number>('tcp_frame_timeout') * 1000,
+    tcpMaxConnectionsPerClient: g<number>('tcp_max_connections_per_client'),
   };
 }
 
