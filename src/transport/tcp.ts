@@ -353,7 +353,7 @@ export class TcpServer {
     if (this.pressureSince !== null) return;
     this.pressureSince = now;
     this.log.warn({ open: this.open, max: this.opts.maxConnections, ...this.pressureCounts() },
-      'tcp connections at a limit: evicting idle or stalled connections, refusing when none can go');
+      'tcp connection limit reached');
   }
 
   private pressureCounts(): Record<string, number> {
