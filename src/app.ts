@@ -84,7 +84,8 @@ export class App {
         maxReplySize: Math.max(512, this.config.maxUdpSize), rrl: this.rrl });
       const port = await udp.start();
       const tcp = new TcpServer({ host, port, handler, counters: this.counters, logger: this.log,
-        idleTimeoutMs: this.config.tcpIdleTimeoutMs, maxConnections: this.config.tcpMaxConnections });
+        idleTimeoutMs: this.config.tcpIdleTimeoutMs, maxConnections: this.config.tcpMaxConnections,
+        frameTimeoutMs: this.config.tcpFrameTimeoutMs, maxConnectionsPerClient: this.config.tcpMaxConnectionsPerClient });
       try {
         await tcp.start();
       } catch (e) {

@@ -115,6 +115,16 @@ describe('durations (Go style or seconds, whole seconds)', () => {
     expect(loadConfig({ object: { node_ttl: 60 } }).nodeTtl).toBe(60);
     expect(loadConfig({ env: { CATALOG_DNS_PTR_TTL: '60' } }).ptrTtl).toBe(60);
     expect(loadConfig({ object: { tcp_idle_timeout: '2s' } }).tcpIdleTimeoutMs).toBe(2000);
+    expect(loadConfig({ object: { tcp_frame_timeout: '5s' } }).tcpFrameTimeoutMs).toBe(5000);
+  });
+});
+
+describe('TCP slot options', () => {
+  it('default to a 3 s frame deadline and 64 connections per client address; 0 lifts the per-client cap', () => {
+    const d = loadConfig({});
+    expect([d.tcpFrameTimeoutMs, d.tcpMaxConnectionsPerClient]).toEqual([3000, 64]);
+    expect(loadConfig({ flags: { tcp_max_connections_per_client: '0' } }).tcpMaxConnectionsPerClient).toBe(0);
+    expect(loadConfig({ env: { CATALOG_DNS_TCP_FRAME_TIMEOUT: '1' } }).tcpFrameTimeoutMs).toBe(1000);
   });
 });
 
@@ -197,6 +207,9 @@ describe('bad values name the option as the user wrote it', () => {
     [{ object: { rrl_window: '2h' } }, 'rrl_window'],
     [{ object: { rrl_ipv4_prefix: 33 } }, 'rrl_ipv4_prefix'],
     [{ object: { rrl_ipv6_prefix: 129 } }, 'rrl_ipv6_prefix'],
+    [{ object: { tcp_frame_timeout: 0 } }, 'tcp_frame_timeout'],
+    [{ object: { tcp_frame_timeout: '500ms' } }, 'tcp_frame_timeout'],
+    [{ object: { tcp_max_connections_per_client: -1 } }, 'tcp_max_connections_per_client'],
     [{ object: { no_such_option: 1 } }, 'no_such_option'],
     [{ env: { CATALOG_DNS_UDP_ANSWER_LIMIT: 'x' } }, 'CATALOG_DNS_UDP_ANSWER_LIMIT'],
     [{ env: { CATALOG_DNS_SOA_MIN_TTL: 'x' } }, 'CATALOG_DNS_SOA_MIN_TTL'],
