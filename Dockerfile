@@ -23,5 +23,7 @@ RUN mkdir -p /var/lib/catalog-dns && chown node:node /var/lib/catalog-dns
 USER node
 VOLUME /var/lib/catalog-dns
 EXPOSE 8600/udp 8600/tcp
+# node runs dist/main.js directly as PID 1 (no npm, no shell in between): catalog-dns's own signal
+# handling applies (SIGTERM graceful, SIGHUP reload, SIGUSR1 never opens the inspector).
 ENTRYPOINT ["node", "dist/main.js"]
 CMD ["--catalog-file", "fixtures/demo-catalog.json"]

@@ -2,14 +2,16 @@
  * The application: wires a catalog source, the zone store, the query handler and the listeners.
  * Everything comes in through options (no module-level state), so several can run in one process.
  */
-import { mkdirSync, accessSync, constants } from 'node:fs';
+import { join } from 'node:path';
 import type { Catalog } from './catalog/catalog.js';
 import { FileCatalogSource } from './catalog/file-source.js';
 import type { CatalogSource, ChangeHint } from './catalog/source.js';
 import type { Config } from './config.js';
 import { DnsCounters } from './dns/counters.js';
 import { QueryHandler } from './dns/handler.js';
+import { ResponseRateLimiter } from './dns/rrl.js';
 import { CatalogDnsError, ConfigError } from './errors.js';
+import { ensureWritableDir, notRegularFile } from './files.js';
 import { silentLogger, type Logger } from './log.js';
 import { TcpServer } from './transport/tcp.js';
 import { UdpServer } from './transport/udp.js';
@@ -32,15 +34,22 @@ export class App {
   private udp: UdpServer | null = null;
   private tcp: TcpServer | null = null;
   private port = 0;
+  /** Response rate limiting for UDP, null when off (rrl_responses_per_second 0). */
+  readonly rrl: ResponseRateLimiter | null;
 
   constructor(opts: AppOptions) {
     this.config = opts.config;
     this.log = opts.logger ?? silentLogger();
-    if (opts.config.dataDir) checkWritableDir(opts.config.dataDir);
+    if (opts.config.dataDir) checkDataDir(opts.config.dataDir);
     this.store = new ZoneStore({ config: opts.config, logger: this.log, ...(opts.clock ? { clock: opts.clock } : {}) });
     if (opts.source) this.source = opts.source;
     else if (opts.config.catalogFile) this.source = new FileCatalogSource({ path: opts.config.catalogFile, logger: this.log });
     else throw new ConfigError('--catalog-file', 'is required (the catalog to serve)');
+    const c = opts.config;
+    this.rrl = c.rrlResponsesPerSecond === 0 ? null : new ResponseRateLimiter({
+      responsesPerSecond: c.rrlResponsesPerSecond, slip: c.rrlSlip, windowSeconds: c.rrlWindow,
+      ipv4Prefix: c.rrlIpv4Prefix, ipv6Prefix: c.rrlIpv6Prefix,
+    });
   }
 
   /** The address DNS is served on (after start). */
@@ -71,10 +80,12 @@ export class App {
   private async listen(handler: QueryHandler): Promise<void> {
     const { dnsHost: host, dnsPort } = this.config;
     for (let attempt = 0; ; attempt++) {
-      const udp = new UdpServer({ host, port: dnsPort, handler, counters: this.counters, logger: this.log });
+      const udp = new UdpServer({ host, port: dnsPort, handler, counters: this.counters, logger: this.log,
+        maxReplySize: Math.max(512, this.config.maxUdpSize), rrl: this.rrl });
       const port = await udp.start();
       const tcp = new TcpServer({ host, port, handler, counters: this.counters, logger: this.log,
-        idleTimeoutMs: this.config.tcpIdleTimeoutMs, maxConnections: this.config.tcpMaxConnections });
+        idleTimeoutMs: this.config.tcpIdleTimeoutMs, maxConnections: this.config.tcpMaxConnections,
+        frameTimeoutMs: this.config.tcpFrameTimeoutMs, maxConnectionsPerClient: this.config.tcpMaxConnectionsPerClient });
       try {
         await tcp.start();
       } catch (e) {
@@ -94,7 +105,12 @@ export class App {
     if (this.source instanceof FileCatalogSource) await this.source.reload();
   }
 
-  /** Graceful: stop listening, finish open TCP writes, stop the source. */
+  /** A file read the source's close() did not wait for is still out (see FileCatalogSource.close). */
+  get ioPending(): boolean {
+    return this.source instanceof FileCatalogSource && this.source.ioPending;
+  }
+
+  /** Graceful: stop listening, finish open TCP writes, stop the source (without waiting long for a read). */
   async close(): Promise<void> {
     await Promise.all([this.udp?.close(), this.tcp?.close(), this.source.close()]);
     this.udp = this.tcp = null;
@@ -113,11 +129,18 @@ function fmtHost(h: string): string {
   return h.includes(':') ? `[${h}]` : h;
 }
 
-function checkWritableDir(dir: string): void {
+/**
+ * The data directory must be a directory we can write (created if missing), and the state file in it,
+ * read and written synchronously, must not be a FIFO or a device (it would block the whole process).
+ */
+function checkDataDir(dir: string): void {
   try {
-    mkdirSync(dir, { recursive: true });
-    accessSync(dir, constants.W_OK);
+    ensureWritableDir(dir);
   } catch (e) {
-    throw new ConfigError('--data-dir', `${dir} is not a writable directory (${(e as Error).message})`, { cause: e });
+    throw new ConfigError('--data-dir', (e as Error).message, { cause: e });
+  }
+  for (const name of ['serial.json', 'serial.json.tmp']) {
+    const reason = notRegularFile(join(dir, name));
+    if (reason) throw new ConfigError('--data-dir', reason);
   }
 }

@@ -33,7 +33,8 @@ ${lines.join('\n')}
   --version                       print the version
 
 Durations take Go syntax (10s, 5m, 1h30m) or plain seconds.
-Signals: SIGHUP re-reads the catalog file; SIGTERM/SIGINT stop gracefully.
+Signals: SIGHUP re-reads the catalog file; SIGTERM/SIGINT stop gracefully (a second one, or a stop
+taking over 5 s, ends the process at once); SIGUSR1 is ignored (it never opens the inspector).
 `;
 }
 

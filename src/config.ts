@@ -36,6 +36,16 @@ export interface Config {
   readonly tcpIdleTimeoutMs: number;
   readonly tcpMaxConnections: number;
   readonly responseCacheBytes: number;
+  /** Response rate limiting (README "Response rate limiting"): responses per second per account, 0 = off. */
+  readonly rrlResponsesPerSecond: number;
+  readonly rrlSlip: number;
+  /** Seconds. */
+  readonly rrlWindow: number;
+  readonly rrlIpv4Prefix: number;
+  readonly rrlIpv6Prefix: number;
+  readonly tcpFrameTimeoutMs: number;
+  /** 0 = no per-client limit. */
+  readonly tcpMaxConnectionsPerClient: number;
 }
 
 type Kind = 'hostport' | 'domain' | 'path' | 'level' | 'compat' | 'duration' | 'int' | 'bool' | 'ttlmap';
@@ -48,6 +58,8 @@ interface Spec {
   readonly help: string;
   readonly min?: number;
   readonly max?: number;
+  /** Why values above `max` are refused, said in the error. */
+  readonly maxReason?: string;
 }
 
 const MAX_TTL = 2147483647;
@@ -73,10 +85,18 @@ export const OPTIONS: readonly Spec[] = [
   { key: 'soa.min_ttl', kind: 'duration', def: 0, help: 'SOA MINIMUM and TTL of the SOA record', max: MAX_TTL },
   { key: 'ptr_ttl', kind: 'duration', def: 0, help: 'TTL of PTR records (Consul: always 0)', max: MAX_TTL },
   { key: 'negative_ttl', kind: 'duration', def: null, help: 'TTL of the SOA in negative answers (default: RFC 2308 min(SOA TTL, MINIMUM))', max: MAX_TTL },
-  { key: 'max_udp_size', kind: 'int', def: 1232, help: 'largest UDP reply sent to EDNS clients', min: 512, max: 65535 },
-  { key: 'tcp_idle_timeout', kind: 'duration', def: 10, help: 'close idle TCP connections after this long', min: 1, max: 3600 },
-  { key: 'tcp_max_connections', kind: 'int', def: 1024, help: 'concurrent TCP connections', min: 1, max: 1_000_000 },
+  { key: 'max_udp_size', kind: 'int', def: 1232, help: 'largest UDP reply sent to EDNS clients (512-4096)', min: 512, max: 4096,
+    maxReason: 'larger UDP replies are fragmented and multiply what a spoofed query can reflect at its victim; clients get large answers over TCP' },
+  { key: 'tcp_idle_timeout', kind: 'duration', def: 10, help: 'close TCP connections idle this long, and those whose client reads no reply this long', min: 1, max: 3600 },
+  { key: 'tcp_max_connections', kind: 'int', def: 1024, help: 'concurrent TCP connections; at the limit a new one takes an idle or stalled one\'s slot, or is refused', min: 1, max: 1_000_000 },
   { key: 'response_cache_mb', kind: 'int', def: 64, help: 'MiB of encoded UDP responses kept for repeated questions, 0 = off', min: 0, max: 65536 },
+  { key: 'rrl_responses_per_second', kind: 'int', def: 0, help: 'UDP response rate limit per client prefix and answer, 0 = off', min: 0, max: 1_000_000 },
+  { key: 'rrl_slip', kind: 'int', def: 2, help: 'every Nth rate-limited UDP response is a TC=1 reply, the rest dropped; 0 = drop all', min: 0, max: 10 },
+  { key: 'rrl_window', kind: 'duration', def: 15, help: 'seconds over which the UDP response rate is enforced', min: 1, max: 3600 },
+  { key: 'rrl_ipv4_prefix', kind: 'int', def: 24, help: 'IPv4 prefix length that groups clients for rate limiting', min: 0, max: 32 },
+  { key: 'rrl_ipv6_prefix', kind: 'int', def: 56, help: 'IPv6 prefix length that groups clients for rate limiting', min: 0, max: 128 },
+  { key: 'tcp_frame_timeout', kind: 'duration', def: 3, help: 'close a TCP connection whose query has not arrived whole this long after its first byte', min: 1, max: 3600 },
+  { key: 'tcp_max_connections_per_client', kind: 'int', def: 64, help: 'concurrent TCP connections from one client address, 0 = no limit', min: 0, max: 1_000_000 },
 ];
 
 export const flagName = (s: Spec): string => `--${s.key.replace(/[._]/g, '-')}`;
@@ -176,6 +196,9 @@ function coerce(spec: Spec, raw: unknown): unknown | string {
     }
     case 'int': {
       const n = typeof raw === 'string' && /^-?\d+$/.test(raw.trim()) ? Number(raw) : raw;
+      if (typeof n === 'number' && Number.isInteger(n) && spec.max !== undefined && n > spec.max && spec.maxReason) {
+        return bad(`${n} is above ${spec.max}: ${spec.maxReason}`);
+      }
       if (typeof n !== 'number' || !Number.isInteger(n) || n < (spec.min ?? 0) || n > (spec.max ?? Number.MAX_SAFE_INTEGER)) {
         return bad(`expected an integer ${spec.min ?? 0}-${spec.max}`);
       }
@@ -286,6 +309,13 @@ export function loadConfig(src: Sources = {}): Config {
     tcpIdleTimeoutMs: g<number>('tcp_idle_timeout') * 1000,
     tcpMaxConnections: g<number>('tcp_max_connections'),
     responseCacheBytes: g<number>('response_cache_mb') * 1024 * 1024,
+    rrlResponsesPerSecond: g<number>('rrl_responses_per_second'),
+    rrlSlip: g<number>('rrl_slip'),
+    rrlWindow: g<number>('rrl_window'),
+    rrlIpv4Prefix: g<number>('rrl_ipv4_prefix'),
+    rrlIpv6Prefix: g<number>('rrl_ipv6_prefix'),
+    tcpFrameTimeoutMs: g<number>('tcp_frame_timeout') * 1000,
+    tcpMaxConnectionsPerClient: g<number>('tcp_max_connections_per_client'),
   };
 }
 

@@ -1,11 +1,23 @@
 #!/usr/bin/env node
-/** The catalog-dns command. Exit codes: 0 stopped cleanly, 1 runtime failure (cannot bind), 2 bad configuration or catalog. */
-import { App } from './app.js';
-import { parseArgs } from './cli.js';
-import { CatalogDnsError } from './errors.js';
-import { createLogger } from './log.js';
+/**
+ * The catalog-dns command. Exit codes: 0 stopped cleanly, 1 runtime failure (cannot bind), 2 bad
+ * configuration or catalog; a second SIGTERM/SIGINT, or a stop that overruns its deadline, ends the
+ * process by that signal (see src/lifecycle.ts).
+ *
+ * The lifecycle is created first, before any other module is loaded (they are imported dynamically
+ * below): from the first moment SIGUSR1 cannot open the inspector and SIGHUP does not end the process;
+ * SIGTERM/SIGINT are caught from just before the server starts, so a stop during the start is honoured.
+ */
+import { ProcessLifecycle } from './lifecycle.js';
 
-async function main(): Promise<number> {
+const lifecycle = new ProcessLifecycle({ process });
+
+const [{ App }, { parseArgs }, { CatalogDnsError }, { createLogger }, { pino }] = await Promise.all([
+  import('./app.js'), import('./cli.js'), import('./errors.js'), import('./log.js'), import('pino'),
+]);
+
+/** Runs the command; a number is the exit code now, null means the lifecycle owns the exit. */
+async function main(): Promise<number | null> {
   let parsed;
   try {
     parsed = parseArgs(process.argv.slice(2), process.env);
@@ -17,26 +29,20 @@ async function main(): Promise<number> {
     return 0;
   }
   const config = parsed.config;
-  const logger = createLogger(config.logLevel);
-  let app: App;
+  // Synchronous writes to stdout (as process.stdout's own are to pipes and files): a line logged just
+  // before the process ends by a signal must not sit in a buffer. Logs are never per query.
+  const logger = createLogger(config.logLevel, pino.destination({ dest: 1, sync: true }) as unknown as NodeJS.WritableStream);
+  lifecycle.setLogger(logger);
+  let app;
   try {
     app = new App({ config, logger });
+    lifecycle.catchStopSignals();
     await app.start();
   } catch (e) {
     return fail(e);
   }
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) { app.destroy(); resolve(1); return; }
-      stopping = true;
-      logger.info({ signal }, 'stopping');
-      app.close().then(() => resolve(0), () => resolve(1));
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', () => { logger.info('reloading the catalog (SIGHUP)'); void app.reload(); });
-  });
+  lifecycle.attach(app);
+  return null;
 }
 
 function fail(e: unknown): number {
@@ -48,4 +54,4 @@ function fail(e: unknown): number {
   return 1;
 }
 
-main().then((code) => process.exit(code));
+void main().then((code) => { if (code !== null) lifecycle.exit(code); });

@@ -68,7 +68,23 @@ export class QueryHandler {
     });
   }
 
+  /**
+   * Never throws: an unexpected throw while answering a parsed query is SERVFAIL (see below); one
+   * anywhere else (cache hit, parsing, writing a reject) drops the query, counted as an internal
+   * error, so that nothing a peer sends can escape into a transport's event handler.
+   */
   handle(msg: Buffer, tcp: boolean): Buffer | null {
+    try {
+      return this.handleQuery(msg, tcp);
+    } catch (e) {
+      this.counters.internalErrors++;
+      this.counters.dropped++;
+      this.log.error({ err: e }, 'internal error handling a query; dropped');
+      return null;
+    }
+  }
+
+  private handleQuery(msg: Buffer, tcp: boolean): Buffer | null {
     if (tcp) this.counters.queriesTcp++;
     else this.counters.queriesUdp++;
     let key: string | null = null;

@@ -1,21 +1,52 @@
-/** UDP listener: one datagram in, at most one datagram out. */
+/**
+ * UDP listener: one datagram in, at most one datagram out.
+ *
+ * Nothing a peer sends can end the process: a reply that cannot be sent (source port 0, a send
+ * that throws, a reply over the size bound) is dropped and counted in `sendErrors`; the handler
+ * never throws (see QueryHandler.handle). With response rate limiting on (README "Response rate
+ * limiting"), the reply the handler returned, cached or not, is charged to the client's prefix
+ * and sent, replaced by a minimal TC=1 reply, or dropped.
+ */
 import { createSocket, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
 import type { DnsCounters } from '../dns/counters.js';
 import type { QueryHandler } from '../dns/handler.js';
+import { RRL_DROP, RRL_OK, RRL_SLIP, slipReply, type ResponseRateLimiter } from '../dns/rrl.js';
 import { CatalogDnsError } from '../errors.js';
 import type { Logger } from '../log.js';
+
+/** The largest UDP payload over IPv4 (65535 - 20 - 8): the default reply bound. */
+const MAX_UDP_PAYLOAD = 65507;
+
+export interface UdpOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly handler: QueryHandler;
+  readonly counters: DnsCounters;
+  readonly logger: Logger;
+  /**
+   * Largest reply sent (the handler never builds a larger one: max_udp_size, at least 512); a
+   * larger one is a bug, dropped and counted rather than sent as fragments. Default 65507.
+   */
+  readonly maxReplySize?: number;
+  /** Response rate limiting; null or absent = off. */
+  readonly rrl?: ResponseRateLimiter | null;
+}
 
 export class UdpServer {
   private socket: Socket | null = null;
   private readonly log: Logger;
+  private oversizeLogged = false;
 
-  constructor(private readonly opts: { host: string; port: number; handler: QueryHandler; counters: DnsCounters; logger: Logger }) {
+  constructor(private readonly opts: UdpOptions) {
     this.log = opts.logger.child({ component: 'udp' });
   }
 
   async start(): Promise<number> {
     const { host, port, handler, counters } = this.opts;
+    const maxReply = this.opts.maxReplySize ?? MAX_UDP_PAYLOAD;
+    const rrl = this.opts.rrl ?? null;
+    const log = this.log;
     const family = isIP(host) === 6 ? 6 : 4;
     const socket = createSocket({
       type: family === 6 ? 'udp6' : 'udp4',
@@ -26,10 +57,44 @@ export class UdpServer {
     } as Parameters<typeof createSocket>[0]);
     this.socket = socket;
     socket.on('message', (msg, rinfo) => {
-      const resp = handler.handle(msg, false);
-      // No callback: libuv may then send at once without a completion request. A failed send is a
-      // lost datagram, which the client retries like any other loss.
-      if (resp) socket.send(resp, rinfo.port, rinfo.address);
+      const rport = rinfo.port;
+      // A datagram from port 0 (legal on the wire, RFC 768) cannot be answered: socket.send
+      // throws ERR_SOCKET_BAD_PORT for it. Not worth answering either.
+      if (!(rport > 0 && rport <= 65535)) {
+        counters.sendErrors++;
+        return;
+      }
+      let resp = handler.handle(msg, false);
+      if (resp === null) return;
+      if (rrl !== null) {
+        const v = rrl.check(resp, rinfo.address);
+        if (v !== RRL_OK) {
+          if (v === RRL_DROP) {
+            counters.rrlDropped++;
+            return;
+          }
+          if (v === RRL_SLIP) {
+            counters.rrlSlipped++;
+            resp = slipReply(resp);
+          }
+        }
+      }
+      if (resp.length > maxReply) {
+        counters.sendErrors++;
+        // A bug, not a peer's doing: said once, counted always.
+        if (!this.oversizeLogged) log.error({ bytes: resp.length, max: maxReply }, 'udp reply over the size bound; dropped (logged once)');
+        this.oversizeLogged = true;
+        return;
+      }
+      try {
+        // No callback: libuv may then send at once without a completion request. A failed send is a
+        // lost datagram, which the client retries like any other loss. Only argument and state
+        // checks throw synchronously (a closed socket, a bad port or address): counted, dropped.
+        socket.send(resp, rport, rinfo.address);
+      } catch (e) {
+        counters.sendErrors++;
+        if (log.isLevelEnabled('debug')) log.debug({ err: e }, 'udp reply not sent');
+      }
     });
     await new Promise<void>((resolve, reject) => {
       const fail = (e: Error) => reject(new CatalogDnsError('CDNS_ERR_BIND', `cannot bind UDP ${host}:${port}: ${e.message}`, { cause: e }));

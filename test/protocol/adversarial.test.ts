@@ -143,8 +143,9 @@ describe('TCP: more connections than tcp_max_connections', () => {
   beforeAll(async () => { s = await startServer({ config: { tcp_max_connections: 5 } }); });
   afterAll(async () => { for (const p of peers) p.destroy(); await s.close(); });
 
-  it('closes the extra connections, keeps the first five and UDP answering, and accepts again once one closes', async () => {
-    // Five connections, each proven established by one exchange.
+  it('each newcomer takes the slot of the longest-idle connection: all are served, the oldest go, UDP keeps answering', async () => {
+    // Five connections, each answered once and then idle. (Busy slots, per-client caps and refusals:
+    // tcp-slots.test.ts.)
     for (let i = 0; i < 5; i++) {
       const p = await TcpPeer.open(s.port);
       peers.push(p);
@@ -152,43 +153,28 @@ describe('TCP: more connections than tcp_max_connections', () => {
       await p.waitFor(1);
       expect(decode(p.replies[0]!).id).toBe(100 + i);
     }
-    const rejectedBefore = s.app.counters.tcpRejected;
-    // Seven more: each is closed by the server without an answer.
-    const extras: TcpPeer[] = [];
-    for (let i = 0; i < 7; i++) {
-      const p = await TcpPeer.open(s.port).catch(() => null);
-      if (!p) continue; // refused outright is fine too
-      extras.push(p);
+    const evictedBefore = s.app.counters.tcpEvictedIdle;
+    // Twelve more, one after the other, each kept open after its answer: every one is served, and
+    // each one's arrival closed the connection idle longest, so the first five are gone.
+    for (let i = 0; i < 12; i++) {
+      const p = await TcpPeer.open(s.port);
       peers.push(p);
       p.send(buildQuery('web.service.consul', 'A', { id: 200 + i }));
+      await p.waitFor(1);
+      expect(p.replies.map((r) => decode(r).id)).toEqual([200 + i]);
     }
-    for (const p of extras) await p.waitFor(1, 2000);
-    for (const p of extras) {
-      expect(p.closed).toBe(true);
-      expect(p.replies).toEqual([]);
-    }
-    expect(s.app.counters.tcpRejected - rejectedBefore).toBe(extras.length);
-    // UDP keeps answering, and so do the five admitted connections.
-    expect((await udpQuery(s.port, 'web.service.consul', 'A')).rcode).toBe('NOERROR');
-    for (const [i, p] of peers.slice(0, 5).entries()) {
+    for (const p of peers.slice(0, 5)) await p.waitFor(2, 2000);
+    expect(peers.slice(0, 5).map((p) => p.closed)).toEqual([true, true, true, true, true]);
+    expect(s.app.counters.tcpEvictedIdle - evictedBefore).toBe(12);
+    expect(s.app.counters.tcpRejected).toBe(0);
+    // The last five still hold the slots and answer.
+    for (const [i, p] of peers.slice(-5).entries()) {
       p.send(buildQuery('consul', 'SOA', { id: 300 + i }));
       await p.waitFor(2);
       expect(p.closed).toBe(false);
       expect(decode(p.replies[1]!).id).toBe(300 + i);
     }
-    // One admitted connection goes away: a new one is served (the server notices the close async).
-    peers[0]!.destroy();
-    let served = false;
-    for (let attempt = 0; attempt < 20 && !served; attempt++) {
-      const p = await TcpPeer.open(s.port);
-      peers.push(p);
-      p.send(buildQuery('consul', 'NS', { id: 400 }));
-      await p.waitFor(1, 500);
-      served = p.replies.length === 1 && decode(p.replies[0]!).id === 400;
-      p.destroy();
-      if (!served) await sleep(50);
-    }
-    expect(served).toBe(true);
+    expect((await udpQuery(s.port, 'web.service.consul', 'A')).rcode).toBe('NOERROR');
   });
 });
 
@@ -467,22 +453,17 @@ describe('found by review', () => {
     expect(r.rcode).toBe('FORMERR');
   });
 
-  it('max_udp_size 65535 and a client offering 65535: an answer above 65507 bytes still gets a reply', async () => {
-    // 4200 A records = 67 KB. The largest IPv4 UDP payload is 65507 bytes, so the datagram
-    // cannot be sent (EMSGSIZE, logged) and the client gets nothing. The config allows
-    // max_udp_size up to 65535 (config.ts) and the handler trusts it (handler.ts limits()).
-    // Either fix is correct: refuse such a max_udp_size, or never build a datagram over 65507.
-    let b: Awaited<ReturnType<typeof startBig>>;
-    try {
-      b = await startBig(4200, { max_udp_size: 65535 });
-    } catch (e) {
-      expect((e as { code?: string }).code).toBe('CDNS_ERR_CONFIG');
-      return;
-    }
+  it('max_udp_size stops at 4096, so a client offering 65535 gets a TC reply within it, never an unsendable datagram', async () => {
+    // 4200 A records = 67 KB. The largest IPv4 UDP payload is 65507 bytes: when max_udp_size went
+    // up to 65535, this reply could not be sent (EMSGSIZE, silently without a send callback) and
+    // the client got nothing. max_udp_size is now at most 4096 (config.ts: larger replies fragment
+    // and amplify spoofed queries), so the reply is trimmed to fit and sets TC.
+    await expect(startBig(1, { max_udp_size: 65535 })).rejects.toMatchObject({ code: 'CDNS_ERR_CONFIG' });
+    const b = await startBig(4200, { max_udp_size: 4096 });
     try {
       const r = await udpRaw(b.s.port, buildQuery('big.service.consul', 'A', { id: 7, edns: 65535 }), 1500);
       expect(r, 'no UDP reply at all').not.toBeNull();
-      expect(r!.length).toBeLessThanOrEqual(65507);
+      expect(r!.length).toBeLessThanOrEqual(4096);
       expect(decode(r!).flag_tc).toBe(true);
     } finally {
       await b.close();

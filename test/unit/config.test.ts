@@ -46,6 +46,11 @@ describe('defaults (Consul dns_config defaults, §1.2)', () => {
     ['ptrTtl', 0],
     ['negativeTtl', null],
     ['maxUdpSize', 1232],
+    ['rrlResponsesPerSecond', 0], // rate limiting off
+    ['rrlSlip', 2],
+    ['rrlWindow', 15],
+    ['rrlIpv4Prefix', 24],
+    ['rrlIpv6Prefix', 56],
   ] as const)('%s = %j', (k, v) => {
     expect(c[k]).toEqual(v);
   });
@@ -110,6 +115,16 @@ describe('durations (Go style or seconds, whole seconds)', () => {
     expect(loadConfig({ object: { node_ttl: 60 } }).nodeTtl).toBe(60);
     expect(loadConfig({ env: { CATALOG_DNS_PTR_TTL: '60' } }).ptrTtl).toBe(60);
     expect(loadConfig({ object: { tcp_idle_timeout: '2s' } }).tcpIdleTimeoutMs).toBe(2000);
+    expect(loadConfig({ object: { tcp_frame_timeout: '5s' } }).tcpFrameTimeoutMs).toBe(5000);
+  });
+});
+
+describe('TCP slot options', () => {
+  it('default to a 3 s frame deadline and 64 connections per client address; 0 lifts the per-client cap', () => {
+    const d = loadConfig({});
+    expect([d.tcpFrameTimeoutMs, d.tcpMaxConnectionsPerClient]).toEqual([3000, 64]);
+    expect(loadConfig({ flags: { tcp_max_connections_per_client: '0' } }).tcpMaxConnectionsPerClient).toBe(0);
+    expect(loadConfig({ env: { CATALOG_DNS_TCP_FRAME_TIMEOUT: '1' } }).tcpFrameTimeoutMs).toBe(1000);
   });
 });
 
@@ -185,6 +200,16 @@ describe('bad values name the option as the user wrote it', () => {
     [{ object: { soa: { min_ttl: -1 } } }, 'soa.min_ttl'],
     [{ object: { soa: 5 } }, 'soa'],
     [{ object: { tcp_idle_timeout: 0 } }, 'tcp_idle_timeout'],
+    [{ object: { max_udp_size: 4097 } }, 'max_udp_size'],
+    [{ object: { rrl_responses_per_second: -1 } }, 'rrl_responses_per_second'],
+    [{ object: { rrl_slip: 11 } }, 'rrl_slip'],
+    [{ object: { rrl_window: 0 } }, 'rrl_window'],
+    [{ object: { rrl_window: '2h' } }, 'rrl_window'],
+    [{ object: { rrl_ipv4_prefix: 33 } }, 'rrl_ipv4_prefix'],
+    [{ object: { rrl_ipv6_prefix: 129 } }, 'rrl_ipv6_prefix'],
+    [{ object: { tcp_frame_timeout: 0 } }, 'tcp_frame_timeout'],
+    [{ object: { tcp_frame_timeout: '500ms' } }, 'tcp_frame_timeout'],
+    [{ object: { tcp_max_connections_per_client: -1 } }, 'tcp_max_connections_per_client'],
     [{ object: { no_such_option: 1 } }, 'no_such_option'],
     [{ env: { CATALOG_DNS_UDP_ANSWER_LIMIT: 'x' } }, 'CATALOG_DNS_UDP_ANSWER_LIMIT'],
     [{ env: { CATALOG_DNS_SOA_MIN_TTL: 'x' } }, 'CATALOG_DNS_SOA_MIN_TTL'],
@@ -215,8 +240,26 @@ describe('bad values name the option as the user wrote it', () => {
 
   it('the reason says what was expected', () => {
     expect(configError({ object: { udp_answer_limit: 0 } }).message).toBe('udp_answer_limit: expected an integer 1-65535');
-    expect(configError({ object: { max_udp_size: 100 } }).message).toBe('max_udp_size: expected an integer 512-65535');
+    expect(configError({ object: { max_udp_size: 100 } }).message).toBe('max_udp_size: expected an integer 512-4096');
     expect(configError({ object: { service_ttl: 'web=forever' } }).message).toMatch(/^service_ttl: web: "forever" is not a duration/);
+  });
+
+  it('max_udp_size is capped at 4096, and the error says why', () => {
+    expect(loadConfig({ object: { max_udp_size: 4096 } }).maxUdpSize).toBe(4096);
+    expect(loadConfig({ object: { max_udp_size: 512 } }).maxUdpSize).toBe(512);
+    const why = 'larger UDP replies are fragmented and multiply what a spoofed query can reflect at its victim; clients get large answers over TCP';
+    expect(configError({ object: { max_udp_size: 65535 } }).message).toBe(`max_udp_size: 65535 is above 4096: ${why}`);
+    expect(configError({ flags: { max_udp_size: '4097' } }).message).toBe(`--max-udp-size: 4097 is above 4096: ${why}`);
+    expect(configError({ env: { CATALOG_DNS_MAX_UDP_SIZE: '8192' } }).message).toBe(`CATALOG_DNS_MAX_UDP_SIZE: 8192 is above 4096: ${why}`);
+  });
+
+  it('rate limiting options: set by any source, durations for the window', () => {
+    const c = loadConfig({
+      object: { rrl_responses_per_second: 10, rrl_window: '1m' },
+      env: { CATALOG_DNS_RRL_SLIP: '0' },
+      flags: { rrl_ipv4_prefix: '32', rrl_ipv6_prefix: '64' },
+    });
+    expect([c.rrlResponsesPerSecond, c.rrlWindow, c.rrlSlip, c.rrlIpv4Prefix, c.rrlIpv6Prefix]).toEqual([10, 60, 0, 32, 64]);
   });
 
   it('udp_answer_limit above 8 is accepted (the handler caps it, like Consul)', () => {
