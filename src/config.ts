@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { ConfigError } from './errors.js';
+import { parseReverseZones } from './zone/reverse-zones.js';
 
 export type Compat = 'rfc' | 'consul';
 
@@ -36,9 +37,14 @@ export interface Config {
   readonly tcpIdleTimeoutMs: number;
   readonly tcpMaxConnections: number;
   readonly responseCacheBytes: number;
+  /**
+   * Apexes of the reverse zones served (canonical, sorted); null = unset: derived from the catalog
+   * in rfc mode, Consul's way (every reverse name answered) with compat consul.
+   */
+  readonly reverseZones: readonly string[] | null;
 }
 
-type Kind = 'hostport' | 'domain' | 'path' | 'level' | 'compat' | 'duration' | 'int' | 'bool' | 'ttlmap';
+type Kind = 'hostport' | 'domain' | 'path' | 'level' | 'compat' | 'duration' | 'int' | 'bool' | 'ttlmap' | 'reversezones';
 
 interface Spec {
   /** JSON file key (Consul's dns_config name where one exists); dotted for nested (soa.refresh). */
@@ -77,6 +83,7 @@ export const OPTIONS: readonly Spec[] = [
   { key: 'tcp_idle_timeout', kind: 'duration', def: 10, help: 'close idle TCP connections after this long', min: 1, max: 3600 },
   { key: 'tcp_max_connections', kind: 'int', def: 1024, help: 'concurrent TCP connections', min: 1, max: 1_000_000 },
   { key: 'response_cache_mb', kind: 'int', def: 64, help: 'MiB of encoded UDP responses kept for repeated questions, 0 = off', min: 0, max: 65536 },
+  { key: 'reverse_zones', kind: 'reversezones', def: null, help: 'reverse zones served: CIDR prefixes on octet/nibble boundaries or zone names, "10.0.0.0/8,2001:db8::/32" (default: the /24 or /64 of each PTR address)' },
 ];
 
 export const flagName = (s: Spec): string => `--${s.key.replace(/[._]/g, '-')}`;
@@ -191,6 +198,11 @@ function coerce(spec: Spec, raw: unknown): unknown | string {
       const r = parseTtlMap(raw);
       return typeof r === 'string' ? bad(r) : r;
     }
+    case 'reversezones': {
+      if (raw === null) return null;
+      const r = parseReverseZones(raw);
+      return Array.isArray(r) ? r : bad(r.bad);
+    }
   }
 }
 
@@ -286,6 +298,7 @@ export function loadConfig(src: Sources = {}): Config {
     tcpIdleTimeoutMs: g<number>('tcp_idle_timeout') * 1000,
     tcpMaxConnections: g<number>('tcp_max_connections'),
     responseCacheBytes: g<number>('response_cache_mb') * 1024 * 1024,
+    reverseZones: g<string[] | null>('reverse_zones'),
   };
 }
 
