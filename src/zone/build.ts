@@ -1,7 +1,7 @@
 /**
  * buildZone: the one translator from the catalog (services, nodes, checks) to the zone (owners,
  * RRsets, serial). Every answer is decided and encoded here, once per catalog version.
- * The shapes follow Consul's DNS interface (agent/dns.go); see README "DNS behaviour".
+ * The shapes follow Consul's DNS interface (agent/dns.go); see README "DNS behaviour" and docs/consul-dns.md.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { isIP } from 'node:net';
