@@ -171,11 +171,11 @@ describe.skipIf(dig.skip && kdig.skip)('dig and kdig against catalog-dns', () =>
     });
   }
 
-  function expectNegative(reply: Reply, status: 'NXDOMAIN' | 'NOERROR'): void {
+  function expectNegative(reply: Reply, status: 'NXDOMAIN' | 'NOERROR', zone = 'consul.'): void {
     expect(reply.status, reply.text).toBe(status);
     expect(reply.answer, reply.text).toEqual([]);
     const soa = reply.authority.filter((r) => r.type === 'SOA');
-    expect(soa.map((r) => r.owner), reply.text).toEqual(['consul.']);
+    expect(soa.map((r) => r.owner), reply.text).toEqual([zone]);
   }
 
   for (const tool of [dig, kdig]) {
@@ -275,6 +275,22 @@ describe.skipIf(dig.skip && kdig.skip)('dig and kdig against catalog-dns', () =>
         expect(reverseName(web1.Address)).toBe('11.1.0.10.in-addr.arpa.');
         expect(r.status).toBe('NOERROR');
         expect(r.answer.map((rr) => [rr.type, rr.data]), r.text).toEqual([['PTR', `web-1.node.${DC}.consul.`]]);
+      });
+
+      it('reverse zones (README "Reverse zones"): web-1\'s /24 has its own SOA and NS; a miss in it is NXDOMAIN under that SOA', async () => {
+        const soa = await query(tool, '1.0.10.in-addr.arpa.', 'SOA');
+        expect(soa.status, soa.text).toBe('NOERROR');
+        expect(soa.answer.map((rr) => `${rr.owner} ${rr.type} ${rr.data.split(/\s+/).slice(0, 2).join(' ')}`), soa.text)
+          .toEqual(['1.0.10.in-addr.arpa. SOA ns.consul. hostmaster.consul.']);
+        const ns = await query(tool, '1.0.10.in-addr.arpa.', 'NS');
+        expect(datas(ns.answer, 'NS'), ns.text).toEqual(datas((await query(tool, 'consul', 'NS')).answer, 'NS'));
+        expectNegative(await query(tool, reverseName('10.0.1.250'), 'PTR'), 'NXDOMAIN', '1.0.10.in-addr.arpa.');
+      });
+
+      it('a reverse name in no zone served: REFUSED without AA', async () => {
+        const r = await query(tool, reverseName('8.8.8.8'), 'PTR');
+        expect(r.status, r.text).toBe('REFUSED');
+        expect(r.flags, r.text).not.toContain('aa');
       });
 
       it('nosuch.service.consul A: NXDOMAIN with the SOA in authority', async () => {
