@@ -8,11 +8,11 @@ import { isIP } from 'node:net';
 import type { Catalog, CatalogNode, ServiceInstance } from '../catalog/catalog.js';
 import { isWireName } from '../catalog/catalog.js';
 import { serviceTtlFor, type Config } from '../config.js';
-import { packBlock, type PackRecord, type PackedBlock } from '../dns/pack.js';
+import { packBlock, withFirstOwner, type PackRecord, type PackedBlock } from '../dns/pack.js';
 import { QNAME_POINTER as QNAME_PTR, QTYPE, RCODE, nameToWire, rrAt, rrAtQname, rrTail, txtStrings } from '../dns/wire.js';
 import { addrFromHex, canonicalIp as canonicalIpOf, ipHex, reverseName } from './ip.js';
 import { enclosingApex, reverseZoneApexes } from './reverse-zones.js';
-import { FixedOwner, TypedOwner, Zone, type Answer, type Owner, type Unit } from './zone.js';
+import { FixedOwner, LazyOwner, TypedOwner, Zone, type Answer, type Owner, type Unit } from './zone.js';
 
 export interface BuildOptions {
   readonly config: Config;
@@ -364,10 +364,10 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
   }
 
   // --- reverse names (local DC): nodes first, then service addresses ---
-  const ptrTargets = new Map<string, { ip: string; target: string }>(); // by reverse name; the first wins
+  const ptrTargets = new Map<string, string>(); // reverse name -> PTR target; the first wins
   const addPtrTarget = (ip: string, target: string) => {
     const rname = reverseName(ip);
-    if (!ptrTargets.has(rname)) ptrTargets.set(rname, { ip, target });
+    if (!ptrTargets.has(rname)) ptrTargets.set(rname, target);
   };
   for (const n of localCat.nodes.values()) {
     if (isIP(n.address) && local.nodes.has(n.name.toLowerCase())) addPtrTarget(n.address, `${n.name}.node.${localDc}.${domain}`);
@@ -380,7 +380,7 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
   // in with the serial below). Without any (compat consul, reverse_zones unset), Consul's way: every
   // reverse name is answered, negative answers carry the domain's SOA.
   const reverseApexes = rfc || cfg.reverseZones !== null
-    ? reverseZoneApexes(cfg.reverseZones, [...ptrTargets.values()].map((p) => p.ip))
+    ? reverseZoneApexes(cfg.reverseZones, ptrTargets.keys())
     : null;
   const reverseZones = new Map<string, ReverseZone>();
   for (const apex of reverseApexes ?? []) {
@@ -397,7 +397,7 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
 
   const ptr = new Map<string, Owner>();
   const reverseEnts = new Set<string>();
-  for (const [rname, { target }] of ptrTargets) {
+  for (const [rname, target] of ptrTargets) {
     const parts = rname.split('.');
     const z = reverseZoneOf(parts);
     if (!z) continue; // in no zone served: never asked of this server (REFUSED)
@@ -473,31 +473,39 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
 
   // --- each reverse zone: its own SOA at its apex (MNAME, RNAME, timers and serial as the domain's),
   // in its negative answers; the apex answers SOA and NS (the domain's name servers, with glue) ---
+  // Owner-less tails are encoded once; each zone only prefixes its apex. A catalog spread over many
+  // subnets has many zones and few queries for their apexes: the apex answers are prepared when
+  // first asked for (once per zone version), the negative answers here.
+  const soaTail = rrTail('SOA', cfg.soa.minTtl, soaData);
+  const negSoaTail = rrTail('SOA', negTtl, soaData);
+  const nsTails = nsPack.map((r) => rrTail(r.type, r.ttl, r.data));
+  const negTemplate = packBlock([], [{ ...soaPack, owner: '.', ttl: negTtl }], []);
   for (const z of reverseZones.values()) {
-    const at = <R extends PackRecord>(r: R): R => ({ ...r, owner: z.apex });
-    const zSoa = at(soaPack);
-    const zNs = nsPack.map(at);
     const owner = nameToWire(z.apex);
-    const zNegSoa = rrAt(owner, 'SOA', negTtl, soaData);
-    const zNegPacked = packBlock([], [{ ...zSoa, ttl: negTtl }], []);
+    const zNegSoa = Buffer.concat([owner, negSoaTail]);
+    const zNegPacked = withFirstOwner(negTemplate, owner);
     for (const a of [z.nxAnswer, z.nodata]) {
       a.authority.push(zNegSoa);
       a.packed = zNegPacked;
     }
-    const zNsRRs = zNs.map(rrOf);
-    const zSoaAnswer: Answer = {
-      rcode: RCODE.NOERROR, units: [plain(rrAt(owner, 'SOA', cfg.soa.minTtl, soaData))], shuffle: false, addressLimit: false,
-      authority: zNsRRs, additional: nsGlue, packed: packBlock([zSoa], zNs, gluePack),
-    };
-    const zNsAnswer: Answer = {
-      rcode: RCODE.NOERROR, units: zNsRRs.map(plain), shuffle: false, addressLimit: false, authority: [], additional: nsGlue,
-      packed: packBlock(zNs, [], gluePack),
-    };
-    // ANY: the SOA with its NS (RFC 8482 subset), as at the domain's apex. A /32 zone's apex may own a PTR too.
-    const byType = new Map<number, Answer>([[QTYPE.SOA, zSoaAnswer], [QTYPE.NS, zNsAnswer], [QTYPE.ANY, zSoaAnswer]]);
-    const apexPtr = ptr.get(z.apex);
-    if (apexPtr) byType.set(QTYPE.PTR, apexPtr.answer(QTYPE.PTR));
-    z.apexOwner = new TypedOwner(byType, z.nodata);
+    z.apexOwner = new LazyOwner(() => {
+      const zSoa: PackRecord = { ...soaPack, owner: z.apex };
+      const zNs = nsPack.map((r): PackRecord => ({ ...r, owner: z.apex }));
+      const zNsRRs = nsTails.map((t) => Buffer.concat([owner, t]));
+      const zSoaAnswer: Answer = {
+        rcode: RCODE.NOERROR, units: [plain(Buffer.concat([owner, soaTail]))], shuffle: false, addressLimit: false,
+        authority: zNsRRs, additional: nsGlue, packed: packBlock([zSoa], zNs, gluePack),
+      };
+      const zNsAnswer: Answer = {
+        rcode: RCODE.NOERROR, units: zNsRRs.map(plain), shuffle: false, addressLimit: false, authority: [], additional: nsGlue,
+        packed: packBlock(zNs, [], gluePack),
+      };
+      // ANY: the SOA with its NS (RFC 8482 subset), as at the domain's apex. A /32 zone's apex may own a PTR too.
+      const byType = new Map<number, Answer>([[QTYPE.SOA, zSoaAnswer], [QTYPE.NS, zNsAnswer], [QTYPE.ANY, zSoaAnswer]]);
+      const apexPtr = ptr.get(z.apex);
+      if (apexPtr) byType.set(QTYPE.PTR, apexPtr.answer(QTYPE.PTR));
+      return new TypedOwner(byType, z.nodata);
+    });
   }
 
   // --- name resolution (Consul's dispatch), memoised per name by the Zone ---

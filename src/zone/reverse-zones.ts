@@ -101,15 +101,17 @@ export function parseReverseZones(raw: unknown): string[] | { readonly bad: stri
 }
 
 /**
- * The reverse zones to serve: the configured ones, or (null) the zone of each address by
- * DEFAULT_PREFIX. `addresses` are the IP addresses that get PTR records.
+ * The reverse zones to serve: the configured ones, or (null) the zone of each PTR owner name by
+ * DEFAULT_PREFIX: the parent of an in-addr.arpa name (its /24) and the 16th ancestor of an ip6.arpa
+ * name (its /64). `ptrNames` are full reverse names (reverseName of an address).
  */
-export function reverseZoneApexes(configured: readonly string[] | null, addresses: Iterable<string>): string[] {
+export function reverseZoneApexes(configured: readonly string[] | null, ptrNames: Iterable<string>): string[] {
   if (configured !== null) return sortApexes(configured);
   const out = new Set<string>();
-  for (const a of addresses) {
-    const fam = isIP(a);
-    if (fam !== 0) out.add(apexOf(ipBytes(a), fam === 4 ? DEFAULT_PREFIX.v4 : DEFAULT_PREFIX.v6));
+  for (const n of ptrNames) {
+    // 4 octet labels: drop 1 (32 - 24 bits); 32 nibble labels of 2 characters ("x."): drop 16.
+    if (n.endsWith(`.${V4_SUFFIX}`)) out.add(n.slice(n.indexOf('.') + 1));
+    else if (n.endsWith(`.${V6_SUFFIX}`)) out.add(n.slice(((128 - DEFAULT_PREFIX.v6) / 4) * 2));
   }
   return sortApexes(out);
 }

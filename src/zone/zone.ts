@@ -59,6 +59,19 @@ export class TypedOwner implements Owner {
   }
 }
 
+/** An owner whose answers are prepared when first asked for (then kept, like the others). */
+export class LazyOwner implements Owner {
+  private owner: Owner | null = null;
+  constructor(private prepare: (() => Owner) | null) {}
+  answer(qtype: number): Answer {
+    if (this.owner === null) {
+      this.owner = this.prepare!();
+      this.prepare = null;
+    }
+    return this.owner.answer(qtype);
+  }
+}
+
 /**
  * Resolves a canonical in-zone or reverse name (labels, left to right, lower case) to an Owner, or
  * to null for a reverse name in no reverse zone served.

@@ -3,6 +3,7 @@
  * derived from the PTR addresses, and finding the zone of a reverse name.
  */
 import { describe, expect, it } from 'vitest';
+import { reverseName } from '../../src/zone/ip.js';
 import { enclosingApex, parseReverseZone, parseReverseZones, reverseZoneApexes } from '../../src/zone/reverse-zones.js';
 
 describe('parseReverseZone: CIDR prefixes and zone names to apexes', () => {
@@ -81,23 +82,29 @@ describe('parseReverseZones: the setting', () => {
 });
 
 describe('reverseZoneApexes', () => {
-  it('default: the /24 of each IPv4 and the /64 of each IPv6 address, sorted and unique', () => {
-    expect(reverseZoneApexes(null, ['10.0.1.11', '10.0.1.12', '192.168.5.5', '2001:db8::1', '2001:db8::2', '2001:db8:0:1::1', 'not-an-ip'])).toEqual([
+  const rev = (a: string) => reverseName(a);
+  it('default: the /24 of each IPv4 and the /64 of each IPv6 PTR name, sorted and unique', () => {
+    expect(reverseZoneApexes(null, ['10.0.1.11', '10.0.1.12', '192.168.5.5', '2001:db8::1', '2001:db8::2', '2001:db8:0:1::1'].map(rev))).toEqual([
       '0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa',
       '1.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa',
       '1.0.10.in-addr.arpa',
       '5.168.192.in-addr.arpa',
     ]);
   });
-  it('the same set whatever the order of the addresses', () => {
-    const addrs = ['10.0.3.1', '10.0.1.1', '2001:db8::1', '10.0.2.1'];
-    expect(reverseZoneApexes(null, addrs)).toEqual(reverseZoneApexes(null, [...addrs].reverse()));
+  it('the default zone of an address is the one parseReverseZone gives for its /24 or /64', () => {
+    for (const [a, cidr] of [['10.0.1.11', '10.0.1.0/24'], ['2001:db8:1:2:3:4:5:6', '2001:db8:1:2::/64'], ['::ffff:10.0.0.1', '::/64']]) {
+      expect(reverseZoneApexes(null, [rev(a!)])).toEqual([parseReverseZone(cidr!)]);
+    }
   });
-  it('configured zones are served as configured, whatever the addresses', () => {
-    expect(reverseZoneApexes(['10.in-addr.arpa'], ['192.168.5.5'])).toEqual(['10.in-addr.arpa']);
-    expect(reverseZoneApexes([], ['10.0.1.11'])).toEqual([]);
+  it('the same set whatever the order of the names', () => {
+    const names = ['10.0.3.1', '10.0.1.1', '2001:db8::1', '10.0.2.1'].map(rev);
+    expect(reverseZoneApexes(null, names)).toEqual(reverseZoneApexes(null, [...names].reverse()));
   });
-  it('no addresses, no zones', () => {
+  it('configured zones are served as configured, whatever the names', () => {
+    expect(reverseZoneApexes(['10.in-addr.arpa'], [rev('192.168.5.5')])).toEqual(['10.in-addr.arpa']);
+    expect(reverseZoneApexes([], [rev('10.0.1.11')])).toEqual([]);
+  });
+  it('no names, no zones', () => {
     expect(reverseZoneApexes(null, [])).toEqual([]);
   });
 });
