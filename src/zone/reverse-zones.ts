@@ -4,7 +4,7 @@
  * canonical (lower case, no trailing dot), apex lists sorted and free of duplicates.
  *
  * Each apex is a zone of its own: its SOA is at the apex and is the SOA of its negative answers
- * (RFC 2308 §3: a resolver caches a negative answer only under an SOA that encloses the name).
+ * (RFC 2308 §3: the SOA of the zone the name is in; resolvers cache negative answers under it, §5).
  */
 import { isIP } from 'node:net';
 import { ipBytes } from './ip.js';
