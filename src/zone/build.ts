@@ -1,17 +1,18 @@
 /**
  * buildZone: the one translator from the catalog (services, nodes, checks) to the zone (owners,
  * RRsets, serial). Every answer is decided and encoded here, once per catalog version.
- * The shapes follow Consul's DNS interface (agent/dns.go); see README "DNS behaviour".
+ * The shapes follow Consul's DNS interface (agent/dns.go); see README "DNS behaviour" and docs/consul-dns.md.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { Catalog, CatalogNode, ServiceInstance } from '../catalog/catalog.js';
 import { isWireName } from '../catalog/catalog.js';
 import { serviceTtlFor, type Config } from '../config.js';
-import { packBlock, type PackRecord, type PackedBlock } from '../dns/pack.js';
+import { packBlock, withFirstOwner, type PackRecord, type PackedBlock } from '../dns/pack.js';
 import { QNAME_POINTER as QNAME_PTR, QTYPE, RCODE, nameToWire, rrAt, rrAtQname, rrTail, txtStrings } from '../dns/wire.js';
 import { addrFromHex, canonicalIp as canonicalIpOf, ipHex, reverseName } from './ip.js';
-import { FixedOwner, TypedOwner, Zone, type Answer, type Owner, type Unit } from './zone.js';
+import { enclosingApex, reverseZoneApexes } from './reverse-zones.js';
+import { FixedOwner, LazyOwner, TypedOwner, Zone, type Answer, type Owner, type Unit } from './zone.js';
 
 export interface BuildOptions {
   readonly config: Config;
@@ -58,9 +59,25 @@ interface DcData {
   readonly tags: Set<string>;
 }
 
+/** One reverse zone served, or (labels -1) Consul's catch-all for every reverse name. */
+interface ReverseZone {
+  readonly apex: string;
+  /** Labels in the apex name; -1 for the catch-all, which has no apex. */
+  readonly labels: number;
+  readonly nxAnswer: MutableAnswer;
+  readonly nodata: MutableAnswer;
+  readonly nx: Owner;
+  /** Empty non-terminals between the apex and the PTR owners (NXDOMAIN with compat consul). */
+  readonly ent: Owner;
+  /** SOA, NS (and PTR for a /32 zone) at the apex; set once the serial is known. */
+  apexOwner: Owner | null;
+}
+
 const KINDS = new Set(['service', 'connect', 'virtual', 'ingress', 'node', 'query', 'addr']);
 
-function mutableAnswer(rcode: number): Answer & { authority: Buffer[]; packed?: PackedBlock } {
+type MutableAnswer = Answer & { authority: Buffer[]; packed?: PackedBlock };
+
+function mutableAnswer(rcode: number): MutableAnswer {
   return { rcode, units: [], shuffle: false, addressLimit: false, authority: [], additional: [] };
 }
 
@@ -347,21 +364,46 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
   }
 
   // --- reverse names (local DC): nodes first, then service addresses ---
-  const ptr = new Map<string, Owner>();
-  const reverseEnts = new Set<string>();
-  const addPtr = (ip: string, target: string) => {
+  const ptrTargets = new Map<string, string>(); // reverse name -> PTR target; the first wins
+  const addPtrTarget = (ip: string, target: string) => {
     const rname = reverseName(ip);
-    if (ptr.has(rname)) return;
-    const a = positive([plain(rrAtQname('PTR', cfg.ptrTtl, target))]);
-    ptr.set(rname, rfc ? new TypedOwner(new Map([[QTYPE.PTR, a], [QTYPE.ANY, a]]), NODATA) : new FixedOwner(a));
-    const parts = rname.split('.');
-    for (let i = 1; i < parts.length - 1; i++) reverseEnts.add(parts.slice(i).join('.'));
+    if (!ptrTargets.has(rname)) ptrTargets.set(rname, target);
   };
   for (const n of localCat.nodes.values()) {
-    if (isIP(n.address) && local.nodes.has(n.name.toLowerCase())) addPtr(n.address, `${n.name}.node.${localDc}.${domain}`);
+    if (isIP(n.address) && local.nodes.has(n.name.toLowerCase())) addPtrTarget(n.address, `${n.name}.node.${localDc}.${domain}`);
   }
   for (const [svc, list] of localCat.services) {
-    for (const s of list) if (isIP(s.address)) addPtr(s.address, `${svc}.service.${localDc}.${domain}`);
+    for (const s of list) if (isIP(s.address)) addPtrTarget(s.address, `${svc}.service.${localDc}.${domain}`);
+  }
+
+  // The reverse zones served, each with its own negative answers (their SOA is the zone's, filled
+  // in with the serial below). Without any (compat consul, reverse_zones unset), Consul's way: every
+  // reverse name is answered, negative answers carry the domain's SOA.
+  const reverseApexes = rfc || cfg.reverseZones !== null
+    ? reverseZoneApexes(cfg.reverseZones, ptrTargets.keys())
+    : null;
+  const reverseZones = new Map<string, ReverseZone>();
+  for (const apex of reverseApexes ?? []) {
+    const nxA = mutableAnswer(RCODE.NXDOMAIN);
+    const nodata = mutableAnswer(RCODE.NOERROR);
+    reverseZones.set(apex, {
+      apex, labels: apex.split('.').length, nxAnswer: nxA, nodata,
+      nx: new FixedOwner(nxA), ent: new FixedOwner(rfc ? nodata : nxA), apexOwner: null,
+    });
+  }
+  const everyReverseName: ReverseZone = { apex: '', labels: -1, nxAnswer: NXDOMAIN, nodata: NODATA, nx, ent, apexOwner: null };
+  const reverseZoneOf = (labels: readonly string[]): ReverseZone | null =>
+    reverseApexes === null ? everyReverseName : enclosingApex(labels, reverseZones);
+
+  const ptr = new Map<string, Owner>();
+  const reverseEnts = new Set<string>();
+  for (const [rname, target] of ptrTargets) {
+    const parts = rname.split('.');
+    const z = reverseZoneOf(parts);
+    if (!z) continue; // in no zone served: never asked of this server (REFUSED)
+    const a = positive([plain(rrAtQname('PTR', cfg.ptrTtl, target))]);
+    ptr.set(rname, rfc ? new TypedOwner(new Map([[QTYPE.PTR, a], [QTYPE.ANY, a]]), z.nodata) : new FixedOwner(a));
+    for (let i = 1; i < parts.length - 1; i++) reverseEnts.add(parts.slice(i).join('.'));
   }
 
   // --- apex NS: up to 3 healthy consul servers of the local DC (Consul's getNameserversAndNodeRecord) ---
@@ -400,7 +442,7 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
   const nsRRs = nsPack.map(rrOf);
   const nsGlue = gluePack.map(rrOf);
   for (const b of [...nsRRs, ...nsGlue]) hash.update(b);
-  hash.update(JSON.stringify([domain, cfg.soa, cfg.negativeTtl, cfg.compat]));
+  hash.update(JSON.stringify([domain, cfg.soa, cfg.negativeTtl, cfg.compat, reverseApexes]));
 
   // --- the serial depends on the content; now the SOA can be encoded ---
   const contentHash = hash.digest('hex');
@@ -428,6 +470,43 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
     rcode: RCODE.NOERROR, units: nsRRs.map(plain), shuffle: false, addressLimit: false, authority: [], additional: nsGlue,
     packed: packBlock(nsPack, [], gluePack),
   };
+
+  // --- each reverse zone: its own SOA at its apex (MNAME, RNAME, timers and serial as the domain's),
+  // in its negative answers; the apex answers SOA and NS (the domain's name servers, with glue) ---
+  // Owner-less tails are encoded once; each zone only prefixes its apex. A catalog spread over many
+  // subnets has many zones and few queries for their apexes: the apex answers are prepared when
+  // first asked for (once per zone version), the negative answers here.
+  const soaTail = rrTail('SOA', cfg.soa.minTtl, soaData);
+  const negSoaTail = rrTail('SOA', negTtl, soaData);
+  const nsTails = nsPack.map((r) => rrTail(r.type, r.ttl, r.data));
+  const negTemplate = packBlock([], [{ ...soaPack, owner: '.', ttl: negTtl }], []);
+  for (const z of reverseZones.values()) {
+    const owner = nameToWire(z.apex);
+    const zNegSoa = Buffer.concat([owner, negSoaTail]);
+    const zNegPacked = withFirstOwner(negTemplate, owner);
+    for (const a of [z.nxAnswer, z.nodata]) {
+      a.authority.push(zNegSoa);
+      a.packed = zNegPacked;
+    }
+    z.apexOwner = new LazyOwner(() => {
+      const zSoa: PackRecord = { ...soaPack, owner: z.apex };
+      const zNs = nsPack.map((r): PackRecord => ({ ...r, owner: z.apex }));
+      const zNsRRs = nsTails.map((t) => Buffer.concat([owner, t]));
+      const zSoaAnswer: Answer = {
+        rcode: RCODE.NOERROR, units: [plain(Buffer.concat([owner, soaTail]))], shuffle: false, addressLimit: false,
+        authority: zNsRRs, additional: nsGlue, packed: packBlock([zSoa], zNs, gluePack),
+      };
+      const zNsAnswer: Answer = {
+        rcode: RCODE.NOERROR, units: zNsRRs.map(plain), shuffle: false, addressLimit: false, authority: [], additional: nsGlue,
+        packed: packBlock(zNs, [], gluePack),
+      };
+      // ANY: the SOA with its NS (RFC 8482 subset), as at the domain's apex. A /32 zone's apex may own a PTR too.
+      const byType = new Map<number, Answer>([[QTYPE.SOA, zSoaAnswer], [QTYPE.NS, zNsAnswer], [QTYPE.ANY, zSoaAnswer]]);
+      const apexPtr = ptr.get(z.apex);
+      if (apexPtr) byType.set(QTYPE.PTR, apexPtr.answer(QTYPE.PTR));
+      return new TypedOwner(byType, z.nodata);
+    });
+  }
 
   // --- name resolution (Consul's dispatch), memoised per name by the Zone ---
   const apexOwner = rfc ? ent : nx;
@@ -551,12 +630,14 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
     }
   };
 
-  const resolveReverse = (labels: readonly string[]): Owner => {
-    if (hasDotLabel(labels)) return nx;
+  /** A reverse name's owner, or null when it is in no reverse zone served (REFUSED). */
+  const resolveReverse = (labels: readonly string[]): Owner | null => {
+    const z = reverseZoneOf(labels);
+    if (!z) return null;
+    if (labels.length === z.labels) return z.apexOwner;
+    if (hasDotLabel(labels)) return z.nx;
     const name = labels.join('.');
-    const owner = ptr.get(name);
-    if (owner) return owner;
-    return rfc && reverseEnts.has(name) ? ent : nx;
+    return ptr.get(name) ?? (reverseEnts.has(name) ? z.ent : z.nx);
   };
 
   // --- CNAME and SRV host targets inside the zone: add what they resolve to (Consul's resolveCNAME:
@@ -594,7 +675,8 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
   return new Zone({
     serial, domain, contentHash, soa, ns,
     resolve: (labels, where) => (where === 'zone' ? resolveZone(labels) : resolveReverse(labels)),
-    stats: { names: names + ptr.size, records },
+    stats: { names: names + ptr.size + reverseZones.size, records },
+    reverseZones: reverseApexes,
     apexAnyIsSoa: rfc, // Consul: the apex is not a lookup kind, so NXDOMAIN
   });
 }

@@ -69,7 +69,9 @@ export class ZoneStore {
       this.saveState();
     }
     const ms = Math.round((performance.now() - t0) * 10) / 10;
-    if (changed) this.log.info({ serial: zone.serial, names: zone.stats.names, records: zone.stats.records, ms, source }, 'zone committed');
+    if (changed) {
+      this.log.info({ serial: zone.serial, names: zone.stats.names, records: zone.stats.records, reverseZones: zone.reverseZones?.length ?? null, ms, source }, 'zone committed');
+    }
     else this.log.debug({ serial: zone.serial, ms, source }, 'zone unchanged');
     return { zone, changed, ms };
   }

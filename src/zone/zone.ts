@@ -59,8 +59,24 @@ export class TypedOwner implements Owner {
   }
 }
 
-/** Resolves a canonical in-zone or reverse name (labels, left to right, lower case) to an Owner. */
-export type Resolver = (labels: readonly string[], kind: 'zone' | 'reverse') => Owner;
+/** An owner whose answers are prepared when first asked for (then kept, like the others). */
+export class LazyOwner implements Owner {
+  private owner: Owner | null = null;
+  constructor(private prepare: (() => Owner) | null) {}
+  answer(qtype: number): Answer {
+    if (this.owner === null) {
+      this.owner = this.prepare!();
+      this.prepare = null;
+    }
+    return this.owner.answer(qtype);
+  }
+}
+
+/**
+ * Resolves a canonical in-zone or reverse name (labels, left to right, lower case) to an Owner, or
+ * to null for a reverse name in no reverse zone served.
+ */
+export type Resolver = (labels: readonly string[], kind: 'zone' | 'reverse') => Owner | null;
 
 export interface ZoneParts {
   readonly serial: number;
@@ -72,15 +88,20 @@ export interface ZoneParts {
   readonly stats: { readonly names: number; readonly records: number };
   /** ANY at the apex answers the SOA with its NS (rfc mode); else it goes to the resolver. */
   readonly apexAnyIsSoa: boolean;
+  /** Apexes of the reverse zones served; null: every reverse name (Consul's way). */
+  readonly reverseZones: readonly string[] | null;
 }
 
 const ZONE = 1, REVERSE = 2, OUT = 0;
 const QTYPE_SOA = 6, QTYPE_NS = 2, QTYPE_ANY = 255;
 
 interface Entry {
-  readonly owner: Owner;
+  /** null: outside the zone and every reverse zone served (REFUSED). */
+  readonly owner: Owner | null;
   readonly inZone: boolean;
 }
+
+const OUTSIDE: Entry = { owner: null, inZone: false };
 
 export class Zone {
   readonly serial: number;
@@ -89,6 +110,7 @@ export class Zone {
   readonly soa: Answer;
   readonly ns: Answer;
   readonly stats: { readonly names: number; readonly records: number };
+  readonly reverseZones: readonly string[] | null;
   private readonly resolve: Resolver;
   private readonly apexAnyIsSoa: boolean;
   private readonly domainKey: string;
@@ -104,6 +126,7 @@ export class Zone {
     this.stats = p.stats;
     this.resolve = p.resolve;
     this.apexAnyIsSoa = p.apexAnyIsSoa;
+    this.reverseZones = p.reverseZones;
     this.domainKey = wireKey(p.domain);
     this.domainLabels = p.domain.split('.').length;
     this.memo = new LRUCache({ max: memoSize });
@@ -111,26 +134,30 @@ export class Zone {
 
   /**
    * The prepared answer for a question name given as its wire-format key (see wireKey: lower case,
-   * latin1) and a qtype, or null when the name is outside the zone and the reverse trees (REFUSED).
-   * Consul answers SOA and NS queries for any name in its domain with the apex records; names in
-   * the reverse trees are not in the domain and get their own answer.
+   * latin1) and a qtype, or null when the name is outside the zone and every reverse zone served
+   * (REFUSED). Consul answers SOA and NS queries for any name in its domain with the apex records;
+   * reverse names are not in the domain: a reverse zone's apex answers its own SOA and NS.
    */
   answer(key: string, qtype: number): Answer | null {
     const e = this.memo.get(key) ?? this.entry(key);
-    if (!e) return null;
+    if (e.owner === null) return null;
     if (e.inZone && (qtype === QTYPE_SOA || qtype === QTYPE_NS)) return qtype === QTYPE_SOA ? this.soa : this.ns;
     // ANY at the apex: the SOA with the NS records (a subset, as RFC 8482 allows).
     if (qtype === QTYPE_ANY && this.apexAnyIsSoa && key === this.domainKey) return this.soa;
     return e.owner.answer(qtype);
   }
 
-  private entry(key: string): Entry | null {
+  private entry(key: string): Entry {
     const labels = keyLabels(key);
     const where = this.classify(key, labels);
-    if (where === OUT) return null;
-    const e: Entry = where === ZONE
-      ? { owner: this.resolve(labels.slice(0, labels.length - this.domainLabels), 'zone'), inZone: true }
-      : { owner: this.resolve(labels, 'reverse'), inZone: false };
+    if (where === OUT) return OUTSIDE;
+    let e: Entry;
+    if (where === ZONE) {
+      e = { owner: this.resolve(labels.slice(0, labels.length - this.domainLabels), 'zone'), inZone: true };
+    } else {
+      const owner = this.resolve(labels, 'reverse');
+      e = owner ? { owner, inZone: false } : OUTSIDE; // remembered: finding the zone took some work
+    }
     this.memo.set(key, e);
     return e;
   }
