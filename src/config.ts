@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { ConfigError } from './errors.js';
+import { parseReverseZones } from './zone/reverse-zones.js';
 
 export type Compat = 'rfc' | 'consul';
 
@@ -46,9 +47,14 @@ export interface Config {
   readonly tcpFrameTimeoutMs: number;
   /** 0 = no per-client limit. */
   readonly tcpMaxConnectionsPerClient: number;
+  /**
+   * Apexes of the reverse zones served (canonical, sorted); null = unset: derived from the catalog
+   * in rfc mode, Consul's way (every reverse name answered) with compat consul.
+   */
+  readonly reverseZones: readonly string[] | null;
 }
 
-type Kind = 'hostport' | 'domain' | 'path' | 'level' | 'compat' | 'duration' | 'int' | 'bool' | 'ttlmap';
+type Kind = 'hostport' | 'domain' | 'path' | 'level' | 'compat' | 'duration' | 'int' | 'bool' | 'ttlmap' | 'reversezones';
 
 interface Spec {
   /** JSON file key (Consul's dns_config name where one exists); dotted for nested (soa.refresh). */
@@ -97,6 +103,7 @@ export const OPTIONS: readonly Spec[] = [
   { key: 'rrl_ipv6_prefix', kind: 'int', def: 56, help: 'IPv6 prefix length that groups clients for rate limiting', min: 0, max: 128 },
   { key: 'tcp_frame_timeout', kind: 'duration', def: 3, help: 'close a TCP connection whose query has not arrived whole this long after its first byte', min: 1, max: 3600 },
   { key: 'tcp_max_connections_per_client', kind: 'int', def: 64, help: 'concurrent TCP connections from one client address, 0 = no limit', min: 0, max: 1_000_000 },
+  { key: 'reverse_zones', kind: 'reversezones', def: null, help: 'reverse zones served: CIDR prefixes on octet/nibble boundaries or zone names, "10.0.0.0/8,2001:db8::/32" (default: the /24 or /64 of each PTR address)' },
 ];
 
 export const flagName = (s: Spec): string => `--${s.key.replace(/[._]/g, '-')}`;
@@ -214,6 +221,11 @@ function coerce(spec: Spec, raw: unknown): unknown | string {
       const r = parseTtlMap(raw);
       return typeof r === 'string' ? bad(r) : r;
     }
+    case 'reversezones': {
+      if (raw === null) return null;
+      const r = parseReverseZones(raw);
+      return Array.isArray(r) ? r : bad(r.bad);
+    }
   }
 }
 
@@ -316,6 +328,7 @@ export function loadConfig(src: Sources = {}): Config {
     rrlIpv6Prefix: g<number>('rrl_ipv6_prefix'),
     tcpFrameTimeoutMs: g<number>('tcp_frame_timeout') * 1000,
     tcpMaxConnectionsPerClient: g<number>('tcp_max_connections_per_client'),
+    reverseZones: g<string[] | null>('reverse_zones'),
   };
 }
 

@@ -26,7 +26,7 @@ const TYPE = { A: 1, NS: 2, CNAME: 5, SOA: 6, PTR: 12, AAAA: 28 } as const;
 const MAX_BLOCK = 8192;
 
 class Packer {
-  private buf = Buffer.alloc(1024);
+  private buf = Buffer.allocUnsafe(512); // only the bytes written are read back
   len = 0;
   private readonly dict = new Map<string, number>();
   readonly relocs: number[] = [];
@@ -34,7 +34,7 @@ class Packer {
   private ensure(n: number): void {
     if (this.len + n > MAX_BLOCK) throw new RangeError('packed block too large');
     if (this.len + n > this.buf.length) {
-      const b = Buffer.alloc(Math.min(MAX_BLOCK, this.buf.length * 2 + n));
+      const b = Buffer.allocUnsafe(Math.min(MAX_BLOCK, this.buf.length * 2 + n));
       this.buf.copy(b, 0, 0, this.len);
       this.buf = b;
     }
@@ -48,8 +48,14 @@ class Packer {
   /** Writes a name, pointing at the longest suffix already written (case-insensitive match). */
   name(n: string): void {
     const labels = n.replace(/\.$/, '').split('.').filter((l) => l !== '');
+    // Lower-case suffixes, built right to left: suffixes[i] is labels i.. joined.
+    const suffixes = new Array<string>(labels.length);
+    for (let i = labels.length - 1; i >= 0; i--) {
+      const l = labels[i]!.toLowerCase();
+      suffixes[i] = i === labels.length - 1 ? l : `${l}.${suffixes[i + 1]!}`;
+    }
     for (let i = 0; i < labels.length; i++) {
-      const suffix = labels.slice(i).join('.').toLowerCase();
+      const suffix = suffixes[i]!;
       const at = this.dict.get(suffix);
       if (at !== undefined) {
         this.relocs.push(this.len);
@@ -100,6 +106,26 @@ export function packBlock(an: readonly PackRecord[], ns: readonly PackRecord[], 
   const p = new Packer();
   for (const r of [...an, ...ns, ...ar]) p.record(r);
   return { bytes: p.bytes(), relocs: Uint16Array.from(p.relocs), an: an.length, ns: ns.length, ar: ar.length };
+}
+
+/**
+ * The block with the root owner of its first record replaced by `owner` (an uncompressed wire
+ * name), its pointers moved along: one packed template serves many owners (the negative SOA of
+ * each reverse zone). Names in the template never point at its root owner, which has no labels.
+ */
+export function withFirstOwner(block: PackedBlock, owner: Buffer): PackedBlock {
+  if (block.bytes[0] !== 0) throw new RangeError('the first owner of the template is not the root');
+  const delta = owner.length - 1;
+  const bytes = Buffer.concat([owner, block.bytes.subarray(1)]);
+  if (bytes.length > MAX_BLOCK) throw new RangeError('packed block too large');
+  const relocs = new Uint16Array(block.relocs.length);
+  for (let i = 0; i < relocs.length; i++) {
+    const at = block.relocs[i]! + delta;
+    relocs[i] = at;
+    const target = (((bytes[at]! & 0x3f) << 8) | bytes[at + 1]!) + delta;
+    bytes.writeUInt16BE(0xc000 | target, at);
+  }
+  return { bytes, relocs, an: block.an, ns: block.ns, ar: block.ar };
 }
 
 /** Copies a block to `out` at `base`, turning its block-relative pointers into message offsets. */

@@ -5,12 +5,20 @@
 import { isIP } from 'node:net';
 import type { ServiceInstance } from '../catalog/catalog.js';
 import { isWireName } from '../catalog/catalog.js';
-import { packBlock, type PackRecord } from '../dns/pack.js';
+import { packBlock, withFirstOwner, type PackRecord } from '../dns/pack.js';
 import { QTYPE, nameToWire, rrAt } from '../dns/wire.js';
 import { wireOf } from './prepare.js';
 import { AT, TYPE_CODE, rrText, type RR, type SoaData } from './records.js';
 import type { Translator } from './units.js';
 import { FixedOwner, TypedOwner, type Answer, type Owner, type Source, type VersionAnswers } from './zone.js';
+
+/** A reverse zone's own answers: its SOA (NS in AUTHORITY), its NS, and negative answers with its SOA. */
+export interface ReverseZoneAnswers {
+  readonly soa: Answer;
+  readonly ns: Answer;
+  readonly nxdomain: Answer;
+  readonly nodata: Answer;
+}
 
 export interface ApexRecords {
   /** NS records at the apex and their glue (A/AAAA at the name servers' names). */
@@ -53,7 +61,7 @@ export function apexRecords(tr: Translator, consul: readonly ServiceInstance[]):
 /** Zone-file lines of the apex records and zone-wide settings: part of the zone's content hash. */
 export function apexLines(tr: Translator, apex: ApexRecords): string {
   const c = tr.cfg;
-  return [...apex.ns, ...apex.glue].map((r) => rrText(r)).join('\n') + JSON.stringify([c.domain, c.soa, c.negativeTtl, c.compat, c.ptrTtl]);
+  return [...apex.ns, ...apex.glue].map((r) => rrText(r)).join('\n') + JSON.stringify([c.domain, c.soa, c.negativeTtl, c.compat, c.ptrTtl, c.reverseZones]);
 }
 
 const packOf = (r: RR): PackRecord => ({ owner: r.owner, type: r.type, ttl: r.ttl, data: r.data } as PackRecord);
@@ -97,5 +105,32 @@ export function versionAnswers(tr: Translator, apex: ApexRecords, serial: number
     }
   }
   const records = [soa, ...apex.ns, ...apex.glue.filter((g) => g.owner === `ns.${domain}`)];
-  return { soa: soaAnswer, ns: nsAnswer, nxdomain, nodata, empty, negSoa, fallbackNs, source, records };
+  // Each reverse zone: its own SOA at its apex (MNAME, RNAME, timers and serial as the domain's) in its
+  // negative answers; its apex answers SOA and NS (the domain's name servers, with glue). Built when a
+  // zone is first asked about in this version (a catalog over many subnets has many zones).
+  const negTemplate = packBlock([], [{ ...packOf(neg), owner: '.' } as PackRecord], []);
+  const reverse = (apexName: string): ReverseZoneAnswers => {
+    const owner = nameToWire(apexName);
+    const zNeg: RR = { ...neg, owner: apexName };
+    const zNegPacked = withFirstOwner(negTemplate, owner);
+    const zNegative = (verdict: 'nxdomain' | 'nodata'): Answer => ({
+      verdict, units: [], shuffle: false, addressLimit: false, authority: [wireOf(zNeg)], additional: [], packed: zNegPacked, source,
+    });
+    const zSoa: RR = { ...soa, owner: apexName };
+    const zNs = apex.ns.map((r): RR => ({ ...r, owner: apexName }));
+    const zNsRRs = zNs.map(wireOf);
+    return {
+      soa: {
+        verdict: 'answer', units: [plain(wireOf(zSoa))], shuffle: false, addressLimit: false, authority: zNsRRs, additional: glue,
+        packed: packBlock([packOf(zSoa)], zNs.map(packOf), apex.glue.map(packOf)), source,
+      },
+      ns: {
+        verdict: 'answer', units: zNsRRs.map(plain), shuffle: false, addressLimit: false, authority: [], additional: glue,
+        packed: packBlock(zNs.map(packOf), [], apex.glue.map(packOf)), source,
+      },
+      nxdomain: zNegative('nxdomain'),
+      nodata: zNegative('nodata'),
+    };
+  };
+  return { soa: soaAnswer, ns: nsAnswer, nxdomain, nodata, empty, negSoa, fallbackNs, source, records, reverse };
 }

@@ -164,7 +164,7 @@ export function zoneVersion(tr: Translator, data: ZoneData, catalog: Catalog, se
   const serial = serialFor(contentHash);
   return new Zone({
     serial, domain: tr.domain, contentHash, data, answers: versionAnswers(tr, apex, serial, source),
-    rfc: tr.rfc, nodeTtl: tr.cfg.nodeTtl, ptrTtl: tr.cfg.ptrTtl,
+    rfc: tr.rfc, nodeTtl: tr.cfg.nodeTtl, ptrTtl: tr.cfg.ptrTtl, reverseZones: tr.cfg.reverseZones,
     stats: { names: data.units.size + data.ptr.size, records: data.records },
   });
 }

@@ -14,6 +14,8 @@ import { LRUCache } from 'lru-cache';
 import type { PackedBlock } from '../dns/pack.js';
 import { QTYPE } from '../dns/wire.js';
 import { addrFromHex, canonicalIp } from './ip.js';
+import { defaultReverseApex, enclosingApex } from './reverse-zones.js';
+import type { ReverseZoneAnswers } from './apex.js';
 import { unitRecords } from './listing.js';
 import { prepareAnswer, type ChaseLookup } from './prepare.js';
 import { AT, TYPE_CODE, ZoneHash, type RR } from './records.js';
@@ -67,6 +69,7 @@ class RefCount {
     if (n > 0) this.m.set(k, n); else this.m.delete(k);
   }
   has(k: string): boolean { return this.m.has(k); }
+  keys(): IterableIterator<string> { return this.m.keys(); }
   get size(): number { return this.m.size; }
 }
 
@@ -94,6 +97,8 @@ export class ZoneData {
   readonly units = new Map<string, Unit>();
   readonly ptr = new Map<string, PtrClaims>();
   readonly reverseEnts = new RefCount();
+  /** The default reverse zones (README "Reverse zones"): the /24 or /64 of every PTR name. */
+  readonly defaultApexes = new RefCount();
   readonly hash = new ZoneHash();
   /** Records held by all units (see Unit.size). */
   records = 0;
@@ -195,6 +200,8 @@ export class ZoneData {
       this.ptr.set(r, (c = { nodes: new Set(), services: new Set() }));
       const parts = r.split('.');
       for (let i = 1; i < parts.length - 1; i++) this.reverseEnts.add(parts.slice(i).join('.'));
+      const apex = defaultReverseApex(r);
+      if (apex) this.defaultApexes.add(apex);
     }
     c[kind].add(name);
   }
@@ -208,6 +215,8 @@ export class ZoneData {
       this.ptr.delete(r);
       const parts = r.split('.');
       for (let i = 1; i < parts.length - 1; i++) this.reverseEnts.remove(parts.slice(i).join('.'));
+      const apex = defaultReverseApex(r);
+      if (apex) this.defaultApexes.remove(apex);
     }
   }
 
@@ -256,6 +265,8 @@ export interface VersionAnswers {
   readonly source: Source;
   /** The apex records as listed in the zone: SOA, NS, and `ns.<domain>` glue when that is the NS. */
   readonly records: readonly RR[];
+  /** The answers of a reverse zone at `apex`: its SOA and NS, and negative answers carrying its SOA. */
+  readonly reverse: (apex: string) => ReverseZoneAnswers;
 }
 
 export interface ZoneParts {
@@ -268,14 +279,33 @@ export interface ZoneParts {
   readonly nodeTtl: number;
   readonly ptrTtl: number;
   readonly stats: { readonly names: number; readonly records: number };
+  /** Reverse zones configured (README "Reverse zones"); null: derived from the PTR names (rfc mode) or every reverse name (compat consul). */
+  readonly reverseZones: readonly string[] | null;
 }
 
 const ZONE = 1, REVERSE = 2, OUT = 0;
 const KINDS = new Set(['service', 'connect', 'virtual', 'ingress', 'node', 'query', 'addr']);
 
 interface Entry {
-  readonly owner: Owner;
+  /** null: outside the zone and every reverse zone served (REFUSED). */
+  readonly owner: Owner | null;
   readonly inZone: boolean;
+}
+
+const OUTSIDE: Entry = { owner: null, inZone: false };
+
+/** The negative answers of the zone a name is in (a reverse zone has its own SOA). */
+interface Negatives {
+  readonly nodata: Answer;
+  readonly nxdomain: Answer;
+}
+
+/** A reverse zone served in this version: its answers, and owners for its negative outcomes. */
+interface ReverseZone extends ReverseZoneAnswers {
+  readonly apex: string;
+  readonly labels: number;
+  readonly nx: Owner;
+  readonly ent: Owner;
 }
 
 /** An owner backed by records: answers are prepared on first use and kept with the records. */
@@ -287,6 +317,8 @@ export class RecordOwner implements Owner {
     readonly source: Source,
     /** RFC 2782 names without the `service` label exist for SRV queries only. */
     private readonly srvOnly = false,
+    /** The negative answers of the zone the name is in (a reverse zone's), if not the domain's. */
+    private readonly neg: Negatives | null = null,
   ) {}
 
   answer(qtype: number): Answer {
@@ -295,7 +327,7 @@ export class RecordOwner implements Owner {
     const ra = this.rec.byType.get(qtype);
     if (ra) return z.prepared(ra, this.source);
     switch (this.rec.otherwise) {
-      case 'nodata': return z.answers.nodata;
+      case 'nodata': return (this.neg ?? z.answers).nodata;
       case 'empty': return z.answers.empty;
       case 'any': return z.prepared(this.rec.byType.get(QTYPE.ANY)!, this.source);
       case 'additional': {
@@ -329,6 +361,8 @@ export class Zone {
   private readonly memo: LRUCache<string, Entry>;
   private readonly nx: Owner;
   private readonly ent: Owner;
+  private readonly configuredReverse: ReadonlySet<string> | null;
+  private readonly reverseCache = new Map<string, ReverseZone>();
 
   constructor(p: ZoneParts, memoSize = 50_000) {
     this.serial = p.serial;
@@ -345,6 +379,7 @@ export class Zone {
     this.memo = new LRUCache({ max: memoSize });
     this.nx = new FixedOwner(p.answers.nxdomain);
     this.ent = new FixedOwner(p.rfc ? p.answers.nodata : p.answers.nxdomain);
+    this.configuredReverse = p.reverseZones ? new Set(p.reverseZones) : null;
   }
 
   /**
@@ -373,7 +408,7 @@ export class Zone {
    */
   answer(key: string, qtype: number): Answer | null {
     const e = this.memo.get(key) ?? this.entry(key);
-    if (!e) return null;
+    if (e.owner === null) return null;
     if (e.inZone && (qtype === QTYPE.SOA || qtype === QTYPE.NS)) return qtype === QTYPE.SOA ? this.answers.soa : this.answers.ns;
     // ANY at the apex: the SOA with the NS records (a subset, as RFC 8482 allows); Consul: NXDOMAIN.
     if (qtype === QTYPE.ANY && this.rfc && key === this.domainKey) return this.answers.soa;
@@ -396,18 +431,22 @@ export class Zone {
   private readonly chaseLookup: ChaseLookup = (target: string): { records: readonly RR[] } | null => {
     const key = wireKey(target);
     const e = this.memo.get(key) ?? this.entry(key);
-    if (!e || !e.inZone || !(e.owner instanceof RecordOwner)) return null;
+    if (!e.inZone || !(e.owner instanceof RecordOwner)) return null;
     const ra = e.owner.rec.byType.get(QTYPE.ANY);
     return ra ? { records: ra.records } : null;
   };
 
-  private entry(key: string): Entry | null {
+  private entry(key: string): Entry {
     const labels = keyLabels(key);
     const where = this.classify(key, labels);
-    if (where === OUT) return null;
-    const e: Entry = where === ZONE
-      ? { owner: this.resolveZone(labels.slice(0, labels.length - this.domainLabels)), inZone: true }
-      : { owner: this.resolveReverse(labels), inZone: false };
+    if (where === OUT) return OUTSIDE;
+    let e: Entry;
+    if (where === ZONE) {
+      e = { owner: this.resolveZone(labels.slice(0, labels.length - this.domainLabels)), inZone: true };
+    } else {
+      const owner = this.resolveReverse(labels);
+      e = owner ? { owner, inZone: false } : OUTSIDE; // remembered: finding the zone took some work
+    }
     this.memo.set(key, e);
     return e;
   }
@@ -441,10 +480,10 @@ export class Zone {
   }
 
   /** An owner synthesised for this query name (`.addr`, PTR): valid for this version. */
-  private synthetic(rr: RR, otherwise: OwnerRecords['otherwise']): Owner {
+  private synthetic(rr: RR, otherwise: OwnerRecords['otherwise'], neg: Negatives | null = null): RecordOwner {
     const a: RecordAnswer = { records: [rr], glue: null, additional: [], shuffle: false, addressLimit: false, chase: null };
     const byType = new Map<number, RecordAnswer>([[TYPE_CODE[rr.type], a], [QTYPE.ANY, a]]);
-    return new RecordOwner(this, { byType, otherwise }, this.answers.source);
+    return new RecordOwner(this, { byType, otherwise }, this.answers.source, false, neg);
   }
 
   private serviceLookup(parts: readonly string[], suffix: readonly string[], which: 'services' | 'connect'): Owner {
@@ -550,12 +589,53 @@ export class Zone {
     }
   }
 
-  private resolveReverse(labels: readonly string[]): Owner {
-    if (labels.some((l) => l.includes('.'))) return this.nx;
+  /**
+   * A reverse name's owner, or null when it is in no reverse zone served (REFUSED). Without reverse
+   * zones (compat consul, reverse_zones unset) every reverse name is answered, Consul's way.
+   */
+  private resolveReverse(labels: readonly string[]): Owner | null {
+    const z = this.reverseZoneOf(labels);
+    if (z === null) return null;
+    if (z !== 'all' && labels.length === z.labels) return this.reverseApex(z);
+    const nx = z === 'all' ? this.nx : z.nx;
+    if (labels.some((l) => l.includes('.'))) return nx;
     const name = labels.join('.');
     const target = this.data.ptrTarget(name);
-    if (target) return this.synthetic({ owner: AT, type: 'PTR', ttl: this.ptrTtl, data: target }, this.rfc ? 'nodata' : 'any');
-    return this.rfc && this.data.reverseEnts.has(name) ? this.ent : this.nx;
+    const neg = z === 'all' ? null : z;
+    if (target) return this.synthetic({ owner: AT, type: 'PTR', ttl: this.ptrTtl, data: target }, this.rfc ? 'nodata' : 'any', neg);
+    if (!this.data.reverseEnts.has(name)) return nx;
+    return z === 'all' ? (this.rfc ? this.ent : this.nx) : z.ent;
+  }
+
+  /** The reverse zone a name is in: 'all' (Consul's way), a zone, or null (none served). */
+  private reverseZoneOf(labels: readonly string[]): ReverseZone | 'all' | null {
+    if (this.configuredReverse === null && !this.rfc) return 'all';
+    const apex = enclosingApex(labels, this.configuredReverse ?? this.data.defaultApexes);
+    return apex === null ? null : this.reverseZone(apex);
+  }
+
+  private reverseZone(apex: string): ReverseZone {
+    let z = this.reverseCache.get(apex);
+    if (!z) {
+      const a = this.answers.reverse(apex);
+      z = { ...a, apex, labels: apex.split('.').length, nx: new FixedOwner(a.nxdomain), ent: new FixedOwner(this.rfc ? a.nodata : a.nxdomain) };
+      this.reverseCache.set(apex, z);
+    }
+    return z;
+  }
+
+  /** A reverse zone's apex: SOA, NS, ANY (the SOA with its NS, RFC 8482), and a PTR if a /32 apex has one. */
+  private reverseApex(z: ReverseZone): Owner {
+    const byType = new Map<number, Answer>([[QTYPE.SOA, z.soa], [QTYPE.NS, z.ns], [QTYPE.ANY, z.soa]]);
+    const target = this.data.ptrTarget(z.apex);
+    if (target) byType.set(QTYPE.PTR, this.synthetic({ owner: AT, type: 'PTR', ttl: this.ptrTtl, data: target }, 'nodata', z).answer(QTYPE.PTR));
+    return new TypedOwner(byType, z.nodata);
+  }
+
+  /** The apexes of the reverse zones served, sorted (null: every reverse name, Consul's way). */
+  get reverseZones(): readonly string[] | null {
+    if (this.configuredReverse === null && !this.rfc) return null;
+    return [...(this.configuredReverse ?? this.data.defaultApexes.keys())].sort();
   }
 }
 

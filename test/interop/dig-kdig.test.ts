@@ -1,5 +1,5 @@
 // dig and kdig against catalog-dns: every answer type, parsed from the tools' own output, with the
-// expectations derived from fixtures/demo-catalog.json (CONSUL.md §1 for the rules).
+// expectations derived from fixtures/demo-catalog.json (the rules: docs/consul-dns.md).
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
@@ -36,12 +36,12 @@ function dcData(dc: string): Catalog['datacenters'][string] {
   return d;
 }
 
-/** The checks that count for an instance: node-level ones and its own service's (§1.6). */
+/** The checks that count for an instance: node-level ones and its own service's (docs/consul-dns.md §5). */
 function ownChecks(i: Instance): Check[] {
   return i.Checks.filter((c) => c.ServiceID === '' || c.ServiceID === i.Service.ID);
 }
 
-/** Instances Consul serves: none of their checks critical (warning is served, §1.6). */
+/** Instances Consul serves: none of their checks critical (warning is served, docs/consul-dns.md §5). */
 function served(service: string, dc = DC): Instance[] {
   return (dcData(dc).services[service] ?? []).filter((i) => !ownChecks(i).some((c) => c.Status === 'critical'));
 }
@@ -49,21 +49,21 @@ function served(service: string, dc = DC): Instance[] {
 const isV4 = (a: string): boolean => /^\d+\.\d+\.\d+\.\d+$/.test(a);
 const addrOf = (i: Instance): string => i.Service.Address || i.Node.Address;
 
-/** Unique A (or AAAA) addresses of a service, de-duplicated as Consul does (§1.5). */
+/** Unique A (or AAAA) addresses of a service, de-duplicated as Consul does (docs/consul-dns.md §4). */
 function addresses(service: string, family: 4 | 6, dc = DC): string[] {
   return [...new Set(served(service, dc).map(addrOf).filter((a) => isV4(a) === (family === 4)))].sort();
 }
 
 const hexV4 = (a: string): string => a.split('.').map((o) => Number(o).toString(16).padStart(2, '0')).join('');
 
-/** SRV target per §1.5: the addr form when the service has its own IP, else the node form. */
+/** SRV target (docs/consul-dns.md §4): the addr form when the service has its own IP, else the node form. */
 function srvTarget(i: Instance, dc = DC): string {
   return i.Service.Address !== '' && isV4(i.Service.Address)
     ? `${hexV4(i.Service.Address)}.addr.${dc}.consul.`
     : `${i.Node.Node}.node.${dc}.consul.`;
 }
 
-/** "priority weight port target" per unique node:address:port, weight from findWeight (§1.5). */
+/** "priority weight port target" per unique node:address:port, weight from the checks (docs/consul-dns.md §4). */
 function srvRecords(service: string, dc = DC): string[] {
   const out = new Set<string>();
   for (const i of served(service, dc)) {
@@ -80,7 +80,7 @@ function node(name: string, dc = DC): CatalogNode {
   return n;
 }
 
-/** One TXT string per meta key: `rfc1035-` keys give the bare value, others `key=value` (§1.7). */
+/** One TXT string per meta key: `rfc1035-` keys give the bare value, others `key=value` (docs/consul-dns.md §6). */
 function metaTxt(n: CatalogNode): string[] {
   return Object.entries(n.Meta ?? {})
     .map(([k, v]) => (k.startsWith('rfc1035-') ? v : `${k}=${v}`))
@@ -171,11 +171,11 @@ describe.skipIf(dig.skip && kdig.skip)('dig and kdig against catalog-dns', () =>
     });
   }
 
-  function expectNegative(reply: Reply, status: 'NXDOMAIN' | 'NOERROR'): void {
+  function expectNegative(reply: Reply, status: 'NXDOMAIN' | 'NOERROR', zone = 'consul.'): void {
     expect(reply.status, reply.text).toBe(status);
     expect(reply.answer, reply.text).toEqual([]);
     const soa = reply.authority.filter((r) => r.type === 'SOA');
-    expect(soa.map((r) => r.owner), reply.text).toEqual(['consul.']);
+    expect(soa.map((r) => r.owner), reply.text).toEqual([zone]);
   }
 
   for (const tool of [dig, kdig]) {
@@ -277,6 +277,22 @@ describe.skipIf(dig.skip && kdig.skip)('dig and kdig against catalog-dns', () =>
         expect(r.answer.map((rr) => [rr.type, rr.data]), r.text).toEqual([['PTR', `web-1.node.${DC}.consul.`]]);
       });
 
+      it('reverse zones (README "Reverse zones"): web-1\'s /24 has its own SOA and NS; a miss in it is NXDOMAIN under that SOA', async () => {
+        const soa = await query(tool, '1.0.10.in-addr.arpa.', 'SOA');
+        expect(soa.status, soa.text).toBe('NOERROR');
+        expect(soa.answer.map((rr) => `${rr.owner} ${rr.type} ${rr.data.split(/\s+/).slice(0, 2).join(' ')}`), soa.text)
+          .toEqual(['1.0.10.in-addr.arpa. SOA ns.consul. hostmaster.consul.']);
+        const ns = await query(tool, '1.0.10.in-addr.arpa.', 'NS');
+        expect(datas(ns.answer, 'NS'), ns.text).toEqual(datas((await query(tool, 'consul', 'NS')).answer, 'NS'));
+        expectNegative(await query(tool, reverseName('10.0.1.250'), 'PTR'), 'NXDOMAIN', '1.0.10.in-addr.arpa.');
+      });
+
+      it('a reverse name in no zone served: REFUSED without AA', async () => {
+        const r = await query(tool, reverseName('8.8.8.8'), 'PTR');
+        expect(r.status, r.text).toBe('REFUSED');
+        expect(r.flags, r.text).not.toContain('aa');
+      });
+
       it('nosuch.service.consul A: NXDOMAIN with the SOA in authority', async () => {
         expectNegative(await query(tool, 'nosuch.service.consul', 'A'), 'NXDOMAIN');
       });
@@ -346,7 +362,7 @@ describe.skipIf(dig.skip && kdig.skip)('dig and kdig against catalog-dns', () =>
       for (const rr of r.additional) expect(targets.has(rr.owner), `${r.text}\nadditional ${rr.owner} for no SRV`).toBe(true);
       const size = Number(/MSG SIZE\s+rcvd: (\d+)/.exec(r.text)?.[1]);
       expect(size, r.text).toBeLessThanOrEqual(512);
-      // enable_truncate defaults to true (CONSUL.md §1.16.3): dropped records are flagged.
+      // enable_truncate defaults to true (docs/consul-dns.md §12.2): dropped records are flagged.
       if (srv.length < srvRecords('web').length) expect(r.flags, r.text).toContain('tc');
     });
 

@@ -12,7 +12,7 @@ const run = promisify(execFile);
 const dig = requireProgram('dig', 'bind9-dnsutils');
 const dnsmasqBin = requireProgram('dnsmasq', 'dnsmasq');
 
-// ---- expectations from the fixture (CONSUL.md §1.5, §1.6) --------------------------------------
+// ---- expectations from the fixture (docs/consul-dns.md §4, §5) ---------------------------------
 
 interface Check { Status: string; ServiceID: string }
 interface Instance {

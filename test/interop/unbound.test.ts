@@ -12,7 +12,7 @@ const run = promisify(execFile);
 const dig = requireProgram('dig', 'bind9-dnsutils');
 const unboundBin = requireProgram('unbound', 'unbound');
 
-// ---- expectations from the fixture (CONSUL.md §1.5, §1.6) --------------------------------------
+// ---- expectations from the fixture (docs/consul-dns.md §4, §5) ---------------------------------
 
 interface Check { Status: string; ServiceID: string }
 interface Instance {
@@ -47,21 +47,23 @@ function srvRecords(svc: string): string[] {
 
 // ---- dig output -------------------------------------------------------------------------------
 
-interface Reply { status: string; flags: string[]; answer: Array<{ type: string; data: string }>; text: string }
+interface Record { owner: string; type: string; data: string }
+interface Reply { status: string; flags: string[]; answer: Record[]; authority: Record[]; text: string }
 
 function parseReply(text: string): Reply {
   const reply: Reply = {
     status: /status: ([A-Z]+)/.exec(text)?.[1] ?? 'NO-REPLY',
     flags: (/^;; flags:([^;]*);/im.exec(text)?.[1] ?? '').trim().split(/\s+/),
-    answer: [], text,
+    answer: [], authority: [], text,
   };
-  let inAnswer = false;
+  let section: Record[] | null = null;
   for (const line of text.split('\n')) {
-    if (line.startsWith(';; ANSWER SECTION:')) inAnswer = true;
-    else if (line.trim() === '') inAnswer = false;
-    else if (inAnswer && !line.startsWith(';')) {
-      const m = /^\S+\s+\d+\s+IN\s+(\S+)\s+(.*)$/.exec(line.trim());
-      if (m !== null) reply.answer.push({ type: m[1]!, data: m[2]!.trim() });
+    if (line.startsWith(';; ANSWER SECTION:')) section = reply.answer;
+    else if (line.startsWith(';; AUTHORITY SECTION:')) section = reply.authority;
+    else if (line.trim() === '') section = null;
+    else if (section !== null && !line.startsWith(';')) {
+      const m = /^(\S+)\s+\d+\s+IN\s+(\S+)\s+(.*)$/.exec(line.trim());
+      if (m !== null) section.push({ owner: m[1]!, type: m[2]!, data: m[3]!.trim() });
     }
   }
   return reply;
@@ -120,5 +122,67 @@ describe.skipIf(dig.skip || unboundBin.skip)('unbound (stub-zone, QNAME minimisa
     const targets = [...log.matchAll(/sending to target: <[^>]*> (\S+)/g)].map((m) => m[1]);
     expect(targets.length).toBeGreaterThan(0);
     expect(new Set(targets)).toEqual(new Set([`127.0.0.1#${server!.port}`]));
+  });
+});
+
+// Reverse zones (README "Reverse zones"): a resolver keeps the SOA of a negative answer, and caches
+// the answer under it, only when the SOA's owner encloses the name (RFC 2308 §3, §5); unbound drops
+// an SOA from another zone (such as `consul.`) as out of bailiwick. Each reverse zone catalog-dns
+// serves has its own SOA, so a negative reverse answer reaches the client whole and is cached.
+describe.skipIf(dig.skip || unboundBin.skip)('unbound in front of catalog-dns for reverse zones', () => {
+  const web1 = catalog.datacenters[DC]!.services.web!.find((i) => i.Node.Node === 'web-1')!.Node;
+  const reverse = (a: string) => `${a.split('.').reverse().join('.')}.in-addr.arpa`;
+  let server: Awaited<ReturnType<typeof startServer>> | undefined;
+  let wide: Awaited<ReturnType<typeof startServer>> | undefined;
+  let unbound: Daemon | undefined;
+  let unboundWide: Daemon | undefined;
+  beforeAll(async () => {
+    // Negative answers cacheable for a minute (soa.min_ttl is the SOA MINIMUM).
+    server = await startServer({ config: { soa: { min_ttl: 60 } } });
+    wide = await startServer({ config: { soa: { min_ttl: 60 }, reverse_zones: '10.0.0.0/8' } });
+    // The default reverse zones are the /24s of the catalog's addresses: web-1's is 1.0.10.in-addr.arpa.
+    unbound = await startUnbound({ stubPort: server.port, bin: unboundBin.path, verbosity: 3, stubZones: ['consul.', '1.0.10.in-addr.arpa.'] });
+    unboundWide = await startUnbound({ stubPort: wide.port, bin: unboundBin.path, verbosity: 3, stubZones: ['10.in-addr.arpa.'] });
+  });
+  afterAll(async () => {
+    await unbound?.stop();
+    await unboundWide?.stop();
+    await server?.close();
+    await wide?.close();
+  });
+  printLogsOnFailure(() => [unbound, unboundWide]);
+
+  async function resolve(via: Daemon, qname: string, qtype: string): Promise<Reply> {
+    const args = ['@127.0.0.1', '-p', String(via.port), qname, qtype, '+tries=1', '+time=5'];
+    return parseReply((await run(dig.path, args, { timeout: 10_000 })).stdout);
+  }
+  const upstreamQueries = (d: Daemon, qname: string) =>
+    d.log().split('\n').filter((l) => l.includes(`sending query: ${qname}. PTR IN`)).length;
+
+  it('web-1\'s address: its node name', async () => {
+    expect(reverse(web1.Address)).toBe('11.1.0.10.in-addr.arpa');
+    const r = await resolve(unbound!, reverse(web1.Address), 'PTR');
+    expect(r.status, r.text).toBe('NOERROR');
+    expect(r.answer.map((a) => a.data), r.text).toEqual([`web-1.node.${DC}.consul.`]);
+  });
+
+  it('an address of the zone without a PTR: NXDOMAIN with the reverse zone\'s SOA, cached by unbound', async () => {
+    const name = '250.1.0.10.in-addr.arpa';
+    for (let i = 0; i < 2; i++) {
+      const r = await resolve(unbound!, name, 'PTR');
+      expect(r.status, r.text).toBe('NXDOMAIN');
+      expect(r.authority.map((a) => `${a.owner} ${a.type}`), r.text).toEqual(['1.0.10.in-addr.arpa. SOA']);
+    }
+    expect(upstreamQueries(unbound!, name), unbound!.log()).toBe(1); // the second came from unbound's negative cache
+  });
+
+  it('reverse_zones 10.0.0.0/8: QNAME minimisation walks the empty non-terminals to the PTR, and a miss is NXDOMAIN', async () => {
+    const r = await resolve(unboundWide!, reverse(web1.Address), 'PTR');
+    expect(r.status, r.text).toBe('NOERROR');
+    expect(r.answer.map((a) => a.data), r.text).toEqual([`web-1.node.${DC}.consul.`]);
+    expect(unboundWide!.log()).toMatch(/sending query: 0\.10\.in-addr\.arpa\. A IN/);
+    const miss = await resolve(unboundWide!, '7.7.7.10.in-addr.arpa', 'PTR');
+    expect(miss.status, miss.text).toBe('NXDOMAIN');
+    expect(miss.authority.map((a) => `${a.owner} ${a.type}`), miss.text).toEqual(['10.in-addr.arpa. SOA']);
   });
 });

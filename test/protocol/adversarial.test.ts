@@ -285,6 +285,46 @@ describe('TCP: 500 pipelined queries in one write, read slowly', () => {
   }, 30_000);
 });
 
+describe('TCP: a peer that sends many queries and reads nothing (RFC 7766 backpressure)', () => {
+  let big: Awaited<ReturnType<typeof startBig>>;
+  beforeAll(async () => { big = await startBig(500); }, 30_000);
+  afterAll(() => big.close());
+
+  /** Sends 1000 queries (40 KiB, one loopback segment) for the 30 KiB answer in one write; reads nothing for `ms`. */
+  async function flood(ms: number): Promise<{ answeredWhileNotReading: number; warnings: string[] }> {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+    process.on('warning', onWarning);
+    const before = big.s.app.counters.queriesTcp;
+    const q = buildQuery('big.service.consul', 'SRV', { id: 1 });
+    const p = await TcpPeer.open(big.s.port);
+    try {
+      p.sock.pause();
+      p.sock.write(Buffer.concat(Array.from({ length: 1000 }, () => frame(q))));
+      await sleep(ms);
+      return { answeredWhileNotReading: big.s.app.counters.queriesTcp - before, warnings };
+    } finally {
+      p.destroy();
+      await sleep(20); // let a warning emitted on this tick arrive before the listener goes
+      process.off('warning', onWarning);
+    }
+  }
+
+  it('stops taking queries off the connection while its replies cannot be written', async () => {
+    // 1000 x 30 KiB = 30 MiB of replies for 40 KiB of queries: answering every frame already read
+    // into memory would let a peer amplify. The server stops at the first write the socket cannot
+    // take and goes on after 'drain'; loopback socket buffers hold a few MiB, so it answers about
+    // 130 here, far below 1000.
+    const { answeredWhileNotReading } = await flood(500);
+    expect(answeredWhileNotReading).toBeLessThan(1000);
+  }, 30_000);
+
+  it('adds one drain listener per blocked connection, not one per reply (no MaxListenersExceededWarning)', async () => {
+    const { warnings } = await flood(300);
+    expect(warnings.filter((w) => w.includes('MaxListenersExceeded'))).toEqual([]);
+  }, 30_000);
+});
+
 // ---------------------------------------------------------------------------------------------
 // Odd but parseable queries over UDP
 // ---------------------------------------------------------------------------------------------
@@ -331,6 +371,20 @@ describe('UDP: odd queries', () => {
     expect(rcodeOf(r3)).toBe(RCODE.FORMERR);
   });
 
+  it('a label that contains a "." byte is one label: 11\\.1\\.0\\.10.in-addr.arpa and v15\\.primary.db.service.consul do not exist', async () => {
+    // RFC 1035 §3.1, RFC 2181 §11: a label is any octets; "11.1.0.10" as ONE label is a different
+    // name from the four labels 11.1.0.10 (and in no reverse zone served: REFUSED), and the tag
+    // label "v15.primary" is not the two labels of the dotted tag v15.primary.
+    const ptr = rawQuery({ id: 501, question: question(wireLabels(['11.1.0.10', 'in-addr', 'arpa']), 12) });
+    const rp = (await udpRaw(s.port, ptr))!;
+    expect(counts(rp)[1], 'PTR answers for a 3-label name').toBe(0);
+    expect(rcodeOf(rp)).toBe(RCODE.REFUSED);
+    const tag = rawQuery({ id: 502, question: question(wireLabels(['v15.primary', 'db', 'service', 'consul']), 1) });
+    const rt = (await udpRaw(s.port, tag))!;
+    expect(counts(rt)[1], 'A answers for tag label "v15.primary"').toBe(0);
+    expect(rcodeOf(rt)).toBe(RCODE.NXDOMAIN);
+  });
+
   it('CHAOS class (version.bind, hostname.bind, id.server TXT CH) is REFUSED without AA', async () => {
     for (const [i, n] of ['version.bind', 'hostname.bind', 'id.server'].entries()) {
       const q = rawQuery({ id: 60 + i, question: question(wireLabels(n.split('.')), 16, 3) });
@@ -350,22 +404,6 @@ describe('UDP: odd queries', () => {
     expect(questionBytes(r).equals(q.subarray(12))).toBe(true);
     const d = decode(r);
     expect(recs(d.answers).map((a) => `${a.class} ${a.type} ${String(a.data)}`).sort()).toEqual(['IN A 10.0.1.11', 'IN A 10.0.1.12', 'IN A 10.0.1.13']);
-  });
-
-  it('an EDNS UDP size below 512 (100) is treated as 512: at most 512 bytes, udp_answer_limit and TC apply', async () => {
-    const small = await udpQuery(s.port, '_web._tcp.service.consul', 'SRV', { edns: 100 });
-    const plain = await udpQuery(s.port, '_web._tcp.service.consul', 'SRV');
-    expect(small.raw.length).toBeLessThanOrEqual(512);
-    expect(recs(small.answers).length).toBe(recs(plain.answers).length);
-    expect(recs(small.answers).length).toBe(3);
-    expect(small.flag_tc).toBe(true);
-    const opt = recs(small.additionals).find((a) => a.type === 'OPT');
-    expect(opt).toBeDefined();
-    expect(opt!.udpPayloadSize).toBeGreaterThanOrEqual(512);
-    // EDNS size 0 too.
-    const zero = await udpQuery(s.port, '_web._tcp.service.consul', 'SRV', { edns: 0 });
-    expect(zero.raw.length).toBeLessThanOrEqual(512);
-    expect(zero.rcode).toBe('NOERROR');
   });
 
   it('AXFR and IXFR over UDP are not served: an error rcode, no records, a small reply', async () => {
@@ -410,35 +448,32 @@ describe('UDP: odd queries', () => {
   });
 });
 
-// ---------------------------------------------------------------------------------------------
-// Failures found by this review: each test asserts the correct behaviour
-// ---------------------------------------------------------------------------------------------
-
-describe('found by review', () => {
+describe('UDP: EDNS sizes and options (RFC 6891, RFC 7871)', () => {
   let s: TestServer;
   beforeAll(async () => { s = await startServer(); });
   afterAll(() => s.close());
 
-  it('a label that contains a "." byte is one label: 11\\.1\\.0\\.10.in-addr.arpa and v15\\.primary.db.service.consul do not exist', async () => {
-    // RFC 1035 3.1 / RFC 2181 11: a label is any octets; "11.1.0.10" as ONE label is a different
-    // name from the four labels 11.1.0.10. The server decodes labels to strings and joins them
-    // with "." (zone/build.ts resolveReverse `labels.join('.')`, serviceLookup's tag join, the
-    // node join), so these names answer as the real ones.
-    const ptr = rawQuery({ id: 501, question: question(wireLabels(['11.1.0.10', 'in-addr', 'arpa']), 12) });
-    const rp = (await udpRaw(s.port, ptr))!;
-    expect(counts(rp)[1], 'PTR answers for a 3-label name').toBe(0);
-    expect(rcodeOf(rp)).toBe(RCODE.NXDOMAIN);
-    const tag = rawQuery({ id: 502, question: question(wireLabels(['v15.primary', 'db', 'service', 'consul']), 1) });
-    const rt = (await udpRaw(s.port, tag))!;
-    expect(counts(rt)[1], 'A answers for tag label "v15.primary"').toBe(0);
-    expect(rcodeOf(rt)).toBe(RCODE.NXDOMAIN);
+  it('an EDNS UDP size below 512 (100) is treated as 512: at most 512 bytes, udp_answer_limit and TC apply', async () => {
+    const small = await udpQuery(s.port, '_web._tcp.service.consul', 'SRV', { edns: 100 });
+    const plain = await udpQuery(s.port, '_web._tcp.service.consul', 'SRV');
+    expect(small.raw.length).toBeLessThanOrEqual(512);
+    expect(recs(small.answers).length).toBe(recs(plain.answers).length);
+    expect(recs(small.answers).length).toBe(3);
+    expect(small.flag_tc).toBe(true);
+    const opt = recs(small.additionals).find((a) => a.type === 'OPT');
+    expect(opt).toBeDefined();
+    expect(opt!.udpPayloadSize).toBeGreaterThanOrEqual(512);
+    // EDNS size 0 too.
+    const zero = await udpQuery(s.port, '_web._tcp.service.consul', 'SRV', { edns: 0 });
+    expect(zero.raw.length).toBeLessThanOrEqual(512);
+    expect(zero.rcode).toBe('NOERROR');
   });
 
   it('the OPT in a reply echoes the client\'s UDP size (as Consul does), while replies stay within max_udp_size', async () => {
-    // A deliberate choice (README "DNS behaviour"): Consul echoes the requestor's size (its
-    // TestDNS_EDNS0: 12345 in, 12345 out). RFC 6891 reads the field as the sender's own maximum,
-    // which is advisory for a server that only ever receives small queries; what matters is
-    // that no reply is larger than min(client size, max_udp_size).
+    // README "Protocol": Consul echoes the requestor's size (its TestDNS_EDNS0: 12345 in, 12345
+    // out). RFC 6891 reads the field as the sender's own maximum, which is advisory for a server
+    // that only ever receives small queries; what matters is that no reply is larger than
+    // min(client size, max_udp_size).
     for (const edns of [4096, 65535]) {
       const r = await udpQuery(s.port, 'web.service.consul', 'A', { edns });
       const opt = recs(r.additionals).find((a) => a.type === 'OPT');
@@ -447,7 +482,7 @@ describe('found by review', () => {
     }
   });
 
-  it('an ECS option with address bits set beyond SOURCE PREFIX-LENGTH is FORMERR (RFC 7871 6)', async () => {
+  it('an ECS option with address bits set beyond SOURCE PREFIX-LENGTH is FORMERR (RFC 7871 §6)', async () => {
     // 10.1.255.0/20 written as 3 octets 0a 01 ff: the low 4 bits of the third octet lie beyond /20.
     const r = await udpQuery(s.port, 'web.service.consul', 'A', { edns: 1232, ednsOptions: [{ code: 8, data: Buffer.from([0, 1, 20, 0, 10, 1, 0xff]) }] });
     expect(r.rcode).toBe('FORMERR');
@@ -469,47 +504,4 @@ describe('found by review', () => {
       await b.close();
     }
   }, 30_000);
-
-  describe('TCP backpressure with a peer that does not read', () => {
-    let big: Awaited<ReturnType<typeof startBig>>;
-    beforeAll(async () => { big = await startBig(500); }, 30_000);
-    afterAll(() => big.close());
-
-    /** Sends 1000 queries (40 KiB, one loopback segment) for the 30 KiB answer in one write; reads nothing for `ms`. */
-    async function flood(ms: number): Promise<{ answeredWhileNotReading: number; warnings: string[] }> {
-      const warnings: string[] = [];
-      const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
-      process.on('warning', onWarning);
-      const before = big.s.app.counters.queriesTcp;
-      const q = buildQuery('big.service.consul', 'SRV', { id: 1 });
-      const p = await TcpPeer.open(big.s.port);
-      try {
-        p.sock.pause();
-        p.sock.write(Buffer.concat(Array.from({ length: 1000 }, () => frame(q))));
-        await sleep(ms);
-        return { answeredWhileNotReading: big.s.app.counters.queriesTcp - before, warnings };
-      } finally {
-        p.destroy();
-        await sleep(20); // let a warning emitted on this tick arrive before the listener goes
-        process.off('warning', onWarning);
-      }
-    }
-
-    it('stops taking queries off the connection while its replies cannot be written', async () => {
-      // 1000 x 30 KiB = 30 MiB of replies for 40 KiB of queries. tcp.ts pauses the socket when a
-      // write returns false, but keeps looping over the frames already read, so one read of
-      // pipelined queries is answered in full into memory (an amplification a peer controls).
-      // Loopback socket buffers hold a few MiB (a server that stops at the first full write and
-      // goes on after 'drain' answers about 130 here), so a correct server is far below 1000.
-      const { answeredWhileNotReading } = await flood(500);
-      expect(answeredWhileNotReading).toBeLessThan(1000);
-    }, 30_000);
-
-    it('adds one drain listener per blocked connection, not one per reply (no MaxListenersExceededWarning)', async () => {
-      // tcp.ts: `if (!socket.write(frame)) { socket.pause(); socket.once('drain', ...) }` runs for
-      // every reply once the buffer is full: hundreds of listeners on one socket.
-      const { warnings } = await flood(300);
-      expect(warnings.filter((w) => w.includes('MaxListenersExceeded'))).toEqual([]);
-    }, 30_000);
-  });
 });

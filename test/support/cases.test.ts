@@ -77,7 +77,7 @@ describe('catalog builders', () => {
     expect(inst!.checks.map((c) => [c.serviceId === '' ? 'node' : 'service', c.status])).toEqual([['node', 'passing'], ['service', 'warning']]);
   });
 
-  it('copies shared builder objects apart, so a test can edit one place', () => {
+  it('copies builder objects used in several places apart, so a test can edit one place', () => {
     const n = nodeDoc('n', '10.0.0.1');
     const doc = catalogDoc('dc1', { dc1: { services: { a: [instanceDoc(n, 'a')], b: [instanceDoc(n, 'b')] } } }) as { datacenters: { dc1: { nodes: Array<{ Node: string }>; services: Record<string, Array<{ Node: { Node: string } }>> } } };
     const dc = doc.datacenters.dc1;

@@ -223,10 +223,15 @@ export interface UnboundOptions {
   bin?: string;
   /** unbound's verbosity; 3 logs each upstream query (`sending query: service.consul. A IN`). */
   verbosity?: number;
+  /**
+   * The zones unbound asks catalog-dns for (stub-zones, answered past unbound's own default local
+   * zones such as 10.in-addr.arpa.); default `consul.` only.
+   */
+  stubZones?: readonly string[];
 }
 
-/** unbound as a recursive resolver with a stub-zone for `consul.`, QNAME minimisation on. */
-export function startUnbound({ stubPort, bin, verbosity = 1 }: UnboundOptions): Promise<Daemon> {
+/** unbound as a recursive resolver with a stub-zone per zone (`consul.`) at catalog-dns, QNAME minimisation on. */
+export function startUnbound({ stubPort, bin, verbosity = 1, stubZones = ['consul.'] }: UnboundOptions): Promise<Daemon> {
   return startDaemon({
     name: 'unbound',
     bin: bin ?? findProgram('unbound') ?? 'unbound',
@@ -256,10 +261,8 @@ export function startUnbound({ stubPort, bin, verbosity = 1 }: UnboundOptions): 
           '    module-config: "iterator"',
           '    qname-minimisation: yes',
           '    local-zone: "." refuse',
-          '    local-zone: "consul." transparent',
-          'stub-zone:',
-          '    name: "consul."',
-          `    stub-addr: ${HOST}@${stubPort}`,
+          ...stubZones.map((z) => `    local-zone: "${z}" transparent`),
+          ...stubZones.flatMap((z) => ['stub-zone:', `    name: "${z}"`, `    stub-addr: ${HOST}@${stubPort}`]),
           'remote-control:',
           '    control-enable: yes',
           `    control-interface: "${dir}/unbound.ctl"`,

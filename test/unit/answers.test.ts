@@ -1,7 +1,8 @@
 /**
  * Answer tables for the default ("rfc") mode, CoreDNS style: question -> rcode, flags and the three
- * sections as zone-file lines. Expectations come from /work/shared/CONSUL.md §1 (section numbers in
- * the comments) and the issue; §1.16 lists where rfc mode deliberately differs from Consul.
+ * sections as zone-file lines. Expectations come from the README ("DNS behaviour") and
+ * docs/consul-dns.md, whose sections the describe titles name; docs/consul-dns.md §12 lists where
+ * rfc mode deliberately differs from Consul.
  */
 import { describe, expect, it } from 'vitest';
 import { Table, caseTitle, catalogDoc, encodeMessage, exchangeRaw, instanceDoc, nodeDoc, type Case } from '../support/cases.js';
@@ -47,7 +48,7 @@ function fixture() {
     instanceDoc(cacheNode, 'cache', { id: 'cache-c', port: 6380 }),
   ];
 
-  // odd: a check status Consul does not know (weight 1 whatever Weights say, §1.5 findWeight).
+  // odd: a check status Consul does not know (weight 1 whatever Weights say, docs/consul-dns.md §4).
   const odd = [instanceDoc(nodeDoc('odd-1', '10.0.8.81'), 'odd', { port: 81, weights: { Passing: 7, Warning: 3 }, status: 'pending' })];
 
   // down: every instance critical.
@@ -75,14 +76,14 @@ const table = (cases: readonly Case[]) => {
   for (const c of cases) it(caseTitle(c), () => { t.run(c); });
 };
 
-// Negative answers carry the apex SOA; its TTL is min(SOA TTL, MINIMUM) = soa.min_ttl = 0 (§1.9, §1.16.4).
+// Negative answers carry the apex SOA; its TTL is min(SOA TTL, MINIMUM) = soa.min_ttl = 0 (RFC 2308 §5).
 const SOA = 'consul. 0 IN SOA ns.consul. hostmaster.consul. 42 3600 600 86400 0';
 const NS = [1, 2, 3].map((i) => `consul. 0 IN NS consul-server-${i}.node.dc1.consul.`);
 const NS_GLUE = [1, 2, 3].map((i) => `consul-server-${i}.node.dc1.consul. 0 IN A 10.0.0.${9 + i}`);
 
 const a = (owner: string, ...ips: string[]) => ips.map((ip) => `${owner} 0 IN A ${ip}`);
 const WEB_IPS = ['10.0.1.11', '10.0.1.12', '10.0.1.13'];
-/** SRV + glue for web in dc1 (node form, §1.5): target <node>.node.dc1.consul, glue A and node meta TXT. */
+/** SRV + glue for web in dc1 (node form): target <node>.node.dc1.consul, glue A and node meta TXT. */
 const webSrv = (owner: string) => [
   `${owner} 0 IN SRV 1 10 8080 web-1.node.dc1.consul.`,
   `${owner} 0 IN SRV 1 1 8080 web-2.node.dc1.consul.`,
@@ -104,22 +105,32 @@ const EXAMPLE_SOA = {
 };
 const ip6arpa = (hex32: string) => `${hex32.split('').reverse().join('.')}.ip6.arpa.`;
 
+// Reverse zones (README "Reverse zones"): by default the /24 of every IPv4 address and the /64 of
+// every IPv6 address with a PTR record, each with its own SOA at its apex.
+const rsoa = (apex: string, ttl = 0, min = 0) => `${apex} ${ttl} IN SOA ns.consul. hostmaster.consul. 42 3600 600 86400 ${min}`;
+const REV1 = '1.0.10.in-addr.arpa.';
+const REV6 = ip6arpa('20010db800000000');
+const revApex = (apex: string) => ({
+  soa: { answer: [rsoa(apex)], ns: NS.map((l) => l.replace(/^consul\./, apex)), extra: NS_GLUE },
+  ns: { answer: NS.map((l) => l.replace(/^consul\./, apex)), extra: NS_GLUE },
+});
+
 // ---------------------------------------------------------------------------------------------
 
-describe('service lookups (§1.4, §1.5)', () => {
+describe('service lookups (docs/consul-dns.md §3, §4)', () => {
   table([
     { qname: 'web.service.consul', qtype: 'A', answer: a('web.service.consul.', ...WEB_IPS) },
     { qname: 'web.service.dc1.consul', qtype: 'A', answer: a('web.service.dc1.consul.', ...WEB_IPS) },
-    { name: 'ANY on a service gives the address records, not SRV (§1.5)', qname: 'web.service.consul', qtype: 'ANY', answer: a('web.service.consul.', ...WEB_IPS) },
+    { name: 'ANY on a service gives the address records, not SRV', qname: 'web.service.consul', qtype: 'ANY', answer: a('web.service.consul.', ...WEB_IPS) },
     { name: 'SRV: node-form targets, weights from Weights.Passing/Warning, glue A and node meta TXT', qname: 'web.service.consul', qtype: 'SRV', answer: webSrv('web.service.consul.'), extra: WEB_GLUE },
-    { name: 'AAAA on an IPv4-only service: NODATA with the SOA (§1.11)', qname: 'web.service.consul', qtype: 'AAAA', ns: [SOA] },
+    { name: 'AAAA on an IPv4-only service: NODATA with the SOA', qname: 'web.service.consul', qtype: 'AAAA', ns: [SOA] },
     { name: 'other qtype on a service: NODATA with the SOA', qname: 'web.service.consul', qtype: 'MX', ns: [SOA] },
-    { name: 'TXT on a service: NODATA in rfc mode (§1.5 quirk only with compat)', qname: 'web.service.consul', qtype: 'TXT', ns: [SOA] },
+    { name: 'TXT on a service: NODATA in rfc mode (docs/consul-dns.md §12.7)', qname: 'web.service.consul', qtype: 'TXT', ns: [SOA] },
     { name: 'unknown service: NXDOMAIN with the SOA', qname: 'nosuch.service.consul', qtype: 'A', rcode: 'NXDOMAIN', ns: [SOA] },
   ]);
 });
 
-describe('tags (§1.4)', () => {
+describe('tags (docs/consul-dns.md §3)', () => {
   table([
     { name: 'tag filter, critical instance of that tag excluded', qname: 'v1.web.service.consul', qtype: 'A', answer: a('v1.web.service.consul.', '10.0.1.11', '10.0.1.13') },
     { qname: 'http.web.service.consul', qtype: 'SRV',
@@ -128,11 +139,11 @@ describe('tags (§1.4)', () => {
     { name: 'a tag carried only by unhealthy instances: NXDOMAIN', qname: 'v3.web.service.consul', qtype: 'A', rcode: 'NXDOMAIN', ns: [SOA] },
     { name: 'unknown tag: NXDOMAIN', qname: 'nosuchtag.web.service.consul', qtype: 'A', rcode: 'NXDOMAIN', ns: [SOA] },
     { name: 'dotted tag: all labels left of the service', qname: 'v1.primary.db.service.consul', qtype: 'A', answer: a('v1.primary.db.service.consul.', '10.0.2.121') },
-    { name: 'dotted tag suffix is an empty non-terminal: NODATA (§1.16.2)', qname: 'primary.db.service.consul', qtype: 'A', ns: [SOA] },
+    { name: 'dotted tag suffix is an empty non-terminal: NODATA (docs/consul-dns.md §12.1)', qname: 'primary.db.service.consul', qtype: 'A', ns: [SOA] },
   ]);
 });
 
-describe('RFC 2782 names (§1.4)', () => {
+describe('RFC 2782 names (docs/consul-dns.md §3)', () => {
   table([
     { name: '_tcp means no tag filter', qname: '_web._tcp.service.consul', qtype: 'SRV', answer: webSrv('_web._tcp.service.consul.'), extra: WEB_GLUE },
     { name: '_<tag> filters on the tag', qname: '_web._v1.service.consul', qtype: 'SRV',
@@ -149,7 +160,7 @@ describe('RFC 2782 names (§1.4)', () => {
   ]);
 });
 
-describe('datacenters and locality (§1.4)', () => {
+describe('datacenters and locality (docs/consul-dns.md §3)', () => {
   table([
     { qname: 'web.service.dc2.consul', qtype: 'A', answer: a('web.service.dc2.consul.', '10.1.1.19') },
     { name: '<dc>.dc form', qname: 'web.service.dc2.dc.consul', qtype: 'A', answer: a('web.service.dc2.dc.consul.', '10.1.1.19') },
@@ -162,7 +173,7 @@ describe('datacenters and locality (§1.4)', () => {
   ]);
 });
 
-describe('health (§1.6)', () => {
+describe('health (docs/consul-dns.md §5)', () => {
   table([
     { name: 'only_passing drops warning instances', qname: 'web.service.consul', qtype: 'A', config: { only_passing: true }, answer: a('web.service.consul.', '10.0.1.11', '10.0.1.12') },
     { name: 'only_passing: a tag left with only warning instances', qname: 'v1.web.service.consul', qtype: 'A', config: { only_passing: true }, answer: a('v1.web.service.consul.', '10.0.1.11') },
@@ -175,7 +186,7 @@ describe('health (§1.6)', () => {
   ]);
 });
 
-describe('addr form, IPv6 and de-duplication (§1.5)', () => {
+describe('addr form, IPv6 and de-duplication (docs/consul-dns.md §4)', () => {
   table([
     { name: 'service addresses give .addr SRV targets with glue, even when equal to the node address', qname: 'db.service.consul', qtype: 'SRV',
       answer: ['db.service.consul. 0 IN SRV 1 1 5432 0a000279.addr.dc1.consul.', 'db.service.consul. 0 IN SRV 1 1 5432 0a000216.addr.dc1.consul.'],
@@ -187,7 +198,7 @@ describe('addr form, IPv6 and de-duplication (§1.5)', () => {
       answer: ['api.service.consul. 0 IN SRV 1 1 443 20010db8000000000000000000000010.addr.dc1.consul.'],
       extra: ['20010db8000000000000000000000010.addr.dc1.consul. 0 IN AAAA 2001:db8::10'] },
     { name: 'three instances on one IP: one A (TestDNS_ServiceLookup_Dedup)', qname: 'cache.service.consul', qtype: 'A', answer: a('cache.service.consul.', '10.0.4.41') },
-    { name: 'one SRV per node:address:port, glue and meta TXT once (§1.16.5)', qname: 'cache.service.consul', qtype: 'SRV',
+    { name: 'one SRV per node:address:port, glue and meta TXT once (docs/consul-dns.md §12.4)', qname: 'cache.service.consul', qtype: 'SRV',
       answer: ['cache.service.consul. 0 IN SRV 1 1 6379 cache-1.node.dc1.consul.', 'cache.service.consul. 0 IN SRV 1 1 6380 cache-1.node.dc1.consul.'],
       extra: ['cache-1.node.dc1.consul. 0 IN A 10.0.4.41', 'cache-1.node.dc1.consul. 0 IN TXT "zone=a"'] },
     { name: 'enable_additional_node_meta_txt=false: SRV glue without TXT', qname: 'web.service.consul', qtype: 'SRV', config: { enable_additional_node_meta_txt: false },
@@ -195,7 +206,7 @@ describe('addr form, IPv6 and de-duplication (§1.5)', () => {
   ]);
 });
 
-describe('node lookups (§1.7)', () => {
+describe('node lookups (docs/consul-dns.md §6)', () => {
   const WEB1_TXT = ['web-1.node.consul. 0 IN TXT "instance_type=t3.medium"', 'web-1.node.consul. 0 IN TXT "team-frontend"'];
   table([
     { name: 'A, node meta TXT in ADDITIONAL', qname: 'web-1.node.consul', qtype: 'A', answer: a('web-1.node.consul.', '10.0.1.11'), extra: WEB1_TXT },
@@ -222,7 +233,7 @@ describe('node lookups (§1.7)', () => {
   ]);
 });
 
-describe('.addr names (§1.4)', () => {
+describe('.addr names (docs/consul-dns.md §3, §12.10)', () => {
   table([
     { qname: '0a00010b.addr.consul', qtype: 'A', answer: a('0a00010b.addr.consul.', '10.0.1.11') },
     { qname: '0a00010b.addr.dc1.consul', qtype: 'ANY', answer: a('0a00010b.addr.dc1.consul.', '10.0.1.11') },
@@ -236,21 +247,100 @@ describe('.addr names (§1.4)', () => {
   ]);
 });
 
-describe('reverse lookups (§1.8)', () => {
+describe('reverse lookups (docs/consul-dns.md §7)', () => {
   table([
     { name: 'node address', qname: '11.1.0.10.in-addr.arpa', qtype: 'PTR', answer: ['11.1.0.10.in-addr.arpa. 0 IN PTR web-1.node.dc1.consul.'] },
     { name: 'service address', qname: '121.2.0.10.in-addr.arpa', qtype: 'PTR', answer: ['121.2.0.10.in-addr.arpa. 0 IN PTR db.service.dc1.consul.'] },
     { name: 'node wins over a service with the same address', qname: '22.2.0.10.in-addr.arpa', qtype: 'PTR', answer: ['22.2.0.10.in-addr.arpa. 0 IN PTR db-2.node.dc1.consul.'] },
     { name: 'IPv6 node', qname: ip6arpa('20010db8000000000000000000000001'), qtype: 'PTR', answer: [`${ip6arpa('20010db8000000000000000000000001')} 0 IN PTR v6-1.node.dc1.consul.`] },
     { name: 'IPv6 service', qname: ip6arpa('20010db8000000000000000000000010'), qtype: 'PTR', answer: [`${ip6arpa('20010db8000000000000000000000010')} 0 IN PTR api.service.dc1.consul.`] },
+    { name: 'ANY on a PTR name gives the PTR', qname: '11.1.0.10.in-addr.arpa', qtype: 'ANY', answer: ['11.1.0.10.in-addr.arpa. 0 IN PTR web-1.node.dc1.consul.'] },
     { name: 'ptr_ttl', qname: '11.1.0.10.in-addr.arpa', qtype: 'PTR', config: { ptr_ttl: '5m' }, answer: ['11.1.0.10.in-addr.arpa. 300 IN PTR web-1.node.dc1.consul.'] },
-    { name: 'other DCs are not reverse-mapped: NXDOMAIN with the consul SOA', qname: '19.1.1.10.in-addr.arpa', qtype: 'PTR', rcode: 'NXDOMAIN', ns: [SOA] },
-    { name: 'unknown address: NXDOMAIN (not REFUSED), AA set', qname: '99.99.0.10.in-addr.arpa', qtype: 'PTR', rcode: 'NXDOMAIN', ns: [SOA] },
     { name: 'case-insensitive, spelling echoed', qname: '11.1.0.10.IN-ADDR.ARPA', qtype: 'PTR', answer: ['11.1.0.10.IN-ADDR.ARPA. 0 IN PTR web-1.node.dc1.consul.'] },
   ]);
 });
 
-describe('SOA and NS (§1.9)', () => {
+describe('reverse zones: negative answers carry the reverse zone\'s SOA (RFC 2308 §3, docs/consul-dns.md §12.9)', () => {
+  table([
+    { name: 'unknown address in a served /24: NXDOMAIN with the SOA of that zone, AA set', qname: '99.1.0.10.in-addr.arpa', qtype: 'PTR', rcode: 'NXDOMAIN', ns: [rsoa(REV1)] },
+    { name: 'unknown IPv6 address in a served /64: NXDOMAIN with the SOA of that zone', qname: ip6arpa('20010db8000000000000000000000099'), qtype: 'PTR', rcode: 'NXDOMAIN', ns: [rsoa(REV6)] },
+    { name: 'PTR name, other qtype: NODATA with the zone SOA', qname: '11.1.0.10.in-addr.arpa', qtype: 'A', ns: [rsoa(REV1)] },
+    // The domain's SOA/NS answer "any name in the domain"; a reverse name is not in it.
+    { name: 'SOA query on a PTR name: NODATA, not an apex SOA', qname: '11.1.0.10.in-addr.arpa', qtype: 'SOA', ns: [rsoa(REV1)] },
+    { name: 'NS query on a PTR name: NODATA, not an apex NS', qname: '11.1.0.10.in-addr.arpa', qtype: 'NS', ns: [rsoa(REV1)] },
+    { name: 'SOA query on an unknown name in a zone: NXDOMAIN', qname: '99.1.0.10.in-addr.arpa', qtype: 'SOA', rcode: 'NXDOMAIN', ns: [rsoa(REV1)] },
+    { name: 'negative TTL: min(SOA TTL, MINIMUM), or negative_ttl', qname: '99.1.0.10.in-addr.arpa', qtype: 'PTR', config: { soa: { min_ttl: 30 }, negative_ttl: 10 },
+      rcode: 'NXDOMAIN', ns: [rsoa(REV1, 10, 30)] },
+    { name: 'a configured domain names the SOA MNAME and RNAME', qname: '99.1.0.10.in-addr.arpa', qtype: 'PTR', config: { domain: 'example.internal' }, rcode: 'NXDOMAIN',
+      ns: [`${REV1} 0 IN SOA ns.example.internal. hostmaster.example.internal. 42 3600 600 86400 0`] },
+  ]);
+});
+
+describe('reverse zones: the apex answers SOA and NS (docs/consul-dns.md §12.9)', () => {
+  table([
+    { name: 'SOA: owner the apex, NS in AUTHORITY, glue in ADDITIONAL', qname: '1.0.10.in-addr.arpa', qtype: 'SOA', ...revApex(REV1).soa },
+    { name: 'NS: the domain\'s name servers with glue', qname: '1.0.10.in-addr.arpa', qtype: 'NS', ...revApex(REV1).ns },
+    { name: 'ANY: the SOA with its NS (RFC 8482 subset)', qname: '1.0.10.in-addr.arpa', qtype: 'ANY', ...revApex(REV1).soa },
+    { name: 'IPv6 apex SOA', qname: REV6, qtype: 'SOA', ...revApex(REV6).soa },
+    { name: 'IPv6 apex NS', qname: REV6, qtype: 'NS', ...revApex(REV6).ns },
+    { name: 'apex, other qtype: NODATA', qname: '1.0.10.in-addr.arpa', qtype: 'PTR', ns: [rsoa(REV1)] },
+    { name: 'apex, case-insensitive: question echoed, owners lower case', qname: '1.0.10.In-Addr.Arpa', qtype: 'SOA', ...revApex(REV1).soa },
+    { name: 'SOA timers and TTL from soa.*', qname: '1.0.10.in-addr.arpa', qtype: 'SOA', config: { soa: { refresh: '2h', retry: 60, expire: '1000s', min_ttl: 30 } },
+      answer: [`${REV1} 30 IN SOA ns.consul. hostmaster.consul. 42 7200 60 1000 30`], ns: revApex(REV1).soa.ns, extra: NS_GLUE },
+  ]);
+});
+
+describe('reverse zones: empty non-terminals between the apex and the PTR names are NODATA (RFC 8020)', () => {
+  table([
+    { name: 'IPv6: the nibbles between the /64 apex and the PTR name', qname: ip6arpa('20010db800000000000000000000000'), qtype: 'PTR', ns: [rsoa(REV6)] },
+    { name: 'reverse_zones 10.0.0.0/8: 0.10.in-addr.arpa', qname: '0.10.in-addr.arpa', qtype: 'PTR', config: { reverse_zones: '10.0.0.0/8' }, ns: [rsoa('10.in-addr.arpa.')] },
+    { name: 'reverse_zones 10.0.0.0/8: 1.0.10.in-addr.arpa, any qtype', qname: '1.0.10.in-addr.arpa', qtype: 'SOA', config: { reverse_zones: '10.0.0.0/8' }, ns: [rsoa('10.in-addr.arpa.')] },
+    { name: 'reverse_zones 10.0.0.0/8: a name below with nothing under it is NXDOMAIN', qname: '9.0.10.in-addr.arpa', qtype: 'PTR', config: { reverse_zones: '10.0.0.0/8' },
+      rcode: 'NXDOMAIN', ns: [rsoa('10.in-addr.arpa.')] },
+  ]);
+});
+
+describe('reverse zones: names in no served zone are REFUSED, without AA (docs/consul-dns.md §10)', () => {
+  table([
+    { name: 'an address the catalog does not have', qname: '8.8.8.8.in-addr.arpa', qtype: 'PTR', rcode: 'REFUSED' },
+    { name: 'another DC\'s addresses are not reverse-mapped', qname: '19.1.1.10.in-addr.arpa', qtype: 'PTR', rcode: 'REFUSED' },
+    { name: 'above a derived /24 apex', qname: '0.10.in-addr.arpa', qtype: 'SOA', rcode: 'REFUSED' },
+    { qname: '10.in-addr.arpa', qtype: 'NS', rcode: 'REFUSED' },
+    { qname: 'in-addr.arpa', qtype: 'SOA', rcode: 'REFUSED' },
+    { qname: 'ip6.arpa', qtype: 'NS', rcode: 'REFUSED' },
+    { qname: 'arpa', qtype: 'SOA', rcode: 'REFUSED' },
+    { name: 'an IPv6 address outside the /64s', qname: ip6arpa('20010db8000000010000000000000001'), qtype: 'PTR', rcode: 'REFUSED' },
+    { name: 'REFUSED keeps the OPT', qname: '8.8.8.8.in-addr.arpa', qtype: 'PTR', edns: 1232, rcode: 'REFUSED' },
+  ]);
+});
+
+describe('reverse_zones setting (README "Reverse zones")', () => {
+  table([
+    { name: '10.0.0.0/8: one zone for every 10.x address', qname: '10.in-addr.arpa', qtype: 'SOA', config: { reverse_zones: '10.0.0.0/8' }, ...revApex('10.in-addr.arpa.').soa },
+    { name: '10.0.0.0/8: a PTR inside', qname: '11.1.0.10.in-addr.arpa', qtype: 'PTR', config: { reverse_zones: '10.0.0.0/8' }, answer: ['11.1.0.10.in-addr.arpa. 0 IN PTR web-1.node.dc1.consul.'] },
+    { name: '10.0.0.0/8: an address it does not have', qname: '99.99.0.10.in-addr.arpa', qtype: 'PTR', config: { reverse_zones: '10.0.0.0/8' }, rcode: 'NXDOMAIN', ns: [rsoa('10.in-addr.arpa.')] },
+    { name: '10.0.0.0/8: IPv6 addresses are in no zone', qname: ip6arpa('20010db8000000000000000000000001'), qtype: 'PTR', config: { reverse_zones: '10.0.0.0/8' }, rcode: 'REFUSED' },
+    { name: 'a list: only the zones listed', qname: '21.2.0.10.in-addr.arpa', qtype: 'PTR', config: { reverse_zones: '10.0.1.0/24,2001:db8::/32' }, rcode: 'REFUSED' },
+    { name: 'a list: IPv6 /32', qname: ip6arpa('20010db8000000000000000000000001'), qtype: 'PTR', config: { reverse_zones: '10.0.1.0/24,2001:db8::/32' },
+      answer: [`${ip6arpa('20010db8000000000000000000000001')} 0 IN PTR v6-1.node.dc1.consul.`] },
+    { name: 'a list: the IPv6 apex', qname: '8.b.d.0.1.0.0.2.ip6.arpa', qtype: 'NS', config: { reverse_zones: '10.0.1.0/24,2001:db8::/32' }, ...revApex('8.b.d.0.1.0.0.2.ip6.arpa.').ns },
+    { name: 'zone names work too', qname: '2.0.10.in-addr.arpa', qtype: 'SOA', config: { reverse_zones: ['2.0.10.in-addr.arpa.'] }, ...revApex('2.0.10.in-addr.arpa.').soa },
+    { name: 'a /32 zone: the apex is also the PTR name', qname: '11.1.0.10.in-addr.arpa', qtype: 'PTR', config: { reverse_zones: '10.0.1.11/32' }, answer: ['11.1.0.10.in-addr.arpa. 0 IN PTR web-1.node.dc1.consul.'] },
+    { name: 'a /32 zone: and answers its SOA', qname: '11.1.0.10.in-addr.arpa', qtype: 'SOA', config: { reverse_zones: '10.0.1.11/32' }, ...revApex('11.1.0.10.in-addr.arpa.').soa },
+    { name: 'empty: no reverse zones, every reverse name REFUSED', qname: '11.1.0.10.in-addr.arpa', qtype: 'PTR', config: { reverse_zones: '' }, rcode: 'REFUSED' },
+  ]);
+  it('the default: the /24 of every IPv4 and the /64 of every IPv6 address with a PTR, sorted', () => {
+    expect(t.server().zone.reverseZones).toEqual([
+      REV6.slice(0, -1),
+      ...['0', '1', '2', '3', '4', '5', '6', '7', '8'].map((n) => `${n}.0.10.in-addr.arpa`),
+    ]);
+  });
+  it('is part of the zone content: another set of zones, another serial hash', () => {
+    expect(t.server({ reverse_zones: '10.0.0.0/8' }).zone.contentHash).not.toBe(t.server().zone.contentHash);
+  });
+});
+
+describe('SOA and NS (docs/consul-dns.md §8)', () => {
   table([
     { name: 'apex SOA: NS in AUTHORITY, glue in ADDITIONAL; only healthy servers are NS', qname: 'consul', qtype: 'SOA', answer: [SOA], ns: NS, extra: NS_GLUE },
     { name: 'apex NS with glue', qname: 'consul', qtype: 'NS', answer: NS, extra: NS_GLUE },
@@ -269,10 +359,15 @@ describe('SOA and NS (§1.9)', () => {
       answer: ['db.service.example.internal. 0 IN SRV 1 1 5432 0a000279.addr.dc1.example.internal.', 'db.service.example.internal. 0 IN SRV 1 1 5432 0a000216.addr.dc1.example.internal.'],
       extra: ['0a000279.addr.dc1.example.internal. 0 IN A 10.0.2.121', '0a000216.addr.dc1.example.internal. 0 IN A 10.0.2.22'] },
     { name: 'with another domain configured, consul. is out of zone', qname: 'web.service.consul', qtype: 'A', config: { domain: 'example.internal' }, rcode: 'REFUSED' },
+    { name: 'SOA answer with EDNS', qname: 'consul', qtype: 'SOA', edns: 1232, answer: [SOA], ns: NS, extra: NS_GLUE },
+    { name: 'ANY at the apex: the SOA with its NS (RFC 8482 subset)', qname: 'consul', qtype: 'ANY', answer: [SOA], ns: NS, extra: NS_GLUE },
+    // Owner names are compressed (RFC 1035 §4.1.4, docs/consul-dns.md §9): uncompressed, the apex SOA
+    // answer for a 16-byte domain without EDNS is 514 bytes and loses its third glue record.
+    { name: 'apex SOA for a longer domain keeps all its glue in 512 bytes', qname: 'example.internal', qtype: 'SOA', config: { domain: 'example.internal' }, ...EXAMPLE_SOA },
   ]);
 });
 
-describe('negative answers (RFC 2308, §1.16.4)', () => {
+describe('negative answers (RFC 2308, docs/consul-dns.md §12.3)', () => {
   table([
     { name: 'SOA TTL = min(SOA TTL, MINIMUM) = soa.min_ttl', qname: 'nosuch.service.consul', qtype: 'A', config: { soa: { min_ttl: 30 } }, rcode: 'NXDOMAIN',
       ns: ['consul. 30 IN SOA ns.consul. hostmaster.consul. 42 3600 600 86400 30'] },
@@ -283,7 +378,7 @@ describe('negative answers (RFC 2308, §1.16.4)', () => {
   ]);
 });
 
-describe('apex and empty non-terminals: NODATA, not NXDOMAIN (RFC 8020, §1.16.2)', () => {
+describe('apex and empty non-terminals: NODATA, not NXDOMAIN (RFC 8020, docs/consul-dns.md §12.1)', () => {
   table([
     { qname: 'consul', qtype: 'A', ns: [SOA] },
     { qname: 'service.consul', qtype: 'A', ns: [SOA] },
@@ -292,20 +387,29 @@ describe('apex and empty non-terminals: NODATA, not NXDOMAIN (RFC 8020, §1.16.2
     { qname: '_v1.service.consul', qtype: 'SRV', ns: [SOA] },
     { qname: 'service.dc2.consul', qtype: 'A', ns: [SOA] },
     { qname: 'dc2.consul', qtype: 'A', ns: [SOA] },
+    { name: '_tcp.consul is an ENT of _web._tcp.consul (SRV)', qname: '_tcp.consul', qtype: 'SRV', ns: [SOA] },
+    { name: '_v1.consul is an ENT of _web._v1.consul (SRV)', qname: '_v1.consul', qtype: 'SRV', ns: [SOA] },
+    { qname: 'addr.consul', qtype: 'A', ns: [SOA] },
+    { name: 'dc.consul, dc2.dc.consul, service.dc2.dc.consul', qname: 'service.dc2.dc.consul', qtype: 'A', ns: [SOA] },
+    { qname: 'dc2.dc.consul', qtype: 'A', ns: [SOA] },
+    { qname: 'dc.consul', qtype: 'A', ns: [SOA] },
+    { qname: 'node.dc2.consul', qtype: 'A', ns: [SOA] },
     { name: 'a name with no lookup kind and nothing below it: NXDOMAIN', qname: 'nonexisting.consul', qtype: 'A', rcode: 'NXDOMAIN', ns: [SOA] },
     { name: 'service.<unknown dc>: NXDOMAIN', qname: 'service.dc3.consul', qtype: 'A', rcode: 'NXDOMAIN', ns: [SOA] },
+    { name: 'a tag only unhealthy instances carry is no ENT', qname: '_v3.service.consul', qtype: 'SRV', rcode: 'NXDOMAIN', ns: [SOA] },
   ]);
 });
 
-describe('out of zone (§1.11)', () => {
+describe('out of zone (docs/consul-dns.md §10)', () => {
   table([
     { name: 'REFUSED, no AA, no RA, no records', qname: 'example.com', qtype: 'A', rcode: 'REFUSED' },
     { name: 'a suffix that is not on a label boundary is out of zone', qname: 'notconsul', qtype: 'A', rcode: 'REFUSED' },
     { qname: 'consul.example.com', qtype: 'SOA', rcode: 'REFUSED' },
+    { name: 'REFUSED keeps the OPT', qname: 'example.com', qtype: 'A', edns: 1232, rcode: 'REFUSED' },
   ]);
 });
 
-describe('case-insensitive matching, spelling echoed (§1.12)', () => {
+describe('case-insensitive matching, spelling echoed (RFC 4343, docs/consul-dns.md §11)', () => {
   table([
     { qname: 'WeB.sErViCe.CoNsUl', qtype: 'A', answer: a('WeB.sErViCe.CoNsUl.', ...WEB_IPS) },
     { name: 'tag, service and DC labels', qname: 'V1.WEB.SERVICE.DC1.CONSUL', qtype: 'A', answer: a('V1.WEB.SERVICE.DC1.CONSUL.', '10.0.1.11', '10.0.1.13') },
@@ -315,9 +419,22 @@ describe('case-insensitive matching, spelling echoed (§1.12)', () => {
     { name: 'negative: the SOA owner is the lower-case apex', qname: 'NOSUCH.service.CONSUL', qtype: 'A', rcode: 'NXDOMAIN', ns: [SOA] },
     { name: 'upper-case hex in .addr', qname: '0A00010B.addr.consul', qtype: 'A', answer: a('0A00010B.addr.consul.', '10.0.1.11') },
   ]);
+
+  // A datacenter spelled with capitals in the catalog: names carrying the DC label match it in any
+  // case, including the SRV targets and PTR names the server writes itself (`w-1.node.dc1.consul.`).
+  const upper = new Table(catalogDoc('DC1', {
+    DC1: { services: { web: [instanceDoc(nodeDoc('w-1', '10.0.0.1'), 'web', { port: 80 })] } },
+    DC2: { services: { web: [instanceDoc(nodeDoc('w-2', '10.0.0.2'), 'web', { port: 80 })] } },
+  }));
+  for (const c of [
+    { name: 'DC label of a capitalised catalog DC, local', qname: 'web.service.dc1.consul', qtype: 'A', answer: ['web.service.dc1.consul. 0 IN A 10.0.0.1'] },
+    { name: 'DC label of a capitalised catalog DC, remote', qname: 'web.service.dc2.consul', qtype: 'A', answer: ['web.service.dc2.consul. 0 IN A 10.0.0.2'] },
+    { name: 'the SRV target the server writes resolves', qname: 'w-1.node.DC1.consul', qtype: 'A', answer: ['w-1.node.DC1.consul. 0 IN A 10.0.0.1'] },
+    { name: 'the service ENT of a capitalised DC', qname: 'service.dc2.consul', qtype: 'A', ns: [SOA] },
+  ] as Case[]) it(caseTitle(c), () => { upper.run(c); });
 });
 
-describe('TTLs (§1.5)', () => {
+describe('TTLs (docs/consul-dns.md §2, §4)', () => {
   const ttl = { service_ttl: { '*': '5s', web: '30s', 'd*': '20s', 'db*': '10s', 'we*': '1s' }, node_ttl: 60 };
   table([
     { name: 'exact service_ttl key beats prefixes', qname: 'web.service.consul', qtype: 'A', config: ttl, answer: WEB_IPS.map((ip) => `web.service.consul. 30 IN A ${ip}`) },
@@ -325,14 +442,17 @@ describe('TTLs (§1.5)', () => {
       answer: webSrv('web.service.consul.').map((l) => l.replace(' 0 IN ', ' 30 IN ')), extra: WEB_GLUE.map((l) => l.replace(' 0 IN ', ' 30 IN ')) },
     { name: 'longest matching prefix*', qname: 'db.service.consul', qtype: 'A', config: ttl, answer: ['db.service.consul. 10 IN A 10.0.2.121', 'db.service.consul. 10 IN A 10.0.2.22'] },
     { name: '* catch-all', qname: 'cache.service.consul', qtype: 'A', config: ttl, answer: ['cache.service.consul. 5 IN A 10.0.4.41'] },
-    { name: 'no match: 0, not node_ttl (legacy, §1.15)', qname: 'cache.service.consul', qtype: 'A', config: { service_ttl: { web: 30 }, node_ttl: 60 }, answer: ['cache.service.consul. 0 IN A 10.0.4.41'] },
+    { name: 'no match: 0, not node_ttl (Consul\'s legacy server)', qname: 'cache.service.consul', qtype: 'A', config: { service_ttl: { web: 30 }, node_ttl: 60 }, answer: ['cache.service.consul. 0 IN A 10.0.4.41'] },
     { name: 'node_ttl for node records and their TXT', qname: 'web-1.node.consul', qtype: 'A', config: ttl, answer: ['web-1.node.consul. 60 IN A 10.0.1.11'],
       extra: ['web-1.node.consul. 60 IN TXT "instance_type=t3.medium"', 'web-1.node.consul. 60 IN TXT "team-frontend"'] },
     { name: 'PTR is 0 by default whatever node_ttl is', qname: '11.1.0.10.in-addr.arpa', qtype: 'PTR', config: ttl, answer: ['11.1.0.10.in-addr.arpa. 0 IN PTR web-1.node.dc1.consul.'] },
+    { name: '.addr SRV target glue uses the service TTL', qname: 'db.service.consul', qtype: 'SRV', config: { service_ttl: { db: 12 }, node_ttl: 60 },
+      answer: ['db.service.consul. 12 IN SRV 1 1 5432 0a000279.addr.dc1.consul.', 'db.service.consul. 12 IN SRV 1 1 5432 0a000216.addr.dc1.consul.'],
+      extra: ['0a000279.addr.dc1.consul. 12 IN A 10.0.2.121', '0a000216.addr.dc1.consul. 12 IN A 10.0.2.22'] },
   ]);
 });
 
-describe('a_record_limit (§1.10)', () => {
+describe('a_record_limit (docs/consul-dns.md §4, §9)', () => {
   it('caps service A answers on every transport, without TC', () => {
     for (const q of [{ tcp: false, edns: 1232 }, { tcp: true }, { tcp: false }]) {
       const r = t.ask({ qname: 'web.service.consul', qtype: 'A', config: { a_record_limit: 2 }, ...q });
@@ -350,7 +470,7 @@ describe('a_record_limit (§1.10)', () => {
   ]);
 });
 
-describe('EDNS (§1.3)', () => {
+describe('EDNS (RFC 6891, docs/consul-dns.md §9)', () => {
   it('echoes an OPT with the client\'s UDP size', () => {
     const r = t.run({ qname: 'web.service.consul', qtype: 'A', edns: 4000, answer: a('web.service.consul.', ...WEB_IPS) });
     expect(r.opt!.udpPayloadSize).toBe(4000);
@@ -365,7 +485,7 @@ describe('EDNS (§1.3)', () => {
   });
 });
 
-describe('protocol gate (issue)', () => {
+describe('protocol gate (README "Protocol")', () => {
   const s = t.server();
   it('answers opcodes other than QUERY with NOTIMP', () => {
     const q = buildQuery('web.service.consul', 'A', { id: 9 });
@@ -400,71 +520,4 @@ describe('fixture sanity', () => {
   it('produces no validation warnings', () => {
     expect(t.server().warnings).toEqual([]);
   });
-});
-
-describe('ENTs for the other kinds and localities (RFC 8020, §1.16.2)', () => {
-  table([
-    { name: '_tcp.consul is an ENT of _web._tcp.consul (SRV)', qname: '_tcp.consul', qtype: 'SRV', ns: [SOA] },
-    { name: '_v1.consul is an ENT of _web._v1.consul (SRV)', qname: '_v1.consul', qtype: 'SRV', ns: [SOA] },
-    { name: 'addr.consul', qname: 'addr.consul', qtype: 'A', ns: [SOA] },
-    { name: 'dc.consul, dc2.dc.consul, service.dc2.dc.consul', qname: 'service.dc2.dc.consul', qtype: 'A', ns: [SOA] },
-    { qname: 'dc2.dc.consul', qtype: 'A', ns: [SOA] },
-    { qname: 'dc.consul', qtype: 'A', ns: [SOA] },
-    { qname: 'node.dc2.consul', qtype: 'A', ns: [SOA] },
-    { name: 'reverse-tree ENT above a PTR name', qname: '1.0.10.in-addr.arpa', qtype: 'PTR', ns: [SOA] },
-    { name: 'PTR name, other qtype: NODATA', qname: '11.1.0.10.in-addr.arpa', qtype: 'A', ns: [SOA] },
-    { name: 'a tag only unhealthy instances carry is no ENT', qname: '_v3.service.consul', qtype: 'SRV', rcode: 'NXDOMAIN', ns: [SOA] },
-  ]);
-});
-
-describe('more TTL and OPT cases', () => {
-  table([
-    { name: '.addr SRV target glue uses the service TTL', qname: 'db.service.consul', qtype: 'SRV', config: { service_ttl: { db: 12 }, node_ttl: 60 },
-      answer: ['db.service.consul. 12 IN SRV 1 1 5432 0a000279.addr.dc1.consul.', 'db.service.consul. 12 IN SRV 1 1 5432 0a000216.addr.dc1.consul.'],
-      extra: ['0a000279.addr.dc1.consul. 12 IN A 10.0.2.121', '0a000216.addr.dc1.consul. 12 IN A 10.0.2.22'] },
-    { name: 'REFUSED keeps the OPT', qname: 'example.com', qtype: 'A', edns: 1232, rcode: 'REFUSED' },
-    { name: 'SOA answer with EDNS', qname: 'consul', qtype: 'SOA', edns: 1232, answer: [SOA], ns: NS, extra: NS_GLUE },
-    { name: 'ANY at the apex: the SOA with its NS (RFC 8482 subset)', qname: 'consul', qtype: 'ANY', answer: [SOA], ns: NS, extra: NS_GLUE },
-  ]);
-});
-
-// ---------------------------------------------------------------------------------------------
-// Where the code disagrees with the reference. These assert the correct behaviour and fail today.
-// ---------------------------------------------------------------------------------------------
-
-describe('found in review (once disagreements)', () => {
-  // §1.12 / RFC 4343: names match case-insensitively. With a datacenter spelled with capitals in the
-  // catalog, every name carrying the DC label is NXDOMAIN, including the SRV targets and PTR names
-  // the server itself writes (`w.node.DC1.consul.`): the DC map is keyed by the catalog spelling
-  // while the question is lower-cased.
-  const upper = new Table(catalogDoc('DC1', {
-    DC1: { services: { web: [instanceDoc(nodeDoc('w-1', '10.0.0.1'), 'web', { port: 80 })] } },
-    DC2: { services: { web: [instanceDoc(nodeDoc('w-2', '10.0.0.2'), 'web', { port: 80 })] } },
-  }));
-  for (const c of [
-    { name: 'DC label of a capitalised catalog DC, local', qname: 'web.service.dc1.consul', qtype: 'A', answer: ['web.service.dc1.consul. 0 IN A 10.0.0.1'] },
-    { name: 'DC label of a capitalised catalog DC, remote', qname: 'web.service.dc2.consul', qtype: 'A', answer: ['web.service.dc2.consul. 0 IN A 10.0.0.2'] },
-    { name: 'the SRV target the server writes resolves', qname: 'w-1.node.DC1.consul', qtype: 'A', answer: ['w-1.node.DC1.consul. 0 IN A 10.0.0.1'] },
-    { name: 'the service ENT of a capitalised DC', qname: 'service.dc2.consul', qtype: 'A', ns: [SOA] },
-  ] as Case[]) it(caseTitle(c), () => { upper.run(c); });
-
-  // §1.9: the SOA/NS branch answers "for any name inside the domain" with the apex records. A
-  // reverse name is not inside the domain; answering `consul. SOA` to a question for
-  // 11.1.0.10.in-addr.arpa puts a record whose owner is not the question (nor an alias of it) in
-  // ANSWER, which resolvers discard. For an existing PTR name that is NODATA (rfc mode), for an
-  // unknown address NXDOMAIN (§1.8.4).
-  table([
-    { name: 'SOA query on a PTR name: NODATA, not the consul apex SOA', qname: '11.1.0.10.in-addr.arpa', qtype: 'SOA', ns: [SOA] },
-    { name: 'NS query on a PTR name: NODATA, not the consul apex NS', qname: '11.1.0.10.in-addr.arpa', qtype: 'NS', ns: [SOA] },
-    { name: 'SOA query on an unknown reverse name: NXDOMAIN', qname: '99.99.0.10.in-addr.arpa', qtype: 'SOA', rcode: 'NXDOMAIN', ns: [SOA] },
-  ]);
-
-  // §1.3 (compression on, as in Consul) and §1.9 (SOA: NS in AUTHORITY, glue in ADDITIONAL); the
-  // issue asks for compressed owner names. The SOA/NS/negative answers are written with
-  // uncompressed owners (the apex repeated in every record, each glue owner spelled out again), so
-  // with a 16-byte domain the apex SOA answer without EDNS is 514 bytes and the third glue record
-  // is dropped. Compressed, the whole answer is well under 512 bytes.
-  table([
-    { name: 'apex SOA for a longer domain keeps all its glue in 512 bytes', qname: 'example.internal', qtype: 'SOA', config: { domain: 'example.internal' }, ...EXAMPLE_SOA },
-  ]);
 });

@@ -29,7 +29,7 @@ function configError(src: Sources): ConfigError {
   throw new Error(`expected a ConfigError for ${JSON.stringify(src)}`);
 }
 
-describe('defaults (Consul dns_config defaults, §1.2)', () => {
+describe('defaults (Consul dns_config defaults, docs/consul-dns.md §2)', () => {
   const c = loadConfig();
   it.each([
     ['domain', 'consul'],
@@ -39,7 +39,7 @@ describe('defaults (Consul dns_config defaults, §1.2)', () => {
     ['onlyPassing', false],
     ['udpAnswerLimit', 3],
     ['aRecordLimit', 0],
-    ['enableTruncate', true], // rfc mode (§1.16.3)
+    ['enableTruncate', true], // rfc mode (docs/consul-dns.md §12.2)
     ['enableAdditionalNodeMetaTxt', true],
     ['translateWanAddrs', false],
     ['soa', { refresh: 3600, retry: 600, expire: 86400, minTtl: 0 }],
@@ -51,6 +51,7 @@ describe('defaults (Consul dns_config defaults, §1.2)', () => {
     ['rrlWindow', 15],
     ['rrlIpv4Prefix', 24],
     ['rrlIpv6Prefix', 56],
+    ['reverseZones', null], // derived from the catalog (README "Reverse zones")
   ] as const)('%s = %j', (k, v) => {
     expect(c[k]).toEqual(v);
   });
@@ -150,7 +151,7 @@ describe('service_ttl', () => {
   });
 });
 
-describe('serviceTtlFor: exact, then the longest prefix*, then *, else 0 (§1.2)', () => {
+describe('serviceTtlFor: exact, then the longest prefix*, then *, else 0 (docs/consul-dns.md §2)', () => {
   const rules = loadConfig({ object: { service_ttl: { '*': 1, 'w*': 2, 'web*': 3, web: 4, 'web-api*': 5, Billing: 6 } } }).serviceTtl;
   it.each([
     ['web', 4], // exact beats the prefixes that also match
@@ -169,6 +170,45 @@ describe('serviceTtlFor: exact, then the longest prefix*, then *, else 0 (§1.2)
     const r = loadConfig({ object: { service_ttl: { web: 4 }, node_ttl: 60 } }).serviceTtl;
     expect(serviceTtlFor(r, 'db')).toBe(0);
     expect(serviceTtlFor([], 'web')).toBe(0);
+  });
+});
+
+describe('reverse_zones', () => {
+  it('from a flag or the environment: comma-separated CIDR prefixes and zone names, as sorted apexes', () => {
+    expect(loadConfig({ flags: { reverse_zones: '10.0.0.0/8,2001:db8::/32' } }).reverseZones).toEqual(['10.in-addr.arpa', '8.b.d.0.1.0.0.2.ip6.arpa']);
+    expect(loadConfig({ env: { CATALOG_DNS_REVERSE_ZONES: '172.16.in-addr.arpa, 10.0.1.0/24' } }).reverseZones).toEqual(['1.0.10.in-addr.arpa', '172.16.in-addr.arpa']);
+  });
+
+  it('from a config file: a JSON list or a string, also under dns_config', () => {
+    expect(loadConfig({ configFile: file({ reverse_zones: ['10.0.0.0/8', '10.IN-ADDR.ARPA.'] }) }).reverseZones).toEqual(['10.in-addr.arpa']);
+    expect(loadConfig({ configFile: file({ dns_config: { reverse_zones: '192.168.0.0/16' } }) }).reverseZones).toEqual(['168.192.in-addr.arpa']);
+  });
+
+  it('empty: no reverse zones (every reverse name REFUSED)', () => {
+    expect(loadConfig({ flags: { reverse_zones: '' } }).reverseZones).toEqual([]);
+    expect(loadConfig({ object: { reverse_zones: [] } }).reverseZones).toEqual([]);
+  });
+
+  it('a flag overrides the file', () => {
+    const c = loadConfig({ configFile: file({ reverse_zones: ['10.0.0.0/8'] }), flags: { reverse_zones: '172.16.0.0/16' } });
+    expect(c.reverseZones).toEqual(['16.172.in-addr.arpa']);
+  });
+
+  it.each([
+    [{ flags: { reverse_zones: '10.0.0.0/20' } }, '--reverse-zones: "10.0.0.0/20": IPv4 reverse zones are on octet boundaries (/0, /8, /16, /24, /32)'],
+    [{ flags: { reverse_zones: '2001:db8::/30' } }, '--reverse-zones: "2001:db8::/30": IPv6 reverse zones are on nibble boundaries (a prefix length that is a multiple of 4)'],
+    [{ env: { CATALOG_DNS_REVERSE_ZONES: '10.1.0.0/8' } }, 'CATALOG_DNS_REVERSE_ZONES: "10.1.0.0/8": has bits set beyond the /8 prefix'],
+    [{ object: { reverse_zones: ['example.com'] } }, 'reverse_zones: "example.com": expected a CIDR prefix (10.0.0.0/8, 2001:db8::/32) or a reverse zone name (10.in-addr.arpa)'],
+    [{ object: { reverse_zones: '300.in-addr.arpa' } }, 'reverse_zones: "300.in-addr.arpa": an in-addr.arpa zone has up to 4 labels of 0-255 before in-addr.arpa'],
+    [{ object: { reverse_zones: '10.0.0.0/8,10.1.0.0/16' } }, 'reverse_zones: "10.1.0.0/16" (1.10.in-addr.arpa) lies inside "10.0.0.0/8" (10.in-addr.arpa); list only one of them'],
+    [{ object: { reverse_zones: 8 } }, 'reverse_zones: expected a list of CIDR prefixes or reverse zone names ("10.0.0.0/8,2001:db8::/32")'],
+  ] as Array<[Sources, string]>)('%j: %s', (src, message) => {
+    expect(configError(src).message).toBe(message);
+  });
+
+  it('in a config file: names the file and the key', () => {
+    const p = file({ reverse_zones: ['10.0.0.0/7'] });
+    expect(configError({ configFile: p }).message).toBe(`${p}: reverse_zones: "10.0.0.0/7": IPv4 reverse zones are on octet boundaries (/0, /8, /16, /24, /32)`);
   });
 });
 

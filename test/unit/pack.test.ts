@@ -1,6 +1,7 @@
 import packet from 'dns-packet';
 import { describe, expect, it } from 'vitest';
-import { packBlock, writeBlock, type PackRecord } from '../../src/dns/pack.js';
+import { packBlock, withFirstOwner, writeBlock, type PackRecord } from '../../src/dns/pack.js';
+import { nameToWire } from '../../src/dns/wire.js';
 
 const soa: PackRecord = { owner: 'consul', type: 'SOA', ttl: 5, data: { mname: 'ns.consul', rname: 'hostmaster.consul', serial: 7, refresh: 1, retry: 2, expire: 3, minimum: 4 } };
 const ns: PackRecord[] = ['a', 'b'].map((n) => ({ owner: 'consul', type: 'NS', ttl: 9, data: `${n}.node.dc1.consul` }));
@@ -42,5 +43,23 @@ describe('packBlock', () => {
 
   it('rejects an address of the wrong family', () => {
     expect(() => packBlock([], [], [{ owner: 'x.consul', type: 'A', ttl: 0, data: '::1' }])).toThrow(/not an A address/);
+  });
+});
+
+describe('withFirstOwner', () => {
+  it('gives the same records as packing with that owner, at any offset', () => {
+    const template = packBlock([], [{ ...soa, owner: '.' }], []);
+    for (const owner of ['1.0.10.in-addr.arpa', '8.b.d.0.1.0.0.2.ip6.arpa', 'consul']) {
+      const block = withFirstOwner(template, nameToWire(owner));
+      const direct = packBlock([], [{ ...soa, owner }], []);
+      for (const qname of ['x.in-addr.arpa', 'a.much.longer.question.name.under.consul']) {
+        expect(packet.decode(message(qname, block)).authorities).toEqual(packet.decode(message(qname, direct)).authorities);
+      }
+      expect(packet.decode(message('x', block)).authorities).toMatchObject([{ name: owner, type: 'SOA', data: { mname: 'ns.consul', rname: 'hostmaster.consul' } }]);
+    }
+  });
+
+  it('needs a template whose first owner is the root', () => {
+    expect(() => withFirstOwner(packBlock([soa], [], []), nameToWire('x'))).toThrow(/not the root/);
   });
 });

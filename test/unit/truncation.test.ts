@@ -1,5 +1,5 @@
 /**
- * Answer limits, truncation and sizes (CONSUL.md §1.10, §1.16.3 and the issue): udp_answer_limit
+ * Answer limits, truncation and sizes (docs/consul-dns.md §9, §12.2; README "Protocol"): udp_answer_limit
  * without EDNS (capped at 8), EDNS sizes up to max_udp_size, TC when records are dropped (rfc
  * default) or not (compat consul, enable_truncate=false), TCP carrying everything, compression.
  */
@@ -41,7 +41,7 @@ function expectSubset(r: Reply, from: readonly string[], n: number) {
   for (const l of r.answer) expect(from).toContain(l);
 }
 
-/** ADDITIONAL holds exactly one glue A per SRV target left in ANSWER, nothing for dropped ones (§1.10 syncExtra). */
+/** ADDITIONAL holds exactly one glue A per SRV target left in ANSWER, nothing for dropped ones (docs/consul-dns.md §9). */
 function expectGlueMatchesSrv(r: Reply) {
   const targets = r.answer.map((l) => l.split(' ').pop()!);
   expect(new Set(targets).size).toBe(targets.length);
@@ -49,7 +49,7 @@ function expectGlueMatchesSrv(r: Reply) {
   expect([...glueOwners].sort()).toEqual([...targets].sort());
 }
 
-describe('udp_answer_limit without EDNS (§1.10)', () => {
+describe('udp_answer_limit without EDNS (docs/consul-dns.md §9)', () => {
   it('cuts a UDP answer without EDNS to 3 by default, with TC in rfc mode', () => {
     const r = t.ask({ qname: 'big.service.consul', qtype: 'A' });
     expectSubset(r, BIG_A, 3);
@@ -97,7 +97,7 @@ describe('udp_answer_limit without EDNS (§1.10)', () => {
   });
 });
 
-describe('TC switch (§1.10, §1.16.3)', () => {
+describe('TC switch (docs/consul-dns.md §9, §12.2)', () => {
   it('enable_truncate=false: records dropped, TC not set', () => {
     const r = t.ask({ qname: 'big.service.consul', qtype: 'A', config: { enable_truncate: false } });
     expectSubset(r, BIG_A, 3);
@@ -123,7 +123,7 @@ describe('TC switch (§1.10, §1.16.3)', () => {
   });
 });
 
-describe('sizes (§1.10, issue)', () => {
+describe('sizes (docs/consul-dns.md §9, README "Protocol")', () => {
   it('fits as many SRV as the EDNS size allows, under it, with TC and matching glue', () => {
     for (const edns of [600, 1000, 1232]) {
       const r = t.ask({ qname: 'huge.service.consul', qtype: 'SRV', edns });
@@ -185,7 +185,7 @@ describe('sizes (§1.10, issue)', () => {
   });
 });
 
-describe('a_record_limit with truncation (§1.10)', () => {
+describe('a_record_limit with truncation (docs/consul-dns.md §9)', () => {
   it('limits A without counting as truncation, and leaves SRV alone on TCP', () => {
     const a = t.ask({ qname: 'huge.service.consul', qtype: 'A', edns: 1232, config: { a_record_limit: 4 } });
     expectSubset(a, HUGE_A, 4);
