@@ -2,7 +2,11 @@
  * The application: wires a catalog source, the zone store, the query handler and the listeners.
  * Everything comes in through options (no module-level state), so several can run in one process.
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ConsulClient } from './catalog/consul-client.js';
+import { ConsulCatalogSource } from './catalog/consul-source.js';
+import { readSnapshot, writeSnapshot } from './catalog/snapshot.js';
 import type { Catalog } from './catalog/catalog.js';
 import { FileCatalogSource } from './catalog/file-source.js';
 import type { CatalogSource, ChangeHint } from './catalog/source.js';
@@ -16,6 +20,10 @@ import { silentLogger, type Logger } from './log.js';
 import { TcpServer } from './transport/tcp.js';
 import { UdpServer } from './transport/udp.js';
 import { ZoneStore } from './zone/store.js';
+
+/** The catalog persisted in the data dir (live Consul only), and how often it is rewritten at most. */
+const SNAPSHOT_FILE = 'catalog.json';
+const SNAPSHOT_INTERVAL_MS = 5000;
 
 export interface AppOptions {
   readonly config: Config;
@@ -42,14 +50,97 @@ export class App {
     this.log = opts.logger ?? silentLogger();
     if (opts.config.dataDir) checkDataDir(opts.config.dataDir);
     this.store = new ZoneStore({ config: opts.config, logger: this.log, ...(opts.clock ? { clock: opts.clock } : {}) });
-    if (opts.source) this.source = opts.source;
-    else if (opts.config.catalogFile) this.source = new FileCatalogSource({ path: opts.config.catalogFile, logger: this.log });
-    else throw new ConfigError('--catalog-file', 'is required (the catalog to serve)');
     const c = opts.config;
+    if (opts.source) this.source = opts.source;
+    else if (c.catalogFile && c.consul.length) throw new ConfigError('--consul', 'cannot be used with --catalog-file: give one catalog source');
+    else if (c.catalogFile) this.source = new FileCatalogSource({ path: c.catalogFile, logger: this.log });
+    else if (c.consul.length) this.source = this.consulSource();
+    else throw new ConfigError('--catalog-file', 'or --consul is required (the catalog to serve: a file, or a live Consul)');
     this.rrl = c.rrlResponsesPerSecond === 0 ? null : new ResponseRateLimiter({
       responsesPerSecond: c.rrlResponsesPerSecond, slip: c.rrlSlip, windowSeconds: c.rrlWindow,
       ipv4Prefix: c.rrlIpv4Prefix, ipv6Prefix: c.rrlIpv6Prefix,
     });
+  }
+
+  /** The live Consul source: its client (TLS files read now, so a bad path stops the start) and the snapshot on disk. */
+  private consulSource(): ConsulCatalogSource {
+    const c = this.config;
+    const read = (key: string, path: string | null) => {
+      if (!path) return undefined;
+      try {
+        return readFileSync(path);
+      } catch (e) {
+        throw new ConfigError(key, `cannot read ${path}: ${(e as Error).message}`, { cause: e });
+      }
+    };
+    const tls = c.consulTls;
+    const ca = read('consul_cacert', tls.ca), cert = read('consul_client_cert', tls.cert), key = read('consul_client_key', tls.key);
+    const client = new ConsulClient({
+      addresses: c.consul, token: c.consulToken,
+      ...(ca || cert || key || tls.serverName ? { tls: { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}), ...(tls.serverName ? { servername: tls.serverName } : {}) } } : {}),
+    });
+    const snapshot = c.dataDir ? join(c.dataDir, SNAPSHOT_FILE) : null;
+    this.snapshotPath = snapshot;
+    return new ConsulCatalogSource({
+      client, logger: this.log, datacenters: c.datacenters,
+      initial: async () => {
+        if (!snapshot) return null;
+        try {
+          const cat = await readSnapshot(snapshot);
+          if (cat) this.log.info({ path: snapshot }, 'serving the catalog snapshot until Consul answers');
+          return cat;
+        } catch (e) {
+          this.log.warn({ path: snapshot, err: (e as Error).message }, 'catalog snapshot unreadable; waiting for Consul');
+          return null;
+        }
+      },
+    });
+  }
+
+  /** Keeps the last catalog from Consul on disk (at most one write at a time, the newest catalog wins). */
+  private persist(catalog: Catalog): void {
+    if (!this.snapshotPath) return;
+    this.snapshotNext = catalog;
+    if (this.snapshotWriting) return;
+    this.snapshotWriting = true;
+    void (async () => {
+      while (this.snapshotNext) {
+        const next = this.snapshotNext;
+        this.snapshotNext = null;
+        try {
+          const t0 = performance.now();
+          const bytes = await writeSnapshot(this.snapshotPath!, next);
+          this.log.debug({ path: this.snapshotPath, bytes, ms: Math.round(performance.now() - t0) }, 'catalog snapshot written');
+        } catch (e) {
+          this.log.error({ path: this.snapshotPath, err: (e as Error).message }, 'cannot write the catalog snapshot');
+        }
+        // Bounded rate: a busy catalog is written at most every few seconds.
+        await new Promise((r) => setTimeout(r, SNAPSHOT_INTERVAL_MS).unref());
+      }
+      this.snapshotWriting = false;
+    })();
+  }
+
+  private snapshotPath: string | null = null;
+  private snapshotNext: Catalog | null = null;
+  private snapshotWriting = false;
+  private staleTimer: NodeJS.Timeout | null = null;
+
+  /** max_stale: past it without contact with Consul, the zone is withheld and queries get SERVFAIL. */
+  private watchStaleness(): void {
+    const maxStale = this.config.maxStale;
+    const src = this.source;
+    if (maxStale === null || !(src instanceof ConsulCatalogSource)) return;
+    this.staleTimer = setInterval(() => {
+      const since = src.lastContact === null ? null : Date.now() - src.lastContact;
+      const tooOld = since !== null && since > maxStale * 1000;
+      if (tooOld !== this.store.withheld) {
+        this.store.withheld = tooOld;
+        if (tooOld) this.log.error({ maxStale, lastContactMsAgo: since }, 'no contact with Consul for longer than max_stale: answering SERVFAIL');
+        else this.log.info('contact with Consul is back: answering again');
+      }
+    }, 1000);
+    this.staleTimer.unref();
   }
 
   /** The address DNS is served on (after start). */
@@ -62,7 +153,7 @@ export class App {
     await this.source.start(
       (catalog: Catalog, hint?: ChangeHint) => {
         // A failure is logged and recorded by the store; the previous zone keeps serving.
-        const c = this.store.commit(catalog, this.source.name, hint).catch(() => {});
+        const c = this.store.commit(catalog, this.source.name, hint).then(() => this.persist(catalog), () => {});
         first ??= c;
       },
       (reason) => this.store.recordFailure(reason),
@@ -71,6 +162,7 @@ export class App {
     if (!this.store.current()) throw new CatalogDnsError('CDNS_ERR_CATALOG_INVALID', 'the first catalog could not be turned into a zone');
     const handler = new QueryHandler({ store: this.store, config: this.config, logger: this.log, counters: this.counters });
     await this.listen(handler);
+    this.watchStaleness();
     const zone = this.store.current()!;
     this.log.info({ dns: `${fmtHost(this.config.dnsHost)}:${this.port}`, domain: this.config.domain, source: this.source.name,
       catalog: this.config.catalogFile, serial: zone.serial, compat: this.config.compat }, 'serving');
@@ -112,12 +204,14 @@ export class App {
 
   /** Graceful: stop listening, finish open TCP writes, stop the source (without waiting long for a read). */
   async close(): Promise<void> {
+    if (this.staleTimer) clearInterval(this.staleTimer);
     await Promise.all([this.udp?.close(), this.tcp?.close(), this.source.close()]);
     this.udp = this.tcp = null;
   }
 
   /** Now: drop connections. */
   destroy(): void {
+    if (this.staleTimer) clearInterval(this.staleTimer);
     this.tcp?.destroy();
     void this.udp?.close();
     void this.source.close();

@@ -78,6 +78,8 @@ export class ConsulClient {
   requests = 0;
   bytesReceived = 0;
   errors = 0;
+  /** Called on every successful response (liveness: a blocking query that times out is contact too). */
+  onSuccess: (() => void) | null = null;
 
   constructor(opts: ConsulClientOptions) {
     if (opts.addresses.length === 0) throw new CatalogDnsError('CDNS_ERR_CONFIG', 'consul: no address given');
@@ -152,6 +154,7 @@ export class ConsulClient {
       this.errors++;
       throw new ConsulError('CDNS_ERR_CONSUL_BAD_RESPONSE', base.origin, `${base.origin}${url.pathname}: not JSON (${(e as Error).message})`, 200, { cause: e });
     }
+    this.onSuccess?.();
     const h = (n: string) => { const v = res.headers[n]; return Array.isArray(v) ? v[0] : v; };
     const index = Number(h('x-consul-index') ?? 0);
     const leader = h('x-consul-knownleader');

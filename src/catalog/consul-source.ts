@@ -23,10 +23,16 @@ export interface ConsulSourceOptions {
   readonly timing?: WatchTiming;
   /** Quiet window: commit after `minMs` without a change, and at least every `maxMs` while changes go on. */
   readonly quiet?: { readonly minMs: number; readonly maxMs: number };
-  /** A catalog to serve until Consul answers (the snapshot persisted by the last run), or null. */
-  readonly initial?: Catalog | null;
+  /** The catalog to serve until Consul answers (the snapshot persisted by the last run), or null. */
+  readonly initial?: () => Promise<Catalog | null>;
   /** How many initial reads run at once (default 32). */
   readonly concurrency?: number;
+  /**
+   * A cheap non-blocking read (/v1/catalog/datacenters, which needs no leader) this often (default
+   * 5 s): blocking queries parked on an unchanging catalog say nothing about whether Consul is still
+   * there, and max_stale counts from the last answer.
+   */
+  readonly probeMs?: number;
 }
 
 interface DcState {
@@ -60,8 +66,10 @@ export class ConsulCatalogSource implements CatalogSource {
   private maxTimer: NodeJS.Timeout | null = null;
   private firstSync: (() => void) | null = null;
   private closed = false;
-  private readonly initial: Catalog | null;
+  private readonly initial: (() => Promise<Catalog | null>) | null;
   private readonly concurrency: number;
+  private readonly probeMs: number;
+  private probeTimer: NodeJS.Timeout | null = null;
   private inflight = 0;
   private readonly queue: Array<() => void> = [];
   /** When Consul last answered, and whether it is answering now (state transitions are logged). */
@@ -76,7 +84,9 @@ export class ConsulCatalogSource implements CatalogSource {
     this.quiet = opts.quiet ?? { minMs: 50, maxMs: 500 };
     this.initial = opts.initial ?? null;
     this.concurrency = opts.concurrency ?? 32;
+    this.probeMs = opts.probeMs ?? 5000;
     this.wantDcs = opts.datacenters ?? [];
+    this.client.onSuccess = () => this.contact();
   }
 
   private readonly wantDcs: readonly string[];
@@ -89,9 +99,14 @@ export class ConsulCatalogSource implements CatalogSource {
     this.onCatalog = onCatalog;
     if (onFailure) this.onFailure = onFailure;
     const synced = new Promise<void>((resolve) => { this.firstSync = resolve; });
+    const initial = this.initial ? await this.initial() : null;
     void this.discover();
-    if (this.initial) {
-      onCatalog(this.initial);
+    this.probeTimer = setInterval(() => {
+      if (this.dcs.size) this.client.get('/v1/catalog/datacenters').catch((e: unknown) => this.failed(e));
+    }, this.probeMs);
+    this.probeTimer.unref();
+    if (initial) {
+      onCatalog(initial);
       return;
     }
     await synced;
@@ -259,6 +274,7 @@ export class ConsulCatalogSource implements CatalogSource {
 
   private failed(e: unknown): void {
     const message = (e as Error).message ?? String(e);
+    if (this.log.isLevelEnabled('debug')) this.log.debug({ err: message }, 'consul request failed');
     if (this.reachable !== false) {
       this.log.warn({ err: message, code: (e as { code?: string }).code }, 'consul unavailable; serving the last good catalog');
       this.reachable = false;
@@ -275,6 +291,7 @@ export class ConsulCatalogSource implements CatalogSource {
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.probeTimer) clearInterval(this.probeTimer);
     if (this.quietTimer) clearTimeout(this.quietTimer);
     if (this.maxTimer) clearTimeout(this.maxTimer);
     this.firstSync?.();

@@ -11,7 +11,7 @@ import type { ConsulClient, ConsulResponse, QueryOptions } from './consul-client
 export interface WatchTiming {
   /** Blocking wait sent to Consul (default 5 min). */
   readonly waitMs: number;
-  /** Backoff after the first error, doubled per error up to `maxBackoffMs` (defaults 250 ms, 1 min). */
+  /** Backoff after the first error, doubled per error up to `maxBackoffMs` (defaults 250 ms, 10 s). */
   readonly backoffMs: number;
   readonly maxBackoffMs: number;
   /** Token bucket: `burst` requests at once, refilled at `ratePerSec` (defaults 2 and 2/s). */
@@ -19,7 +19,11 @@ export interface WatchTiming {
   readonly ratePerSec: number;
 }
 
-export const DEFAULT_TIMING: WatchTiming = { waitMs: 300_000, backoffMs: 250, maxBackoffMs: 60_000, burst: 2, ratePerSec: 2 };
+/**
+ * Defaults: consul-template's 250 ms first backoff, but at most 10 s (not 1 min): a DNS layer must
+ * notice quickly that Consul is back; the jitter spreads the retries of many watches.
+ */
+export const DEFAULT_TIMING: WatchTiming = { waitMs: 300_000, backoffMs: 250, maxBackoffMs: 10_000, burst: 2, ratePerSec: 2 };
 
 export interface WatchDeps {
   readonly now?: () => number;

@@ -72,8 +72,11 @@ export class ZoneStore {
     this.state = this.loadState();
   }
 
+  /** While set (max_stale passed without contact with the source), queries see no zone: SERVFAIL. */
+  withheld = false;
+
   current(): Zone | null {
-    return this.zone;
+    return this.withheld ? null : this.zone;
   }
 
   /**

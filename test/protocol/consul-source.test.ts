@@ -38,10 +38,10 @@ async function setup(): Promise<{ consul: FakeConsul; app: App; source: ConsulCa
 const addresses = async (port: number, name: string) =>
   (await udpQuery(port, name, 'A', { edns: 4096 })).answers.map((a) => a.data as string).sort();
 
-/** Polls until `f` returns what `ok` accepts (bounded: 100 tries). */
+/** Polls until `f` returns what `ok` accepts (bounded: 300 tries, 15 s and more: a retry may be in a 10 s backoff). */
 async function eventually<T>(f: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
   let v = await f();
-  for (let i = 0; i < 100 && !ok(v); i++) { await new Promise((r) => setTimeout(r, 50)); v = await f(); }
+  for (let i = 0; i < 300 && !ok(v); i++) { await new Promise((r) => setTimeout(r, 50)); v = await f(); }
   expect(ok(v)).toBe(true);
   return v;
 }
@@ -88,5 +88,49 @@ describe('following a live Consul', () => {
     consul.registerService({ Node: 'web-5', Address: '10.0.1.5' }, { ID: 'web-5', Service: 'web', Port: 8080 });
     await eventually(() => addresses(port, 'web.service.consul'), (a) => a.includes('10.0.1.5'));
     expect(source.reachable).toBe(true);
+  }, 60_000);
+});
+
+describe('configured from the options (--consul, --data-dir, max_stale)', () => {
+  const config = (o: Record<string, unknown>) => loadConfig({ object: { dns: '127.0.0.1:0', ...o } });
+
+  it('one catalog source: --consul with --catalog-file, or neither, stops the start naming the options', () => {
+    expect(() => new App({ config: config({ consul: 'http://127.0.0.1:1', catalog_file: '/x.json' }) })).toThrow(/--consul: cannot be used with --catalog-file/);
+    expect(() => new App({ config: config({}) })).toThrow(/--catalog-file: or --consul is required/);
+    expect(() => loadConfig({ object: { consul: 'ftp://x' } })).toThrow(/consul: "ftp:\/\/x": only http and https/);
+    expect(() => new App({ config: config({ consul: 'http://127.0.0.1:1', consul_cacert: '/nonexistent.pem' }) })).toThrow(/consul_cacert: cannot read/);
+    expect(loadConfig({ env: { CONSUL_HTTP_ADDR: '10.0.0.1:8501', CONSUL_HTTP_SSL: 'true', CONSUL_HTTP_TOKEN: 't' } })).toMatchObject({ consul: ['https://10.0.0.1:8501'], consulToken: 't' });
+  });
+
+  it('a restart while Consul is down answers from the snapshot on disk; max_stale turns answers into SERVFAIL', async () => {
+    const consul = await startFakeConsul({ jitter: false });
+    cleanups.push(() => consul.close());
+    consul.registerService({ Node: 'web-1', Address: '10.0.1.1' }, { ID: 'web-1', Service: 'web', Port: 80 });
+    const { mkdtempSync, rmSync, existsSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'cdns-consul-'));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+
+    const first = new App({ config: config({ consul: consul.url, data_dir: dir }), logger: silentLogger() });
+    await first.start();
+    expect(await addresses(first.dnsAddress.port, 'web.service.consul')).toEqual(['10.0.1.1']);
+    await eventually(async () => existsSync(join(dir, 'catalog.json')), (x) => x);
+    await first.close();
+
+    await consul.stop(); // Consul down for the restart
+    const second = new App({ config: config({ consul: consul.url, data_dir: dir, max_stale: '2s' }), logger: silentLogger() });
+    await second.start();
+    cleanups.push(() => second.close());
+    expect(await addresses(second.dnsAddress.port, 'web.service.consul')).toEqual(['10.0.1.1']);
+    // Never heard from Consul in this run: max_stale counts from the last contact, so the snapshot
+    // keeps serving; once Consul answered and then went away, max_stale applies.
+    await consul.start();
+    consul.registerService({ Node: 'web-2', Address: '10.0.1.2' }, { ID: 'web-2', Service: 'web', Port: 80 });
+    await eventually(() => addresses(second.dnsAddress.port, 'web.service.consul'), (a) => a.length === 2);
+    await consul.stop();
+    await eventually(async () => (await udpQuery(second.dnsAddress.port, 'web.service.consul', 'A')).rcode, (r) => r === 'SERVFAIL');
+    await consul.start();
+    await eventually(async () => (await udpQuery(second.dnsAddress.port, 'web.service.consul', 'A')).rcode, (r) => r === 'NOERROR');
   }, 60_000);
 });
