@@ -83,6 +83,7 @@ export class App {
     this.snapshotPath = snapshot;
     return new ConsulCatalogSource({
       client, logger: this.log, datacenters: c.datacenters,
+      guard: c.removalGuard === 0 ? null : { share: c.removalGuard / 100, holdMs: c.removalGuardHold * 1000 },
       initial: async () => {
         if (!snapshot) return null;
         try {

@@ -61,6 +61,9 @@ export interface Config {
   readonly datacenters: readonly string[];
   /** Seconds without contact with Consul after which answers become SERVFAIL; null: never. */
   readonly maxStale: number | null;
+  /** Percent of all instances one update may remove before it is held back (0 = no guard), and for how long (s). */
+  readonly removalGuard: number;
+  readonly removalGuardHold: number;
 }
 
 type Kind = 'hostport' | 'domain' | 'path' | 'level' | 'compat' | 'duration' | 'int' | 'bool' | 'ttlmap' | 'reversezones' | 'urls' | 'labels' | 'secret';
@@ -125,6 +128,8 @@ export const OPTIONS: readonly Spec[] = [
   { key: 'consul_tls_server_name', kind: 'path', def: null, help: 'server name to verify Consul\'s certificate against', envAliases: ['CONSUL_TLS_SERVER_NAME'] },
   { key: 'datacenters', kind: 'labels', def: [], help: 'datacenters to follow, "dc1,dc2" (default: every datacenter Consul lists)' },
   { key: 'max_stale', kind: 'duration', def: null, help: 'after this long without hearing from Consul, answer SERVFAIL (default: serve the last good zone forever, as Consul\'s DNS)', min: 1, max: 315_360_000 },
+  { key: 'removal_guard', kind: 'int', def: 50, help: 'percent of all instances an update from Consul may remove at once; a larger removal is held back for removal_guard_hold (0 = no guard)', min: 0, max: 100 },
+  { key: 'removal_guard_hold', kind: 'duration', def: 60, help: 'how long a removal beyond removal_guard must persist before it is applied', min: 1, max: 86400 },
   { key: 'reverse_zones', kind: 'reversezones', def: null, help: 'reverse zones served: CIDR prefixes on octet/nibble boundaries or zone names, "10.0.0.0/8,2001:db8::/32" (default: the /24 or /64 of each PTR address)' },
 ];
 
@@ -392,6 +397,8 @@ export function loadConfig(src: Sources = {}): Config {
     },
     datacenters: g<string[]>('datacenters'),
     maxStale: g<number | null>('max_stale'),
+    removalGuard: g<number>('removal_guard'),
+    removalGuardHold: g<number>('removal_guard_hold'),
   };
 }
 

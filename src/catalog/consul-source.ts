@@ -33,7 +33,15 @@ export interface ConsulSourceOptions {
    * there, and max_stale counts from the last answer.
    */
   readonly probeMs?: number;
+  /**
+   * Hold back an update that removes more than `share` of all instances until it has been seen for
+   * `holdMs` (default 0.5 and 60 s); null: no guard.
+   */
+  readonly guard?: { readonly share: number; readonly holdMs: number } | null;
 }
+
+/** Below this many instances the removal guard does not apply (small catalogs change wholesale). */
+const GUARD_MIN_INSTANCES = 10;
 
 interface DcState {
   readonly name: string;
@@ -72,6 +80,11 @@ export class ConsulCatalogSource implements CatalogSource {
   private probeTimer: NodeJS.Timeout | null = null;
   private inflight = 0;
   private readonly queue: Array<() => void> = [];
+  private readonly guard: { share: number; holdMs: number } | null;
+  private delivered: number | null = null;
+  private heldSince: number | null = null;
+  /** Updates held back by the removal guard. */
+  heldBack = 0;
   /** When Consul last answered, and whether it is answering now (state transitions are logged). */
   lastContact: number | null = null;
   reachable: boolean | null = null;
@@ -85,6 +98,7 @@ export class ConsulCatalogSource implements CatalogSource {
     this.initial = opts.initial ?? null;
     this.concurrency = opts.concurrency ?? 32;
     this.probeMs = opts.probeMs ?? 5000;
+    this.guard = opts.guard === undefined ? { share: 0.5, holdMs: 60_000 } : opts.guard;
     this.wantDcs = opts.datacenters ?? [];
     this.client.onSuccess = () => this.contact();
   }
@@ -106,6 +120,7 @@ export class ConsulCatalogSource implements CatalogSource {
     }, this.probeMs);
     this.probeTimer.unref();
     if (initial) {
+      this.delivered = [...initial.datacenters.values()].reduce((n, d) => n + [...d.services.values()].reduce((m, l) => m + l.length, 0), 0);
       onCatalog(initial);
       return;
     }
@@ -247,6 +262,7 @@ export class ConsulCatalogSource implements CatalogSource {
     this.quietTimer = this.maxTimer = null;
     if (this.closed || !this.onCatalog || !this.synced()) return;
     if (!this.dirtyServices.size && !this.dirtyNodes.size && this.commits > 0) return;
+    if (this.guarded()) return;
     const split = (k: string) => k.split('\0') as [string, string];
     const hint: ChangeHint = { services: [...this.dirtyServices].map(split), nodes: [...this.dirtyNodes].map(split) };
     this.dirtyServices.clear();
@@ -256,12 +272,48 @@ export class ConsulCatalogSource implements CatalogSource {
     for (const [dc, st] of this.dcs) datacenters.set(dc, { nodes: new Map(st.nodes), services: new Map(st.services) });
     const first = this.commits === 0;
     this.commits++;
+    this.delivered = this.instances();
     this.onCatalog({ datacenter: this.localDc, datacenters }, first ? undefined : hint);
     if (first) {
       this.log.info({ datacenters: [...this.dcs.keys()], services: [...this.dcs.values()].reduce((n, s) => n + s.services.size, 0) }, 'consul catalog read');
       this.firstSync?.();
       this.firstSync = null;
     }
+  }
+
+  private instances(): number {
+    let n = 0;
+    for (const st of this.dcs.values()) for (const l of st.services.values()) n += l.length;
+    return n;
+  }
+
+  /**
+   * The removal guard: an update that takes away more than `guard.share` of all instances (a token
+   * that lost its rights gets 200 with silently filtered, empty lists) is held back until it has
+   * been seen for `guard.holdMs`; then it is applied. Logged both ways.
+   */
+  private guarded(): boolean {
+    const g = this.guard;
+    const before = this.delivered;
+    if (!g || before === null || before < GUARD_MIN_INSTANCES) return false;
+    const now = this.instances();
+    if ((before - now) / before <= g.share) {
+      if (this.heldSince !== null) this.log.info({ before, now }, 'removal guard: the catalog recovered; applying it');
+      this.heldSince = null;
+      return false;
+    }
+    const t = Date.now();
+    if (this.heldSince === null) {
+      this.heldSince = t;
+      this.heldBack++;
+      this.log.warn({ before, now, holdMs: g.holdMs }, 'removal guard: an update removes most instances (ACL token without rights?); holding it back');
+      setTimeout(() => this.flush(), g.holdMs).unref();
+      return true;
+    }
+    if (t - this.heldSince < g.holdMs) return true;
+    this.log.warn({ before, now, heldMs: t - this.heldSince }, 'removal guard: the removal persisted; applying it');
+    this.heldSince = null;
+    return false;
   }
 
   private contact(): void {

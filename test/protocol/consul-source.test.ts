@@ -91,6 +91,37 @@ describe('following a live Consul', () => {
   }, 60_000);
 });
 
+describe('the removal guard', () => {
+  it('holds back an update that removes most instances until it has lasted removal_guard_hold; a recovery in between is never applied', async () => {
+    const consul = await startFakeConsul({ jitter: false });
+    cleanups.push(() => consul.close());
+    for (let i = 1; i <= 12; i++) consul.registerService({ Node: `n${i}`, Address: `10.0.3.${i}` }, { ID: `api-${i}`, Service: 'api', Port: 80 });
+    const client = new ConsulClient({ addresses: [consul.url], timeoutMs: 2000 });
+    const source = new ConsulCatalogSource({
+      client, logger: silentLogger(), quiet: { minMs: 20, maxMs: 200 }, guard: { share: 0.5, holdMs: 1500 },
+      timing: { ...DEFAULT_TIMING, waitMs: 10_000, backoffMs: 20, maxBackoffMs: 200, ratePerSec: 50, burst: 10 },
+    });
+    const app = new App({ config: loadConfig({ object: { dns: '127.0.0.1:0' } }), logger: silentLogger(), source });
+    await app.start();
+    cleanups.push(() => app.close());
+    const port = app.dnsAddress.port;
+    const count = async () => (await addresses(port, 'api.service.consul')).length;
+    expect(await count()).toBe(12);
+    // A flap: 10 of 12 go away and come back within the hold: the zone never loses them.
+    for (let i = 1; i <= 10; i++) consul.deregisterService(`n${i}`, `api-${i}`);
+    await eventually(async () => source.heldBack, (n) => n === 1);
+    expect(await count()).toBe(12);
+    for (let i = 1; i <= 10; i++) consul.registerService({ Node: `n${i}`, Address: `10.0.3.${i}` }, { ID: `api-${i}`, Service: 'api', Port: 80 });
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(await count()).toBe(12);
+    // A removal that lasts is applied after the hold.
+    for (let i = 1; i <= 10; i++) consul.deregisterService(`n${i}`, `api-${i}`);
+    await eventually(async () => source.heldBack, (n) => n === 2);
+    expect(await count()).toBe(12);
+    await eventually(count, (n) => n === 2);
+  }, 30_000);
+});
+
 describe('configured from the options (--consul, --data-dir, max_stale)', () => {
   const config = (o: Record<string, unknown>) => loadConfig({ object: { dns: '127.0.0.1:0', ...o } });
 
