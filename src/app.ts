@@ -3,6 +3,7 @@
  * Everything comes in through options (no module-level state), so several can run in one process.
  */
 import { readFileSync } from 'node:fs';
+import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConsulClient } from './catalog/consul-client.js';
 import { ConsulCatalogSource } from './catalog/consul-source.js';
@@ -91,7 +92,10 @@ export class App {
           if (cat) this.log.info({ path: snapshot }, 'serving the catalog snapshot until Consul answers');
           return cat;
         } catch (e) {
-          this.log.warn({ path: snapshot, err: (e as Error).message }, 'catalog snapshot unreadable; waiting for Consul');
+          // Never fatal: moved aside for a look, and Consul gives the catalog again.
+          const aside = `${snapshot}.corrupt-${Date.now()}`;
+          await rename(snapshot, aside).catch(() => {});
+          this.log.error({ path: snapshot, movedTo: aside, err: (e as Error).message }, 'catalog snapshot unreadable; moved aside, waiting for Consul');
           return null;
         }
       },

@@ -163,5 +163,15 @@ describe('configured from the options (--consul, --data-dir, max_stale)', () => 
     await eventually(async () => (await udpQuery(second.dnsAddress.port, 'web.service.consul', 'A')).rcode, (r) => r === 'SERVFAIL');
     await consul.start();
     await eventually(async () => (await udpQuery(second.dnsAddress.port, 'web.service.consul', 'A')).rcode, (r) => r === 'NOERROR');
+    await second.close();
+
+    // A corrupt snapshot is moved aside and logged; the start waits for Consul instead.
+    const { writeFileSync, readdirSync } = await import('node:fs');
+    writeFileSync(join(dir, 'catalog.json'), '{"datacenter": "dc1", "datac');
+    const third = new App({ config: config({ consul: consul.url, data_dir: dir }), logger: silentLogger() });
+    await third.start();
+    cleanups.push(() => third.close());
+    expect((await addresses(third.dnsAddress.port, 'web.service.consul')).length).toBe(2);
+    expect(readdirSync(dir).some((f) => f.startsWith('catalog.json.corrupt-'))).toBe(true);
   }, 60_000);
 });
