@@ -5,6 +5,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { isIP } from 'node:net';
+import { ADDR_OWNER_BYTES, SRV_ONLY_OWNER_BYTES, cacheBudget } from '../cache-budget.js';
 import type { Catalog, CatalogNode, ServiceInstance } from '../catalog/catalog.js';
 import { isWireName } from '../catalog/catalog.js';
 import { serviceTtlFor, type Config } from '../config.js';
@@ -477,13 +478,16 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
   const addrOwner = (hex: string): Owner => {
     const a = addrFromHex(hex);
     if (!a) return nx;
-    const ip = a.family === 4 ? [...a.bytes].join('.') : canonicalIp(a.bytes.toString('hex').replace(/(.{4})(?!$)/g, '$1:'));
+    // Made per name at lookup time and kept by the name memo: nothing here may grow a build-time
+    // map (canonicalIpOf, not the memoised canonicalIp), and the record gets storage of its own
+    // (a slice of Buffer's shared pool would keep a whole 8 KiB pool chunk alive).
+    const ip = a.family === 4 ? [...a.bytes].join('.') : canonicalIpOf(a.bytes.toString('hex').replace(/(.{4})(?!$)/g, '$1:'));
     const type = a.family === 4 ? 'A' : 'AAAA';
-    const rr = rrAtQname(type, cfg.nodeTtl, ip);
+    const rr = ownCopy(rrAtQname(type, cfg.nodeTtl, ip));
     const hit: Answer = { rcode: RCODE.NOERROR, units: [plain(rr)], shuffle: false, addressLimit: false, authority: [], additional: [] };
     // Other qtypes: NOERROR, the record in ADDITIONAL (Consul PR #10401); with the SOA in rfc mode.
     const other: Answer = { rcode: RCODE.NOERROR, units: [], shuffle: false, addressLimit: false, authority: rfc ? NODATA.authority : [], additional: [rr] };
-    return new TypedOwner(new Map([[a.family === 4 ? QTYPE.A : QTYPE.AAAA, hit], [QTYPE.ANY, hit]]), other);
+    return new TypedOwner(new Map([[a.family === 4 ? QTYPE.A : QTYPE.AAAA, hit], [QTYPE.ANY, hit]]), other, ADDR_OWNER_BYTES);
   };
 
   /** Empty non-terminals made of locality labels only: `dc1`, `dc`, `dc1.dc`. */
@@ -596,15 +600,23 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
     resolve: (labels, where) => (where === 'zone' ? resolveZone(labels) : resolveReverse(labels)),
     stats: { names: names + ptr.size, records },
     apexAnyIsSoa: rfc, // Consul: the apex is not a lookup kind, so NXDOMAIN
-  });
+  }, cacheBudget(cfg.responseCacheBytes).names);
 }
 
 /** A name that exists only for SRV queries (RFC 2782 names without the `service` label). */
 class SrvOnlyOwner implements Owner {
+  readonly ownBytes = SRV_ONLY_OWNER_BYTES;
   constructor(private readonly inner: Owner, private readonly other: Answer) {}
   answer(qtype: number): Answer {
     return qtype === QTYPE.SRV ? this.inner.answer(qtype) : this.other;
   }
+}
+
+/** A copy with storage of its own (Buffer.alloc never slices the shared pool). */
+function ownCopy(b: Buffer): Buffer {
+  const c = Buffer.alloc(b.length);
+  c.set(b);
+  return c;
 }
 
 /** The target of a CNAME RR whose owner is the 0xC00C pointer and whose RDATA name is uncompressed. */

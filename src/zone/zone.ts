@@ -3,6 +3,7 @@
  * Query time is: name lookup (memoised) -> Answer -> the response writer shuffles/trims and copies.
  */
 import { LRUCache } from 'lru-cache';
+import { NAME_MEMO_ENTRY_BYTES, cacheBudget, stringBytes } from '../cache-budget.js';
 import type { PackedBlock } from '../dns/pack.js';
 
 /** One answer record plus the additional records it brings (SRV glue). */
@@ -43,6 +44,11 @@ export interface Answer {
 /** What a name resolves to: one prepared Answer per qtype. */
 export interface Owner {
   answer(qtype: number): Answer;
+  /**
+   * Bytes held by this owner alone when the resolver made it for one name at lookup time (the
+   * name memo counts them); absent for owners built with the zone and shared by many names.
+   */
+  readonly ownBytes?: number;
 }
 
 export class FixedOwner implements Owner {
@@ -53,7 +59,7 @@ export class FixedOwner implements Owner {
 }
 
 export class TypedOwner implements Owner {
-  constructor(private readonly byType: ReadonlyMap<number, Answer>, private readonly other: Answer) {}
+  constructor(private readonly byType: ReadonlyMap<number, Answer>, private readonly other: Answer, readonly ownBytes = 0) {}
   answer(qtype: number): Answer {
     return this.byType.get(qtype) ?? this.other;
   }
@@ -93,9 +99,16 @@ export class Zone {
   private readonly apexAnyIsSoa: boolean;
   private readonly domainKey: string;
   private readonly domainLabels: number;
+  /**
+   * Names already resolved, bounded by bytes (cache-budget.ts: the name memo's part of
+   * response_cache_mb): each entry counts its key string, its memo slots and record, and what its
+   * owner holds alone (Owner.ownBytes).
+   */
   private readonly memo: LRUCache<string, Entry>;
+  private readonly memoLimit: number;
+  private memoInserts = 0;
 
-  constructor(p: ZoneParts, memoSize = 50_000) {
+  constructor(p: ZoneParts, memoBytes = cacheBudget(64 * 1024 * 1024).names) {
     this.serial = p.serial;
     this.domain = p.domain;
     this.contentHash = p.contentHash;
@@ -106,7 +119,16 @@ export class Zone {
     this.apexAnyIsSoa = p.apexAnyIsSoa;
     this.domainKey = wireKey(p.domain);
     this.domainLabels = p.domain.split('.').length;
-    this.memo = new LRUCache({ max: memoSize });
+    this.memoLimit = memoBytes;
+    this.memo = new LRUCache<string, Entry>({
+      maxSize: memoBytes,
+      sizeCalculation: (e, key) => NAME_MEMO_ENTRY_BYTES + stringBytes(key.length) + (e.owner.ownBytes ?? 0),
+    });
+  }
+
+  /** The name memo's own accounting: bytes counted (never above `limit`), entries, evictions. */
+  memoStats(): { bytes: number; limit: number; entries: number; evictions: number } {
+    return { bytes: this.memo.calculatedSize, limit: this.memoLimit, entries: this.memo.size, evictions: this.memoInserts - this.memo.size };
   }
 
   /**
@@ -132,6 +154,7 @@ export class Zone {
       ? { owner: this.resolve(labels.slice(0, labels.length - this.domainLabels), 'zone'), inZone: true }
       : { owner: this.resolve(labels, 'reverse'), inZone: false };
     this.memo.set(key, e);
+    this.memoInserts++;
     return e;
   }
 
