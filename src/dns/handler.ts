@@ -133,14 +133,14 @@ export class QueryHandler {
       out = w.buf;
       truncated = w.truncated;
     } else if (c.flags & ENTRY_LAYOUT) {
-      out = this.writer.reorder(c.seg, c.body, c.bodyLen);
+      out = this.writer.reorder(c.seg, c.body, c.len);
     } else {
-      out = Buffer.allocUnsafe(c.bodyLen);
-      out.set(c.seg.subarray(c.body, c.body + c.bodyLen));
+      out = Buffer.allocUnsafe(c.len);
+      out.set(c.seg.subarray(c.body, c.body + c.len));
     }
     out[0] = msg[0]!;
     out[1] = msg[1]!;
-    this.counters.response(c.rcode);
+    this.counters.response(c.aux);
     if (truncated) this.counters.truncated++;
     return out;
   }

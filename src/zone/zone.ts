@@ -2,9 +2,9 @@
  * The zone: immutable, versioned, with every answer prepared as wire fragments at build time.
  * Query time is: name lookup (memoised) -> Answer -> the response writer shuffles/trims and copies.
  */
-import { LRUCache } from 'lru-cache';
-import { NAME_MEMO_ENTRY_BYTES, cacheBudget, stringBytes } from '../cache-budget.js';
+import { cacheBudget } from '../cache-budget.js';
 import type { PackedBlock } from '../dns/pack.js';
+import { RingTable, hashString, type RingTableStats } from '../ring-table.js';
 
 /** One answer record plus the additional records it brings (SRV glue). */
 export interface Unit {
@@ -45,10 +45,10 @@ export interface Answer {
 export interface Owner {
   answer(qtype: number): Answer;
   /**
-   * Bytes held by this owner alone when the resolver made it for one name at lookup time (the
-   * name memo counts them); absent for owners built with the zone and shared by many names.
+   * Made by the resolver for one name at lookup time (a `.addr` name's records): the name memo
+   * does not keep it, so the memo only ever refers to owners built with the zone.
    */
-  readonly ownBytes?: number;
+  readonly perName?: boolean;
 }
 
 export class FixedOwner implements Owner {
@@ -59,7 +59,7 @@ export class FixedOwner implements Owner {
 }
 
 export class TypedOwner implements Owner {
-  constructor(private readonly byType: ReadonlyMap<number, Answer>, private readonly other: Answer, readonly ownBytes = 0) {}
+  constructor(private readonly byType: ReadonlyMap<number, Answer>, private readonly other: Answer, readonly perName = false) {}
   answer(qtype: number): Answer {
     return this.byType.get(qtype) ?? this.other;
   }
@@ -82,11 +82,13 @@ export interface ZoneParts {
 
 const ZONE = 1, REVERSE = 2, OUT = 0;
 const QTYPE_SOA = 6, QTYPE_NS = 2, QTYPE_ANY = 255;
-
-interface Entry {
-  readonly owner: Owner;
-  readonly inZone: boolean;
-}
+/** Name memo flag: the name is in the zone (not in a reverse tree). */
+const IN_ZONE = 1;
+/**
+ * Name memo index sizing: one slot per this many budget bytes. An entry is a 16-byte header and
+ * the name (10-60 bytes); a slot is 18 bytes (RingTable's 10 + a reference to the owner).
+ */
+const MEMO_BYTES_PER_SLOT = 64;
 
 export class Zone {
   readonly serial: number;
@@ -100,13 +102,11 @@ export class Zone {
   private readonly domainKey: string;
   private readonly domainLabels: number;
   /**
-   * Names already resolved, bounded by bytes (cache-budget.ts: the name memo's part of
-   * response_cache_mb): each entry counts its key string, its memo slots and record, and what its
-   * owner holds alone (Owner.ownBytes).
+   * Names already resolved (key -> owner, in-zone flag), in a RingTable of the name memo's part of
+   * response_cache_mb (cache-budget.ts): no per-name JavaScript objects, only the name's bytes and a
+   * reference to an owner that the zone holds anyway.
    */
-  private readonly memo: LRUCache<string, Entry>;
-  private readonly memoLimit: number;
-  private memoInserts = 0;
+  private readonly memo: RingTable<Owner>;
 
   constructor(p: ZoneParts, memoBytes = cacheBudget(64 * 1024 * 1024).names) {
     this.serial = p.serial;
@@ -119,16 +119,12 @@ export class Zone {
     this.apexAnyIsSoa = p.apexAnyIsSoa;
     this.domainKey = wireKey(p.domain);
     this.domainLabels = p.domain.split('.').length;
-    this.memoLimit = memoBytes;
-    this.memo = new LRUCache<string, Entry>({
-      maxSize: memoBytes,
-      sizeCalculation: (e, key) => NAME_MEMO_ENTRY_BYTES + stringBytes(key.length) + (e.owner.ownBytes ?? 0),
-    });
+    this.memo = new RingTable<Owner>({ bytes: memoBytes, bytesPerSlot: MEMO_BYTES_PER_SLOT, values: true });
   }
 
-  /** The name memo's own accounting: bytes counted (never above `limit`), entries, evictions. */
-  memoStats(): { bytes: number; limit: number; entries: number; evictions: number } {
-    return { bytes: this.memo.calculatedSize, limit: this.memoLimit, entries: this.memo.size, evictions: this.memoInserts - this.memo.size };
+  /** The name memo's own accounting: memory held (never above `limit`), entries, evictions. */
+  memoStats(): RingTableStats {
+    return this.memo.stats();
   }
 
   /**
@@ -138,24 +134,25 @@ export class Zone {
    * the reverse trees are not in the domain and get their own answer.
    */
   answer(key: string, qtype: number): Answer | null {
-    const e = this.memo.get(key) ?? this.entry(key);
-    if (!e) return null;
-    if (e.inZone && (qtype === QTYPE_SOA || qtype === QTYPE_NS)) return qtype === QTYPE_SOA ? this.soa : this.ns;
+    const memo = this.memo;
+    const h = hashString(key);
+    let owner: Owner;
+    let inZone: boolean;
+    if (memo.findString(key, h)) {
+      owner = memo.value!;
+      inZone = memo.flags === IN_ZONE;
+    } else {
+      const labels = keyLabels(key);
+      const where = this.classify(key, labels);
+      if (where === OUT) return null;
+      inZone = where === ZONE;
+      owner = inZone ? this.resolve(labels.slice(0, labels.length - this.domainLabels), 'zone') : this.resolve(labels, 'reverse');
+      if (!owner.perName) memo.addString(key, h, 0, 0, inZone ? IN_ZONE : 0, 0, owner);
+    }
+    if (inZone && (qtype === QTYPE_SOA || qtype === QTYPE_NS)) return qtype === QTYPE_SOA ? this.soa : this.ns;
     // ANY at the apex: the SOA with the NS records (a subset, as RFC 8482 allows).
     if (qtype === QTYPE_ANY && this.apexAnyIsSoa && key === this.domainKey) return this.soa;
-    return e.owner.answer(qtype);
-  }
-
-  private entry(key: string): Entry | null {
-    const labels = keyLabels(key);
-    const where = this.classify(key, labels);
-    if (where === OUT) return null;
-    const e: Entry = where === ZONE
-      ? { owner: this.resolve(labels.slice(0, labels.length - this.domainLabels), 'zone'), inZone: true }
-      : { owner: this.resolve(labels, 'reverse'), inZone: false };
-    this.memo.set(key, e);
-    this.memoInserts++;
-    return e;
+    return owner.answer(qtype);
   }
 
   private classify(key: string, labels: readonly string[]): number {
