@@ -25,6 +25,7 @@ export const VALUE_SLOT_BYTES = 8;
 const MAX_LOAD = 0.75;
 const SEGMENT_MAX = 128 * 1024;
 const MIN_SEGMENT = 1024;
+const MIN_SEGMENTS = 16;
 const MAX_SEGMENTS = 65535;
 const MAX_SLOTS = 1 << 26;
 const EMPTY = Buffer.alloc(0);
@@ -103,7 +104,8 @@ export class RingTable<V = never> {
     let slots = 64;
     while (slots < bytes / opts.bytesPerSlot && slots < MAX_SLOTS) slots *= 2;
     const arena = bytes - slots * this.slotBytes;
-    let segmentSize = Math.min(SEGMENT_MAX, Math.floor(arena / 2));
+    // At least MIN_SEGMENTS segments, so that moving into one evicts at most 1/16 of the entries.
+    let segmentSize = Math.min(SEGMENT_MAX, Math.floor(arena / MIN_SEGMENTS));
     segmentSize = Math.max(segmentSize, Math.ceil(arena / MAX_SEGMENTS));
     if (segmentSize < MIN_SEGMENT) { slots = 0; segmentSize = 0; } // too small to be useful: keeps nothing
     this.segmentSize = segmentSize;
