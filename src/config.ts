@@ -76,7 +76,7 @@ export const OPTIONS: readonly Spec[] = [
   { key: 'max_udp_size', kind: 'int', def: 1232, help: 'largest UDP reply sent to EDNS clients', min: 512, max: 65535 },
   { key: 'tcp_idle_timeout', kind: 'duration', def: 10, help: 'close idle TCP connections after this long', min: 1, max: 3600 },
   { key: 'tcp_max_connections', kind: 'int', def: 1024, help: 'concurrent TCP connections', min: 1, max: 1_000_000 },
-  { key: 'response_cache_mb', kind: 'int', def: 64, help: 'MiB of encoded UDP responses kept for repeated questions, 0 = off', min: 0, max: 65536 },
+  { key: 'response_cache_mb', kind: 'int', def: 64, help: 'MiB for repeated questions: encoded UDP responses, and 1/16 for resolved names; 0 = no response cache', min: 0, max: 65536 },
 ];
 
 export const flagName = (s: Spec): string => `--${s.key.replace(/[._]/g, '-')}`;
