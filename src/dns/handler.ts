@@ -3,6 +3,7 @@
  * rcodes, and the boundary that turns an unexpected throw into SERVFAIL, a log line and a counter.
  */
 import { cacheBudget } from '../cache-budget.js';
+import type { RingTableStats } from '../ring-table.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { Zone } from '../zone/zone.js';
@@ -21,10 +22,10 @@ export interface CacheMemory {
   /** The setting in bytes (0: no response cache). */
   readonly budget: number;
   readonly responses: ResponseCacheStats | null;
-  readonly names: { readonly bytes: number; readonly limit: number; readonly entries: number; readonly evictions: number } | null;
+  readonly names: RingTableStats | null;
 }
 
-const MAX_UDP_ANSWER_LIMIT = 8; // Consul's hard cap (maxUdpAnswerLimit)
+const MAX_UDP_ANSWER_LIMIT = 8; // Consul's hard cap (maxUDPAnswerLimit)
 const TCP_MAX = 65535;
 const EMPTY = Buffer.alloc(0);
 
@@ -128,7 +129,7 @@ export class QueryHandler {
       } else {
         q.edns = null;
       }
-      const w = this.writer.write(q as Query, c.subsetAnswer(), this.udpLimits(q.edns));
+      const w = this.writer.write(q, c.subsetAnswer(), this.udpLimits(q.edns));
       q.msg = EMPTY;
       out = w.buf;
       truncated = w.truncated;
