@@ -89,7 +89,7 @@ function query(name, qtype, i) {
   }
   m[o++] = 0;
   m.writeUInt16BE(qtype, o); m.writeUInt16BE(1, o + 2); o += 4;
-  m.writeUInt16BE(41, o + 1); m.writeUInt16BE(1232 + (i % 2800), o + 3);
+  m.writeUInt16BE(41, o + 1); m.writeUInt16BE(512 + (i % 3585), o + 3); // (i % 1000, i % 3585): all distinct
   return m;
 }
 
