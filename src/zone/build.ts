@@ -5,6 +5,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { isIP } from 'node:net';
+import { cacheBudget } from '../cache-budget.js';
 import type { Catalog, CatalogNode, ServiceInstance } from '../catalog/catalog.js';
 import { isWireName } from '../catalog/catalog.js';
 import { serviceTtlFor, type Config } from '../config.js';
@@ -556,13 +557,15 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
   const addrOwner = (hex: string): Owner => {
     const a = addrFromHex(hex);
     if (!a) return nx;
-    const ip = a.family === 4 ? [...a.bytes].join('.') : canonicalIp(a.bytes.toString('hex').replace(/(.{4})(?!$)/g, '$1:'));
+    // Made per name at lookup time (perName: the name memo does not keep it), so nothing here may
+    // grow a build-time map: canonicalIpOf, not the memoised canonicalIp.
+    const ip = a.family === 4 ? [...a.bytes].join('.') : canonicalIpOf(a.bytes.toString('hex').replace(/(.{4})(?!$)/g, '$1:'));
     const type = a.family === 4 ? 'A' : 'AAAA';
     const rr = rrAtQname(type, cfg.nodeTtl, ip);
     const hit: Answer = { rcode: RCODE.NOERROR, units: [plain(rr)], shuffle: false, addressLimit: false, authority: [], additional: [] };
     // Other qtypes: NOERROR, the record in ADDITIONAL (Consul PR #10401); with the SOA in rfc mode.
     const other: Answer = { rcode: RCODE.NOERROR, units: [], shuffle: false, addressLimit: false, authority: rfc ? NODATA.authority : [], additional: [rr] };
-    return new TypedOwner(new Map([[a.family === 4 ? QTYPE.A : QTYPE.AAAA, hit], [QTYPE.ANY, hit]]), other);
+    return new TypedOwner(new Map([[a.family === 4 ? QTYPE.A : QTYPE.AAAA, hit], [QTYPE.ANY, hit]]), other, true);
   };
 
   /** Empty non-terminals made of locality labels only: `dc1`, `dc`, `dc1.dc`. */
@@ -574,6 +577,15 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
   // A label holding a "." byte (`a\.b` in presentation form) is one label: no name we build has one,
   // and joining labels with "." below must not make `a\.b` match the two labels `a.b`.
   const hasDotLabel = (labels: readonly string[]) => labels.some((l) => l.includes('.'));
+
+  // One SrvOnlyOwner per service owner, made on first use and shared by every name that reaches it,
+  // so the name memo only refers to owners the zone holds (bounded by the zone's size).
+  const srvOnlyOwners = new Map<Owner, SrvOnlyOwner>();
+  const srvOnly = (owner: Owner): SrvOnlyOwner => {
+    let o = srvOnlyOwners.get(owner);
+    if (!o) srvOnlyOwners.set(owner, (o = new SrvOnlyOwner(owner, rfc ? NODATA : NXDOMAIN)));
+    return o;
+  };
 
   const resolveZone = (labels: readonly string[]): Owner => {
     if (labels.length === 0) return apexOwner;
@@ -588,7 +600,7 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
       for (let i = labels.length - 1; i >= 0; i--) {
         if (labels[i]!.startsWith('_')) {
           const owner = serviceLookup(labels.slice(0, i + 1), labels.slice(i + 1), 'services');
-          return owner === nx ? nx : new SrvOnlyOwner(owner, rfc ? NODATA : NXDOMAIN);
+          return owner === nx ? nx : srvOnly(owner);
         }
       }
       return rfc && localityEnt(labels) ? ent : nx;
@@ -678,7 +690,7 @@ export function buildZone(catalog: Catalog, opts: BuildOptions): Zone {
     stats: { names: names + ptr.size + reverseZones.size, records },
     reverseZones: reverseApexes,
     apexAnyIsSoa: rfc, // Consul: the apex is not a lookup kind, so NXDOMAIN
-  });
+  }, cacheBudget(cfg.responseCacheBytes).names);
 }
 
 /** A name that exists only for SRV queries (RFC 2782 names without the `service` label). */

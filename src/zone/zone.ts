@@ -2,8 +2,9 @@
  * The zone: immutable, versioned, with every answer prepared as wire fragments at build time.
  * Query time is: name lookup (memoised) -> Answer -> the response writer shuffles/trims and copies.
  */
-import { LRUCache } from 'lru-cache';
+import { cacheBudget } from '../cache-budget.js';
 import type { PackedBlock } from '../dns/pack.js';
+import { RingTable, hashString, type RingTableStats } from '../ring-table.js';
 
 /** One answer record plus the additional records it brings (SRV glue). */
 export interface Unit {
@@ -43,6 +44,11 @@ export interface Answer {
 /** What a name resolves to: one prepared Answer per qtype. */
 export interface Owner {
   answer(qtype: number): Answer;
+  /**
+   * Made by the resolver for one name at lookup time (a `.addr` name's records): the name memo
+   * does not keep it, so the memo only ever refers to owners built with the zone.
+   */
+  readonly perName?: boolean;
 }
 
 export class FixedOwner implements Owner {
@@ -53,7 +59,7 @@ export class FixedOwner implements Owner {
 }
 
 export class TypedOwner implements Owner {
-  constructor(private readonly byType: ReadonlyMap<number, Answer>, private readonly other: Answer) {}
+  constructor(private readonly byType: ReadonlyMap<number, Answer>, private readonly other: Answer, readonly perName = false) {}
   answer(qtype: number): Answer {
     return this.byType.get(qtype) ?? this.other;
   }
@@ -94,14 +100,16 @@ export interface ZoneParts {
 
 const ZONE = 1, REVERSE = 2, OUT = 0;
 const QTYPE_SOA = 6, QTYPE_NS = 2, QTYPE_ANY = 255;
+/** Name memo flag: the name is in the zone (not in a reverse tree). */
+const IN_ZONE = 1;
+/**
+ * Name memo index sizing: one slot per this many budget bytes. An entry is a 16-byte header and
+ * the name (10-60 bytes); a slot is 18 bytes (RingTable's 10 + a reference to the owner).
+ */
+const MEMO_BYTES_PER_SLOT = 64;
 
-interface Entry {
-  /** null: outside the zone and every reverse zone served (REFUSED). */
-  readonly owner: Owner | null;
-  readonly inZone: boolean;
-}
-
-const OUTSIDE: Entry = { owner: null, inZone: false };
+/** The memo's entry for a reverse name in no reverse zone served (REFUSED). */
+const OUTSIDE: Owner = { answer: () => { throw new Error('OUTSIDE has no answers'); } };
 
 export class Zone {
   readonly serial: number;
@@ -115,9 +123,14 @@ export class Zone {
   private readonly apexAnyIsSoa: boolean;
   private readonly domainKey: string;
   private readonly domainLabels: number;
-  private readonly memo: LRUCache<string, Entry>;
+  /**
+   * Names already resolved (key -> owner, in-zone flag), in a RingTable of the name memo's part of
+   * response_cache_mb (cache-budget.ts): no per-name JavaScript objects, only the name's bytes and a
+   * reference to an owner that the zone holds anyway.
+   */
+  private readonly memo: RingTable<Owner>;
 
-  constructor(p: ZoneParts, memoSize = 50_000) {
+  constructor(p: ZoneParts, memoBytes = cacheBudget(64 * 1024 * 1024).names) {
     this.serial = p.serial;
     this.domain = p.domain;
     this.contentHash = p.contentHash;
@@ -129,7 +142,12 @@ export class Zone {
     this.reverseZones = p.reverseZones;
     this.domainKey = wireKey(p.domain);
     this.domainLabels = p.domain.split('.').length;
-    this.memo = new LRUCache({ max: memoSize });
+    this.memo = new RingTable<Owner>({ bytes: memoBytes, bytesPerSlot: MEMO_BYTES_PER_SLOT, values: true });
+  }
+
+  /** The name memo's own accounting: memory held (never above `limit`), entries, evictions. */
+  memoStats(): RingTableStats {
+    return this.memo.stats();
   }
 
   /**
@@ -139,27 +157,27 @@ export class Zone {
    * reverse names are not in the domain: a reverse zone's apex answers its own SOA and NS.
    */
   answer(key: string, qtype: number): Answer | null {
-    const e = this.memo.get(key) ?? this.entry(key);
-    if (e.owner === null) return null;
-    if (e.inZone && (qtype === QTYPE_SOA || qtype === QTYPE_NS)) return qtype === QTYPE_SOA ? this.soa : this.ns;
+    const memo = this.memo;
+    const h = hashString(key);
+    let owner: Owner;
+    let inZone: boolean;
+    if (memo.findString(key, h)) {
+      owner = memo.value!;
+      inZone = memo.flags === IN_ZONE;
+    } else {
+      const labels = keyLabels(key);
+      const where = this.classify(key, labels);
+      if (where === OUT) return null;
+      inZone = where === ZONE;
+      // A reverse name in no reverse zone served is remembered too: finding the zone took some work.
+      owner = (inZone ? this.resolve(labels.slice(0, labels.length - this.domainLabels), 'zone') : this.resolve(labels, 'reverse')) ?? OUTSIDE;
+      if (!owner.perName) memo.addString(key, h, 0, 0, inZone ? IN_ZONE : 0, 0, owner);
+    }
+    if (owner === OUTSIDE) return null;
+    if (inZone && (qtype === QTYPE_SOA || qtype === QTYPE_NS)) return qtype === QTYPE_SOA ? this.soa : this.ns;
     // ANY at the apex: the SOA with the NS records (a subset, as RFC 8482 allows).
     if (qtype === QTYPE_ANY && this.apexAnyIsSoa && key === this.domainKey) return this.soa;
-    return e.owner.answer(qtype);
-  }
-
-  private entry(key: string): Entry {
-    const labels = keyLabels(key);
-    const where = this.classify(key, labels);
-    if (where === OUT) return OUTSIDE;
-    let e: Entry;
-    if (where === ZONE) {
-      e = { owner: this.resolve(labels.slice(0, labels.length - this.domainLabels), 'zone'), inZone: true };
-    } else {
-      const owner = this.resolve(labels, 'reverse');
-      e = owner ? { owner, inZone: false } : OUTSIDE; // remembered: finding the zone took some work
-    }
-    this.memo.set(key, e);
-    return e;
+    return owner.answer(qtype);
   }
 
   private classify(key: string, labels: readonly string[]): number {
