@@ -111,7 +111,7 @@ export const OPTIONS: readonly Spec[] = [
     maxReason: 'larger UDP replies are fragmented and multiply what a spoofed query can reflect at its victim; clients get large answers over TCP' },
   { key: 'tcp_idle_timeout', kind: 'duration', def: 10, help: 'close TCP connections idle this long, and those whose client reads no reply this long', min: 1, max: 3600 },
   { key: 'tcp_max_connections', kind: 'int', def: 1024, help: 'concurrent TCP connections; at the limit a new one takes an idle or stalled one\'s slot, or is refused', min: 1, max: 1_000_000 },
-  { key: 'response_cache_mb', kind: 'int', def: 64, help: 'MiB of encoded UDP responses kept for repeated questions, 0 = off', min: 0, max: 65536 },
+  { key: 'response_cache_mb', kind: 'int', def: 64, help: 'MiB for repeated questions: encoded UDP responses, and 1/16 for resolved names; 0 = no response cache', min: 0, max: 65536 },
   { key: 'rrl_responses_per_second', kind: 'int', def: 0, help: 'UDP response rate limit per client prefix and answer, 0 = off', min: 0, max: 1_000_000 },
   { key: 'rrl_slip', kind: 'int', def: 2, help: 'every Nth rate-limited UDP response is a TC=1 reply, the rest dropped; 0 = drop all', min: 0, max: 10 },
   { key: 'rrl_window', kind: 'duration', def: 15, help: 'seconds over which the UDP response rate is enforced', min: 1, max: 3600 },

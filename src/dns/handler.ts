@@ -2,17 +2,27 @@
  * One query in, one response out (or null: drop). The single place where lookup outcomes become
  * rcodes, and the boundary that turns an unexpected throw into SERVFAIL, a log line and a counter.
  */
-import { LRUCache } from 'lru-cache';
+import { cacheBudget } from '../cache-budget.js';
+import type { RingTableStats } from '../ring-table.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
-import type { Answer, Verdict, Zone } from '../zone/zone.js';
+import type { Verdict, Zone } from '../zone/zone.js';
 import type { DnsCounters } from './counters.js';
-import { parseQuery, REJECT_RCODE, type Query } from './query.js';
-import { ResponseWriter, writeError, type Layout, type Limits } from './response.js';
+import { parseQuery, REJECT_RCODE, type Edns, type Query } from './query.js';
+import { ResponseCache, ENTRY_LAYOUT, ENTRY_SUBSET, ENTRY_TRUNCATED, type ResponseCacheStats } from './response-cache.js';
+import { ResponseWriter, writeError, type Limits } from './response.js';
 import { QTYPE, RCODE } from './wire.js';
 
 export interface ZoneReader {
   current(): Zone | null;
+}
+
+/** What the response cache and the current zone's name memo hold against `response_cache_mb`. */
+export interface CacheMemory {
+  /** The setting in bytes (0: no response cache). */
+  readonly budget: number;
+  readonly responses: ResponseCacheStats | null;
+  readonly names: RingTableStats | null;
 }
 
 /** The one place lookup verdicts become rcodes. */
@@ -22,23 +32,11 @@ const RCODE_OF: Readonly<Record<Verdict, number>> = {
 
 const MAX_UDP_ANSWER_LIMIT = 8; // Consul's hard cap (maxUDPAnswerLimit)
 const TCP_MAX = 65535;
-/**
- * A UDP response cache keyed by the query's bytes after the ID: identical bytes parse identically,
- * so a hit skips parsing, lookup and encoding. Shuffled answers are re-ordered on every hit from the
- * cached encoding (ResponseWriter.reorder), so each query still gets its own order. Per zone
- * version (cleared on swap).
- */
-interface CacheEntry {
-  readonly q: Query;
-  readonly ans: Answer;
-  readonly rcode: number;
-  readonly lim: Limits;
-  readonly buf: Buffer;
-  readonly layout: Layout | null;
-  truncated: boolean;
-  /** The cached reply holds a subset of the answers: pick a new one per query. */
-  readonly subset: boolean;
-}
+const EMPTY = Buffer.alloc(0);
+
+/** The mutable query the subset path writes from on a cache hit (its fields come from the entry). */
+interface HitQuery { ok: true; msg: Buffer; id: number; copyFlags: number; questionEnd: number; qtype: number; qclass: number; key: string; edns: Edns | null }
+interface HitEdns { udpSize: number; version: number; dnssecOk: boolean; ecs: Buffer | null; hasOptions: boolean }
 
 export class QueryHandler {
   private readonly store: ZoneReader;
@@ -47,12 +45,21 @@ export class QueryHandler {
   private readonly counters: DnsCounters;
   private readonly writer: ResponseWriter;
   private readonly udpAnswerLimit: number;
-  private readonly cache: LRUCache<string, CacheEntry> | null;
+  private readonly budget: number;
+  /**
+   * UDP responses for repeated questions (response-cache.ts), per zone version. Shuffled answers
+   * are re-ordered on every hit (ResponseWriter.reorder), so each query still gets its own order.
+   */
+  private readonly cache: ResponseCache | null;
   private cacheZone: Zone | null = null;
+  private readonly tcpLimits: Limits;
+  private readonly udpLimitsBySize = new Map<number, Limits>();
+  private readonly hitEdns: HitEdns = { udpSize: 512, version: 0, dnssecOk: false, ecs: null, hasOptions: false };
+  private readonly hitQuery: HitQuery = { ok: true, msg: EMPTY, id: 0, copyFlags: 0, questionEnd: 12, qtype: 0, qclass: 1, key: '', edns: null };
 
   constructor(opts: {
     store: ZoneReader; config: Config; logger: Logger; counters: DnsCounters; random?: () => number;
-    /** Bytes of encoded responses kept for repeated UDP questions (0 = no cache); default from the config. */
+    /** `response_cache_mb` in bytes (0 = no response cache); default from the config. */
     cacheBytes?: number;
   }) {
     this.store = opts.store;
@@ -61,11 +68,11 @@ export class QueryHandler {
     this.counters = opts.counters;
     this.writer = new ResponseWriter(opts.random ? { random: opts.random } : {});
     this.udpAnswerLimit = Math.min(MAX_UDP_ANSWER_LIMIT, opts.config.udpAnswerLimit);
-    const cacheBytes = opts.cacheBytes ?? opts.config.responseCacheBytes;
-    this.cache = cacheBytes === 0 ? null : new LRUCache<string, CacheEntry>({
-      maxSize: cacheBytes,
-      sizeCalculation: (e, key) => key.length + 300 + 2 * e.buf.length,
-    });
+    this.budget = opts.cacheBytes ?? opts.config.responseCacheBytes;
+    const share = cacheBudget(this.budget).responses;
+    this.cache = share === 0 ? null : new ResponseCache(share);
+    const cfg = opts.config;
+    this.tcpLimits = { maxSize: TCP_MAX, maxAnswers: Infinity, aRecordLimit: cfg.aRecordLimit, setTruncated: cfg.enableTruncate, answersBeforeGlue: true };
   }
 
   /**
@@ -87,16 +94,16 @@ export class QueryHandler {
   private handleQuery(msg: Buffer, tcp: boolean): Buffer | null {
     if (tcp) this.counters.queriesTcp++;
     else this.counters.queriesUdp++;
-    let key: string | null = null;
-    if (!tcp && this.cache && msg.length >= 12 && msg.length <= 512) {
+    let hash: number | null = null;
+    const cache = this.cache;
+    if (!tcp && cache && msg.length >= 12 && msg.length <= 512) {
       const zone = this.store.current();
       if (zone !== this.cacheZone) {
-        this.cache.clear();
+        cache.clear();
         this.cacheZone = zone;
       }
-      key = msg.toString('latin1', 2);
-      const e = this.cache.get(key);
-      if (e) return this.fromCache(e, msg);
+      hash = cache.hash(msg);
+      if (cache.find(msg, hash)) return this.fromCache(cache, msg);
     }
     const q = parseQuery(msg);
     if (!q.ok) {
@@ -110,7 +117,7 @@ export class QueryHandler {
       return writeError(q, rcode);
     }
     try {
-      return this.answer(q, tcp, key);
+      return this.answer(q, tcp, hash);
     } catch (e) {
       this.counters.internalErrors++;
       this.counters.response(RCODE.SERVFAIL);
@@ -119,28 +126,48 @@ export class QueryHandler {
     }
   }
 
-  private fromCache(e: CacheEntry, msg: Buffer): Buffer {
+  /** Memory held by the response cache and the current zone's name memo, by their own accounting. */
+  cacheMemory(): CacheMemory {
+    return { budget: this.budget, responses: this.cache ? this.cache.stats() : null, names: this.store.current()?.memoStats() ?? null };
+  }
+
+  /** The reply for the entry the cache just found, under the query's ID. */
+  private fromCache(c: ResponseCache, msg: Buffer): Buffer {
     let out: Buffer;
-    if (e.subset) {
+    let truncated = (c.flags & ENTRY_TRUNCATED) !== 0;
+    if (c.flags & ENTRY_SUBSET) {
       // Only some answers fit: each query gets its own random subset, as in Consul (parsing and
       // lookup are still skipped).
-      const w = this.writer.write(e.q, e.ans, e.rcode, e.lim);
+      const q = this.hitQuery;
+      q.msg = msg;
+      q.questionEnd = c.subsetQuestionEnd();
+      q.copyFlags = c.subsetCopyFlags();
+      const udpSize = c.subsetUdpSize();
+      if (udpSize > 0) {
+        this.hitEdns.udpSize = udpSize;
+        this.hitEdns.dnssecOk = c.subsetDnssecOk();
+        q.edns = this.hitEdns;
+      } else {
+        q.edns = null;
+      }
+      const w = this.writer.write(q, c.subsetAnswer(), c.aux, this.udpLimits(q.edns));
+      q.msg = EMPTY;
       out = w.buf;
-      e.truncated = w.truncated;
-    } else if (e.layout) {
-      out = this.writer.reorder(e.buf, e.layout);
+      truncated = w.truncated;
+    } else if (c.flags & ENTRY_LAYOUT) {
+      out = this.writer.reorder(c.seg, c.body, c.len);
     } else {
-      out = Buffer.allocUnsafe(e.buf.length);
-      out.set(e.buf);
+      out = Buffer.allocUnsafe(c.len);
+      out.set(c.seg.subarray(c.body, c.body + c.len));
     }
     out[0] = msg[0]!;
     out[1] = msg[1]!;
-    this.counters.response(e.rcode);
-    if (e.truncated) this.counters.truncated++;
+    this.counters.response(c.aux);
+    if (truncated) this.counters.truncated++;
     return out;
   }
 
-  private answer(q: Query, tcp: boolean, cacheKey: string | null = null): Buffer {
+  private answer(q: Query, tcp: boolean, hash: number | null): Buffer {
     const zone = this.store.current();
     if (!zone) {
       this.counters.response(RCODE.SERVFAIL);
@@ -156,33 +183,40 @@ export class QueryHandler {
       this.counters.response(RCODE.NOTIMP);
       return writeError(q, RCODE.NOTIMP, { aa: true });
     }
-    const lim = this.limits(q, tcp);
+    const lim = tcp ? this.tcpLimits : this.udpLimits(q.edns);
+    // Per-client EDNS options (cookies, ECS) would only fill the cache with one-off entries.
+    const cacheable = hash !== null && !(q.edns && q.edns.hasOptions);
     const rcode = RCODE_OF[ans.verdict];
-    const cacheable = cacheKey !== null && this.cache !== null && !(q.edns && q.edns.hasOptions);
     const w = this.writer.write(q, ans, rcode, lim, cacheable && ans.shuffle);
     if (w.truncated) this.counters.truncated++;
     this.counters.response(rcode);
-    // Per-client EDNS options (cookies, ECS) would only fill the cache with one-off entries.
     if (cacheable) {
-      this.cache!.set(cacheKey!, {
-        q, ans, rcode, lim, buf: w.buf, layout: w.layout, truncated: w.truncated,
-        subset: ans.shuffle && w.answers < ans.units.length,
-      });
+      if (ans.shuffle && w.answers < ans.units.length) {
+        this.cache!.putSubset(q.msg, hash, rcode, ans, q.questionEnd, q.copyFlags, q.edns ? q.edns.udpSize : 0, q.edns ? q.edns.dnssecOk : false);
+      } else {
+        this.cache!.putReply(q.msg, hash, rcode, w.truncated, w.buf, w.layout);
+      }
     }
     return w.buf;
   }
 
-  private limits(q: Query, tcp: boolean): Limits {
+  /** UDP limits by the query's EDNS size, prepared once per size seen. */
+  private udpLimits(edns: Edns | null): Limits {
     const cfg = this.config;
-    if (tcp) return { maxSize: TCP_MAX, maxAnswers: Infinity, aRecordLimit: cfg.aRecordLimit, setTruncated: cfg.enableTruncate, answersBeforeGlue: true };
     // 65507: the largest UDP payload over IPv4.
-    const maxSize = q.edns ? Math.min(q.edns.udpSize, cfg.maxUdpSize, 65507) : 512;
-    return {
-      maxSize,
-      // Consul applies udp_answer_limit to 512-byte responses (no EDNS, or EDNS 512).
-      maxAnswers: maxSize <= 512 ? this.udpAnswerLimit : Infinity,
-      aRecordLimit: cfg.aRecordLimit,
-      setTruncated: cfg.enableTruncate,
-    };
+    const maxSize = edns ? Math.min(edns.udpSize, cfg.maxUdpSize, 65507) : 512;
+    let lim = this.udpLimitsBySize.get(maxSize);
+    if (!lim) {
+      if (this.udpLimitsBySize.size >= 64) this.udpLimitsBySize.clear();
+      lim = {
+        maxSize,
+        // Consul applies udp_answer_limit to 512-byte responses (no EDNS, or EDNS 512).
+        maxAnswers: maxSize <= 512 ? this.udpAnswerLimit : Infinity,
+        aRecordLimit: cfg.aRecordLimit,
+        setTruncated: cfg.enableTruncate,
+      };
+      this.udpLimitsBySize.set(maxSize, lim);
+    }
+    return lim;
   }
 }

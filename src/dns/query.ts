@@ -145,6 +145,10 @@ export function parseQuery(msg: Buffer): Query | Reject {
     }
     p = rdStart + rdlen;
   }
+  // Bytes after the last record the header counts: the message is not what its header says.
+  // FORMERR, as Knot DNS answers (NSD 4.6 and BIND 9.18 ignore them); before the checks below,
+  // since a malformed message has no version or class to judge.
+  if (p !== msg.length) return reject('formerr', `${msg.length - p} bytes after the last record`, msg, questionEnd, edns);
   // After the scan, so that a second OPT is FORMERR whatever the first one's version.
   if (edns && edns.version !== 0) return reject('badvers', `EDNS version ${edns.version}`, msg, questionEnd, edns);
   if (qclass !== 1 && qclass !== 255) return reject('refused', `class ${qclass}`, msg, questionEnd, edns);

@@ -42,6 +42,27 @@ export interface Layout {
   readonly glueOf: Int32Array;
 }
 
+/**
+ * Bytes of a layout written by writeLayout: [answers u16][glue u16][starts u16 x (answers + 1)]
+ * [targetAt u16 x answers][gluePos u16 x glue][glueOf u16 x glue]. Every value is an offset inside
+ * a UDP response (< 65536) or an answer index.
+ */
+export function layoutBytes(l: Layout): number {
+  return 4 + 2 * (l.starts.length + l.targetAt.length) + 4 * l.gluePos.length;
+}
+
+/** Writes `l` at `buf[at]` in the form ResponseWriter.reorder reads. */
+export function writeLayout(l: Layout, buf: Buffer, at: number): void {
+  let o = at;
+  const put = (v: number) => { buf[o++] = v >> 8; buf[o++] = v & 0xff; };
+  put(l.targetAt.length);
+  put(l.gluePos.length);
+  for (const v of l.starts) put(v);
+  for (const v of l.targetAt) put(v);
+  for (const v of l.gluePos) put(v);
+  for (const v of l.glueOf) put(v);
+}
+
 const FLAG_QR = 0x8000, FLAG_AA = 0x0400, FLAG_TC = 0x0200;
 
 /** The response's OPT RR (RFC 6891): echoes the client's UDP size, copies DO, carries ECS and extended rcode. */
@@ -200,32 +221,38 @@ export class ResponseWriter {
   }
 
   /**
-   * A copy of an encoded response with its answer records in a new random order (Fisher-Yates)
-   * and the glue owner pointers moved with them: a per-query shuffle for the price of a copy.
+   * A copy of the encoded response `src[at, at + len)` with its answer records in a new random
+   * order (Fisher-Yates) and the glue owner pointers moved with them: a per-query shuffle for the
+   * price of a copy. The response's layout follows it in `src` (writeLayout).
    */
-  reorder(base: Buffer, l: Layout): Buffer {
-    const out = Buffer.allocUnsafe(base.length);
+  reorder(src: Buffer, at: number, len: number): Buffer {
+    const out = Buffer.allocUnsafe(len);
     // One native copy of everything; then only the answer records are rewritten, in a new order.
-    out.set(base);
-    const p = l.targetAt.length;
+    out.set(src.subarray(at, at + len));
+    const l = at + len;
+    const p = (src[l]! << 8) | src[l + 1]!;
+    const g = (src[l + 2]! << 8) | src[l + 3]!;
+    const starts = l + 4, targetAt = starts + 2 * (p + 1), gluePos = targetAt + 2 * p, glueOf = gluePos + 2 * g;
     this.ensureScratch(p);
     const order = this.order;
     const newTarget = this.carriers;
     for (let i = 0; i < p; i++) order[i] = i;
-    let o = l.starts[0]!;
+    let o = (src[starts]! << 8) | src[starts + 1]!;
     for (let i = 0; i < p; i++) {
       const j = i + Math.floor(this.random() * (p - i));
       const k = order[j]!; order[j] = order[i]!; order[i] = k;
-      const s = l.starts[k]!, e = l.starts[k + 1]!;
-      if (s !== o) for (let b = s; b < e; b++) out[o + b - s] = base[b]!;
-      newTarget[k] = o + l.targetAt[k]!;
+      const sk = starts + 2 * k;
+      const s = (src[sk]! << 8) | src[sk + 1]!, e = (src[sk + 2]! << 8) | src[sk + 3]!;
+      if (s !== o) for (let b = s; b < e; b++) out[o + b - s] = src[at + b]!;
+      newTarget[k] = o + ((src[targetAt + 2 * k]! << 8) | src[targetAt + 2 * k + 1]!);
       o += e - s;
     }
-    for (let g = 0; g < l.gluePos.length; g++) {
-      const t = newTarget[l.glueOf[g]!]!;
-      const at = l.gluePos[g]!;
-      out[at] = 0xc0 | (t >> 8);
-      out[at + 1] = t & 0xff;
+    for (let i = 0; i < g; i++) {
+      const gi = glueOf + 2 * i, pi = gluePos + 2 * i;
+      const t = newTarget[(src[gi]! << 8) | src[gi + 1]!]!;
+      const pos = (src[pi]! << 8) | src[pi + 1]!;
+      out[pos] = 0xc0 | (t >> 8);
+      out[pos + 1] = t & 0xff;
     }
     return out;
   }

@@ -11,7 +11,9 @@ import type { Config } from '../config.js';
 import { apexLines, apexRecords, versionAnswers } from './apex.js';
 import { reverseName } from './ip.js';
 import { Translator, unitKey, type Unit } from './units.js';
-import { Zone, ZoneData, type Source } from './zone.js';
+import { cacheBudget } from '../cache-budget.js';
+import type { RingTable } from '../ring-table.js';
+import { Zone, ZoneData, type Owner, type Source } from './zone.js';
 
 export type { ChangeHint } from '../catalog/source.js';
 
@@ -157,7 +159,8 @@ export function emptyZoneData(cfg: Config, localDc: string): ZoneData {
 }
 
 /** The zone version of a commit: serial from the content hash, then SOA, NS and negative answers. */
-export function zoneVersion(tr: Translator, data: ZoneData, catalog: Catalog, serialFor: (hash: string) => number, source: Source = { live: true }): Zone {
+export function zoneVersion(tr: Translator, data: ZoneData, catalog: Catalog, serialFor: (hash: string) => number, source: Source = { live: true },
+  memo: RingTable<Owner> | number = cacheBudget(tr.cfg.responseCacheBytes).names): Zone {
   const local = [...catalog.datacenters].find(([n]) => n.toLowerCase() === tr.localDc)?.[1];
   const apex = apexRecords(tr, local?.services.get('consul') ?? []);
   const contentHash = data.hash.hex(apexLines(tr, apex));
@@ -165,7 +168,7 @@ export function zoneVersion(tr: Translator, data: ZoneData, catalog: Catalog, se
   return new Zone({
     serial, domain: tr.domain, contentHash, data, answers: versionAnswers(tr, apex, serial, source),
     rfc: tr.rfc, nodeTtl: tr.cfg.nodeTtl, ptrTtl: tr.cfg.ptrTtl, reverseZones: tr.cfg.reverseZones,
-    stats: { names: data.units.size + data.ptr.size, records: data.records },
+    stats: { names: data.units.size + data.ptr.size, records: data.records }, memo,
   });
 }
 

@@ -15,7 +15,9 @@ import { nextSerial } from './serial.js';
 import { diffRecords, unitRecords, type RecordDiff } from './listing.js';
 import type { RR } from './records.js';
 import { Translator, type Unit } from './units.js';
-import type { Source, Zone, ZoneData } from './zone.js';
+import { cacheBudget } from '../cache-budget.js';
+import type { RingTable } from '../ring-table.js';
+import { nameMemo, type Owner, type Source, type Zone, type ZoneData } from './zone.js';
 
 interface SerialState { serial: number; contentHash: string }
 
@@ -58,6 +60,7 @@ export class ZoneStore {
   commits = 0;
 
   private readonly inPlaceUnits: number;
+  private readonly memo: RingTable<Owner>;
 
   constructor(opts: {
     config: Config; logger: Logger; clock?: () => number;
@@ -66,6 +69,7 @@ export class ZoneStore {
   }) {
     this.config = opts.config;
     this.inPlaceUnits = opts.inPlaceUnits ?? IN_PLACE_UNITS;
+    this.memo = nameMemo(cacheBudget(opts.config.responseCacheBytes).names);
     this.log = opts.logger.child({ component: 'zone' });
     this.clock = opts.clock ?? Date.now;
     this.statePath = opts.config.dataDir ? join(opts.config.dataDir, 'serial.json') : null;
@@ -143,7 +147,9 @@ export class ZoneStore {
     const version: Source = { live: true };
     let zone: Zone;
     try {
-      zone = zoneVersion(tr, next, catalog, (hash) => this.serialFor(hash), version);
+      // One name memo for the store, emptied for each version (names may resolve differently now).
+      this.memo.clear();
+      zone = zoneVersion(tr, next, catalog, (hash) => this.serialFor(hash), version, this.memo);
     } catch (e) {
       if (next === data && !fresh) {
         // Put the previous units back: the serving zone must not see a half-applied commit.

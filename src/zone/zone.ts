@@ -10,7 +10,8 @@
  * Lookups return a verdict (answer, NODATA, NXDOMAIN, or Consul's empty NOERROR) inside the
  * prepared Answer; the handler alone turns verdicts into rcodes.
  */
-import { LRUCache } from 'lru-cache';
+import { cacheBudget } from '../cache-budget.js';
+import { RingTable, hashString, type RingTableStats } from '../ring-table.js';
 import type { PackedBlock } from '../dns/pack.js';
 import { QTYPE } from '../dns/wire.js';
 import { addrFromHex, canonicalIp } from './ip.js';
@@ -234,6 +235,11 @@ export class ZoneData {
 /** What a name resolves to. */
 export interface Owner {
   answer(qtype: number): Answer;
+  /**
+   * Made for one name at lookup time (`.addr`, PTR): the name memo does not keep it, so the memo
+   * only ever refers to owners the zone holds anyway (its size is accounted in response_cache_mb).
+   */
+  readonly perName?: boolean;
 }
 
 export class FixedOwner implements Owner {
@@ -279,6 +285,11 @@ export interface ZoneParts {
   readonly nodeTtl: number;
   readonly ptrTtl: number;
   readonly stats: { readonly names: number; readonly records: number };
+  /**
+   * The name memo to use (the store keeps one across versions and clears it for each), or its size
+   * in bytes for a memo of this zone's own (default: the memo's part of 64 MiB, cache-budget.ts).
+   */
+  readonly memo?: RingTable<Owner> | number;
   /** Reverse zones configured (README "Reverse zones"); null: derived from the PTR names (rfc mode) or every reverse name (compat consul). */
   readonly reverseZones: readonly string[] | null;
 }
@@ -286,13 +297,21 @@ export interface ZoneParts {
 const ZONE = 1, REVERSE = 2, OUT = 0;
 const KINDS = new Set(['service', 'connect', 'virtual', 'ingress', 'node', 'query', 'addr']);
 
-interface Entry {
-  /** null: outside the zone and every reverse zone served (REFUSED). */
-  readonly owner: Owner | null;
-  readonly inZone: boolean;
+/** Name memo flag: the name is in the zone (not in a reverse tree). */
+const IN_ZONE = 1;
+/**
+ * Name memo index sizing: one slot per this many budget bytes. An entry is a 16-byte header and
+ * the name (10-60 bytes); a slot is 18 bytes (RingTable's 10 + a reference to the owner).
+ */
+const MEMO_BYTES_PER_SLOT = 64;
+
+/** A name memo of `bytes` (see ZoneParts.memo). */
+export function nameMemo(bytes: number): RingTable<Owner> {
+  return new RingTable<Owner>({ bytes, bytesPerSlot: MEMO_BYTES_PER_SLOT, values: true });
 }
 
-const OUTSIDE: Entry = { owner: null, inZone: false };
+/** The memo's entry for a name outside the zone and every reverse zone served (REFUSED). */
+const OUTSIDE: Owner = { answer: () => { throw new Error('OUTSIDE has no answers'); } };
 
 /** The negative answers of the zone a name is in (a reverse zone has its own SOA). */
 interface Negatives {
@@ -306,6 +325,7 @@ interface ReverseZone extends ReverseZoneAnswers {
   readonly labels: number;
   readonly nx: Owner;
   readonly ent: Owner;
+  apexOwner?: Owner;
 }
 
 /** An owner backed by records: answers are prepared on first use and kept with the records. */
@@ -319,6 +339,7 @@ export class RecordOwner implements Owner {
     private readonly srvOnly = false,
     /** The negative answers of the zone the name is in (a reverse zone's), if not the domain's. */
     private readonly neg: Negatives | null = null,
+    readonly perName = false,
   ) {}
 
   answer(qtype: number): Answer {
@@ -358,13 +379,16 @@ export class Zone {
   private readonly ptrTtl: number;
   private readonly domainKey: string;
   private readonly domainLabels: number;
-  private readonly memo: LRUCache<string, Entry>;
+  private readonly memo: RingTable<Owner>;
+  /** One owner object per owner's records (and per RFC 2782 form without `service`), held by this version. */
+  private readonly owners = new WeakMap<OwnerRecords, RecordOwner>();
+  private readonly srvOwners = new WeakMap<OwnerRecords, RecordOwner>();
   private readonly nx: Owner;
   private readonly ent: Owner;
   private readonly configuredReverse: ReadonlySet<string> | null;
   private readonly reverseCache = new Map<string, ReverseZone>();
 
-  constructor(p: ZoneParts, memoSize = 50_000) {
+  constructor(p: ZoneParts) {
     this.serial = p.serial;
     this.domain = p.domain;
     this.contentHash = p.contentHash;
@@ -376,7 +400,7 @@ export class Zone {
     this.ptrTtl = p.ptrTtl;
     this.domainKey = wireKey(p.domain);
     this.domainLabels = p.domain.split('.').length;
-    this.memo = new LRUCache({ max: memoSize });
+    this.memo = typeof p.memo === 'object' ? p.memo : nameMemo(p.memo ?? cacheBudget(64 * 1024 * 1024).names);
     this.nx = new FixedOwner(p.answers.nxdomain);
     this.ent = new FixedOwner(p.rfc ? p.answers.nodata : p.answers.nxdomain);
     this.configuredReverse = p.reverseZones ? new Set(p.reverseZones) : null;
@@ -396,6 +420,11 @@ export class Zone {
     }
   }
 
+  /** The name memo's own accounting: memory held (never above `limit`), entries, evictions. */
+  memoStats(): RingTableStats {
+    return this.memo.stats();
+  }
+
   /** The SOA answer (apex). */
   get soa(): Answer {
     return this.answers.soa;
@@ -407,12 +436,24 @@ export class Zone {
    * Consul answers SOA and NS queries for any name in its domain with the apex records.
    */
   answer(key: string, qtype: number): Answer | null {
-    const e = this.memo.get(key) ?? this.entry(key);
-    if (e.owner === null) return null;
-    if (e.inZone && (qtype === QTYPE.SOA || qtype === QTYPE.NS)) return qtype === QTYPE.SOA ? this.answers.soa : this.answers.ns;
+    const memo = this.memo;
+    const h = hashString(key);
+    let owner: Owner;
+    let inZone: boolean;
+    if (memo.findString(key, h)) {
+      owner = memo.value!;
+      inZone = memo.flags === IN_ZONE;
+    } else {
+      const r = this.resolve(key);
+      owner = r.owner;
+      inZone = r.inZone;
+      if (!owner.perName) memo.addString(key, h, 0, 0, inZone ? IN_ZONE : 0, 0, owner);
+    }
+    if (owner === OUTSIDE) return null;
+    if (inZone && (qtype === QTYPE.SOA || qtype === QTYPE.NS)) return qtype === QTYPE.SOA ? this.answers.soa : this.answers.ns;
     // ANY at the apex: the SOA with the NS records (a subset, as RFC 8482 allows); Consul: NXDOMAIN.
     if (qtype === QTYPE.ANY && this.rfc && key === this.domainKey) return this.answers.soa;
-    return e.owner.answer(qtype);
+    return owner.answer(qtype);
   }
 
   /** The wire form of a unit's record answer: prepared once and kept while the unit (and what it chased) lives. */
@@ -429,26 +470,19 @@ export class Zone {
 
   /** Consul's resolveCNAME: what an in-zone name answers to ANY, as records at absolute owners. */
   private readonly chaseLookup: ChaseLookup = (target: string): { records: readonly RR[] } | null => {
-    const key = wireKey(target);
-    const e = this.memo.get(key) ?? this.entry(key);
-    if (!e.inZone || !(e.owner instanceof RecordOwner)) return null;
-    const ra = e.owner.rec.byType.get(QTYPE.ANY);
+    const r = this.resolve(wireKey(target));
+    if (!r.inZone || !(r.owner instanceof RecordOwner)) return null;
+    const ra = r.owner.rec.byType.get(QTYPE.ANY);
     return ra ? { records: ra.records } : null;
   };
 
-  private entry(key: string): Entry {
+  /** What a name (wire key) resolves to; OUTSIDE when it is in no zone served. */
+  private resolve(key: string): { owner: Owner; inZone: boolean } {
     const labels = keyLabels(key);
     const where = this.classify(key, labels);
-    if (where === OUT) return OUTSIDE;
-    let e: Entry;
-    if (where === ZONE) {
-      e = { owner: this.resolveZone(labels.slice(0, labels.length - this.domainLabels)), inZone: true };
-    } else {
-      const owner = this.resolveReverse(labels);
-      e = owner ? { owner, inZone: false } : OUTSIDE; // remembered: finding the zone took some work
-    }
-    this.memo.set(key, e);
-    return e;
+    if (where === OUT) return { owner: OUTSIDE, inZone: false };
+    if (where === ZONE) return { owner: this.resolveZone(labels.slice(0, labels.length - this.domainLabels)), inZone: true };
+    return { owner: this.resolveReverse(labels) ?? OUTSIDE, inZone: false };
   }
 
   private classify(key: string, labels: readonly string[]): number {
@@ -475,15 +509,18 @@ export class Zone {
     return dc;
   }
 
-  private owner(rec: OwnerRecords | null | undefined, unit: Unit): Owner | null {
-    return rec ? new RecordOwner(this, rec, unit) : null;
+  private owner(rec: OwnerRecords | null | undefined, unit: Unit): RecordOwner | null {
+    if (!rec) return null;
+    let o = this.owners.get(rec);
+    if (!o) this.owners.set(rec, (o = new RecordOwner(this, rec, unit)));
+    return o;
   }
 
   /** An owner synthesised for this query name (`.addr`, PTR): valid for this version. */
   private synthetic(rr: RR, otherwise: OwnerRecords['otherwise'], neg: Negatives | null = null): RecordOwner {
     const a: RecordAnswer = { records: [rr], glue: null, additional: [], shuffle: false, addressLimit: false, chase: null };
     const byType = new Map<number, RecordAnswer>([[TYPE_CODE[rr.type], a], [QTYPE.ANY, a]]);
-    return new RecordOwner(this, { byType, otherwise }, this.answers.source, false, neg);
+    return new RecordOwner(this, { byType, otherwise }, this.answers.source, false, neg, true);
   }
 
   private serviceLookup(parts: readonly string[], suffix: readonly string[], which: 'services' | 'connect'): Owner {
@@ -542,7 +579,10 @@ export class Zone {
         if (labels[i]!.startsWith('_')) {
           const owner = this.serviceLookup(labels.slice(0, i + 1), labels.slice(i + 1), 'services');
           // An empty non-terminal stays one; a name with records answers SRV queries only.
-          return owner instanceof RecordOwner ? new RecordOwner(this, owner.rec, owner.source, true) : owner;
+          if (!(owner instanceof RecordOwner)) return owner;
+          let o = this.srvOwners.get(owner.rec);
+          if (!o) this.srvOwners.set(owner.rec, (o = new RecordOwner(this, owner.rec, owner.source, true)));
+          return o;
         }
       }
       return this.rfc && this.localityEnt(labels) ? this.ent : this.nx;
@@ -596,7 +636,7 @@ export class Zone {
   private resolveReverse(labels: readonly string[]): Owner | null {
     const z = this.reverseZoneOf(labels);
     if (z === null) return null;
-    if (z !== 'all' && labels.length === z.labels) return this.reverseApex(z);
+    if (z !== 'all' && labels.length === z.labels) return (z.apexOwner ??= this.reverseApex(z));
     const nx = z === 'all' ? this.nx : z.nx;
     if (labels.some((l) => l.includes('.'))) return nx;
     const name = labels.join('.');

@@ -1,7 +1,7 @@
 /**
  * Adversarial peers over real sockets (the server in-process on 127.0.0.1 port 0): connection
  * floods, huge garbage frames, pipelining with a slow reader, header-count lies, maximal names,
- * other classes, tiny EDNS sizes, zone transfers over UDP, trailing bytes, reflected responses.
+ * other classes, tiny EDNS sizes, zone transfers over UDP, trailing bytes (FORMERR), reflected responses.
  *
  * Every socket a test opens is destroyed on every path; every server is closed in afterAll or in
  * a finally next to where it was started.
@@ -419,15 +419,26 @@ describe('UDP: odd queries', () => {
     }
   });
 
-  it('a trailing garbage byte after the apex question: a well-formed reply that echoes only the question', async () => {
-    const q = Buffer.concat([buildQuery('consul', 'SOA', { id: 93 }), Buffer.from([0xab])]);
-    const r = (await udpRaw(s.port, q))!;
-    expect(r.readUInt16BE(0)).toBe(93);
-    expect([RCODE.NOERROR, RCODE.FORMERR]).toContain(rcodeOf(r));
-    expect(questionBytes(r).equals(q.subarray(12, q.length - 1))).toBe(true);
-    const d = decode(r); // every count matches the bytes
-    if (rcodeOf(r) === RCODE.NOERROR) expect(recs(d.answers).map((a) => a.type)).toEqual(['SOA']);
-    expect(r.includes(Buffer.from([0xab]), 12 + 12)).toBe(false);
+  it('bytes after the last counted record are FORMERR (UDP and TCP), the question echoed, never answered from the cache', async () => {
+    // The clean query first, so that its answer is in the response cache.
+    const clean = buildQuery('consul', 'SOA', { id: 93 });
+    expect(rcodeOf((await udpRaw(s.port, clean))!)).toBe(RCODE.NOERROR);
+    const withEdns = buildQuery('consul', 'SOA', { id: 94, edns: 1232 });
+    const cases: Array<[string, Buffer, number]> = [
+      ['one byte after the question', Buffer.concat([clean, Buffer.from([0xab])]), clean.length],
+      ['eleven zero bytes (an OPT record ARCOUNT does not count)', Buffer.concat([clean, Buffer.alloc(11)]), clean.length],
+      ['a byte after the OPT record', Buffer.concat([withEdns, Buffer.from([0])]), withEdns.length - 11],
+    ];
+    for (const [what, q, qEnd] of cases) {
+      for (const r of [(await udpRaw(s.port, q))!, (await tcpExchange(s.port, [q]))[0]!]) {
+        expect(r.readUInt16BE(0), what).toBe(q.readUInt16BE(0));
+        expect(rcodeOf(r), what).toBe(RCODE.FORMERR);
+        expect(questionBytes(r).equals(q.subarray(12, qEnd)), what).toBe(true);
+        const d = decode(r); // every count matches the bytes
+        expect(d.answers, what).toHaveLength(0);
+        expect(r.includes(Buffer.from([0xab]), 12 + 12)).toBe(false);
+      }
+    }
   });
 
   it('a response (QR=1) gets no reply over UDP or TCP (no reflection loops), and is counted', async () => {

@@ -1,6 +1,7 @@
 /**
  * The UDP response cache in QueryHandler: hits answer exactly like misses (ID patched), shuffled
- * answers keep varying, a new zone empties it, per-client EDNS options bypass it.
+ * answers keep varying, a new zone empties it, per-client EDNS options bypass it; and with the
+ * zone's name memo it stays within response_cache_mb by its own accounting.
  */
 import { describe, expect, it } from 'vitest';
 import { validateCatalog } from '../../src/catalog/catalog.js';
@@ -80,7 +81,7 @@ describe('UDP response cache', () => {
   it('does not cache over TCP, nor queries with EDNS options (cookies differ per client)', () => {
     const { h } = setup();
     const cookie = { code: 10, data: Buffer.from('0011223344556677', 'hex') };
-    const sizeOf = () => (h as unknown as { cache: { size: number } }).cache.size;
+    const sizeOf = () => h.cacheMemory().responses!.entries;
     h.handle(buildQuery('web.service.consul', 'A', { edns: 1232, ednsOptions: [cookie] }), false);
     h.handle(buildQuery('web.service.consul', 'A'), true);
     expect(sizeOf()).toBe(0);
@@ -119,5 +120,98 @@ describe('re-ordering cached answers', () => {
       subsets.add(d.answers.map((a) => a.data).sort().join(','));
     }
     expect(subsets.size).toBeGreaterThan(5);
+  });
+});
+
+describe('memory budget (response_cache_mb)', () => {
+  const MiB = 1024 * 1024;
+  const small = loadConfig({ object: { dns: '127.0.0.1:0', response_cache_mb: 1 } });
+  /** 300 services of 4 instances over 40 nodes; tags v1 and v2. */
+  const bigZone = (cfg: typeof small): Zone => {
+    const nodes = Array.from({ length: 40 }, (_, i) => nodeDoc(`n${i}`, `10.1.${i >> 8}.${(i & 0xff) + 1}`));
+    const services: Record<string, unknown[]> = {};
+    for (let s = 0; s < 300; s++) {
+      services[`svc${s}`] = Array.from({ length: 4 }, (_, k) => instanceDoc(nodes[(s + k * 7) % 40]!, `svc${s}`, { port: 8000 + k, tags: [k % 2 ? 'v1' : 'v2'] }));
+    }
+    return buildZone(validateCatalog(catalogDoc('dc1', { dc1: { services: services as never } })).catalog, { config: cfg, serialFor: () => 1 });
+  };
+
+  /** Query i of a stream of distinct ones: 0x20 case, EDNS sizes (or none), valid and NXDOMAIN names. */
+  function distinctQuery(i: number, rnd: () => number): Buffer {
+    const kind = i % 6;
+    const svc = `svc${Math.floor(rnd() * 300)}`;
+    const name = kind === 0 ? `${svc}.service.consul` : kind === 1 ? `_${svc}._tcp.service.consul`
+      : kind === 2 ? `${i % 12 === 2 ? 'v1' : `t${i}`}.${svc}.service.consul` // a tag, mostly one that does not exist
+      : kind === 5 ? `${(0x0a000000 + i).toString(16)}.addr.consul`
+      : `nx${i}-${Math.floor(rnd() * 1e9)}.service.consul`;
+    const cased = name.replace(/[a-z]/g, (c) => (rnd() < 0.5 ? c.toUpperCase() : c));
+    const edns = i % 4 === 3 ? undefined : 512 + (i % 3000);
+    return buildQuery(cased, kind === 1 ? 'SRV' : 'A', { id: i & 0xffff, ...(edns === undefined ? {} : { edns }) });
+  }
+
+  /** The reply's shape, and its records unless it is a random subset (TC set). */
+  const sorted = (b: Buffer) => {
+    const d = decode(b);
+    return { rcode: d.rcode, tc: d.flag_tc, an: d.answers.length, ar: d.additionals.length, data: d.flag_tc ? [] : d.answers.map((a) => JSON.stringify(a.data)).sort() };
+  };
+
+  it('many distinct queries: the response cache and the name memo stay within their parts of the budget, and evict', () => {
+    const zone = bigZone(small);
+    const h = new QueryHandler({ store: { current: () => zone }, config: small, logger: silentLogger(), counters: new DnsCounters(), random: seededRandom(3) });
+    const plainZone = bigZone(small);
+    const plain = new QueryHandler({ store: { current: () => plainZone }, config: small, logger: silentLogger(), counters: new DnsCounters(), cacheBytes: 0 });
+    const rnd = seededRandom(5);
+    const queries: Buffer[] = [];
+    const n = 12_000;
+    for (let i = 0; i < n; i++) {
+      const q = distinctQuery(i, rnd);
+      queries.push(q);
+      expect(h.handle(q, false)).not.toBeNull();
+      if (i % 500 === 499) {
+        const m = h.cacheMemory();
+        expect(m.budget).toBe(1 * MiB);
+        expect(m.responses!.bytes).toBeLessThanOrEqual(m.responses!.limit);
+        expect(m.names!.bytes).toBeLessThanOrEqual(m.names!.limit);
+        expect(m.responses!.limit + m.names!.limit).toBeLessThanOrEqual(m.budget);
+      }
+    }
+    const m = h.cacheMemory();
+    expect(m.responses!.inserts).toBeGreaterThan(n / 2); // distinct: nearly every query was kept once
+    expect(m.responses!.evictions).toBeGreaterThan(0);
+    expect(m.responses!.entries).toBeGreaterThan(0);
+    expect(m.names!.evictions).toBeGreaterThan(0);
+    expect(m.names!.entries).toBeGreaterThan(0);
+    expect(m.responses!.bytes + m.names!.bytes).toBeLessThanOrEqual(1 * MiB);
+
+    // The newest queries again: answered from the cache, the same as a handler without one.
+    const hits = m.responses!.hits;
+    for (const q of queries.slice(-200)) expect(sorted(h.handle(q, false)!)).toEqual(sorted(plain.handle(q, false)!));
+    expect(h.cacheMemory().responses!.hits).toBeGreaterThan(hits + 100);
+    // And the oldest: evicted, answered again the same way.
+    for (const q of queries.slice(0, 200)) expect(sorted(h.handle(q, false)!)).toEqual(sorted(plain.handle(q, false)!));
+  }, 60_000);
+
+  it('keeps copies: changing the query or the reply buffer afterwards does not change later hits', () => {
+    const { h } = setup();
+    const fresh = () => buildQuery('n1.node.consul', 'A', { id: 7, edns: 1232 });
+    const q = fresh();
+    const first = h.handle(q, false)!;
+    const expected = Buffer.from(first);
+    q.fill(0xee);
+    first.fill(0xee);
+    const hits = h.cacheMemory().responses!.hits;
+    expect(h.handle(fresh(), false)).toEqual(expected);
+    expect(h.cacheMemory().responses!.hits).toBe(hits + 1);
+  });
+
+  it('response_cache_mb 0: no response cache; the name memo keeps its own small part', () => {
+    const off = loadConfig({ object: { dns: '127.0.0.1:0', response_cache_mb: 0 } });
+    const zone = bigZone(off);
+    const h = new QueryHandler({ store: { current: () => zone }, config: off, logger: silentLogger(), counters: new DnsCounters() });
+    h.handle(buildQuery('svc1.service.consul', 'A', { edns: 1232 }), false);
+    const m = h.cacheMemory();
+    expect(m.responses).toBeNull();
+    expect(m.names!.entries).toBe(1);
+    expect(m.names!.limit).toBe(1 * MiB);
   });
 });
