@@ -21,6 +21,8 @@ import { silentLogger, type Logger } from './log.js';
 import { TcpServer } from './transport/tcp.js';
 import { UdpServer } from './transport/udp.js';
 import { ZoneStore } from './zone/store.js';
+import { Metrics } from './http/metrics.js';
+import { HttpServer } from './http/server.js';
 
 /** The catalog persisted in the data dir (live Consul only), and how often it is rewritten at most. */
 const SNAPSHOT_FILE = 'catalog.json';
@@ -57,6 +59,7 @@ export class App {
     else if (c.catalogFile) this.source = new FileCatalogSource({ path: c.catalogFile, logger: this.log });
     else if (c.consul.length) this.source = this.consulSource();
     else throw new ConfigError('--catalog-file', 'or --consul is required (the catalog to serve: a file, or a live Consul)');
+    this.metrics = new Metrics({ counters: this.counters, store: this.store, source: this.source, handler: () => this.handler });
     this.rrl = c.rrlResponsesPerSecond === 0 ? null : new ResponseRateLimiter({
       responsesPerSecond: c.rrlResponsesPerSecond, slip: c.rrlSlip, windowSeconds: c.rrlWindow,
       ipv4Prefix: c.rrlIpv4Prefix, ipv6Prefix: c.rrlIpv6Prefix,
@@ -126,6 +129,16 @@ export class App {
     })();
   }
 
+  readonly metrics: Metrics;
+  private handler: QueryHandler | null = null;
+  private http: HttpServer | null = null;
+  private httpPort = 0;
+
+  /** The address /healthcheck and /metrics are served on (after start), or null when off. */
+  get httpAddress(): { host: string; port: number } | null {
+    return this.config.http && this.http ? { host: this.config.http.host, port: this.httpPort } : null;
+  }
+
   private snapshotPath: string | null = null;
   private snapshotNext: Catalog | null = null;
   private snapshotWriting = false;
@@ -158,15 +171,33 @@ export class App {
     await this.source.start(
       (catalog: Catalog, hint?: ChangeHint) => {
         // A failure is logged and recorded by the store; the previous zone keeps serving.
-        const c = this.store.commit(catalog, this.source.name, hint).then(() => this.persist(catalog), () => {});
+        const c = this.store.commit(catalog, this.source.name, hint).then((r) => {
+          this.metrics.commitSeconds.observe(r.ms / 1000);
+          if (hint?.since !== undefined) this.metrics.propagationSeconds.observe((Date.now() - hint.since) / 1000);
+          this.persist(catalog);
+        }, () => {});
         first ??= c;
       },
       (reason) => this.store.recordFailure(reason),
     );
     await first;
     if (!this.store.current()) throw new CatalogDnsError('CDNS_ERR_CATALOG_INVALID', 'the first catalog could not be turned into a zone');
-    const handler = new QueryHandler({ store: this.store, config: this.config, logger: this.log, counters: this.counters });
+    const handler = new QueryHandler({
+      store: this.store, config: this.config, logger: this.log, counters: this.counters,
+      onSample: (sec) => this.metrics.answerSeconds.observe(sec),
+    });
+    this.handler = handler;
     await this.listen(handler);
+    if (this.config.http) {
+      const http = new HttpServer({ store: this.store, source: this.source, metrics: this.metrics, logger: this.log }, this.config.http.host, this.config.http.port);
+      try {
+        this.httpPort = await http.start();
+      } catch (e) {
+        await Promise.all([this.udp?.close(), this.tcp?.close()]);
+        throw e;
+      }
+      this.http = http;
+    }
     this.watchStaleness();
     const zone = this.store.current()!;
     this.log.info({ dns: `${fmtHost(this.config.dnsHost)}:${this.port}`, domain: this.config.domain, source: this.source.name,
@@ -210,13 +241,14 @@ export class App {
   /** Graceful: stop listening, finish open TCP writes, stop the source (without waiting long for a read). */
   async close(): Promise<void> {
     if (this.staleTimer) clearInterval(this.staleTimer);
-    await Promise.all([this.udp?.close(), this.tcp?.close(), this.source.close()]);
+    await Promise.all([this.http?.close(), this.udp?.close(), this.tcp?.close(), this.source.close()]);
     this.udp = this.tcp = null;
   }
 
   /** Now: drop connections. */
   destroy(): void {
     if (this.staleTimer) clearInterval(this.staleTimer);
+    void this.http?.close();
     this.tcp?.destroy();
     void this.udp?.close();
     void this.source.close();

@@ -17,6 +17,8 @@ export interface TtlRule { readonly prefix: string; readonly wildcard: boolean; 
 export interface Config {
   readonly dnsHost: string;
   readonly dnsPort: number;
+  /** /healthcheck and /metrics; null: off. */
+  readonly http: { readonly host: string; readonly port: number } | null;
   readonly domain: string;            // canonical: lower case, no trailing dot
   readonly catalogFile: string | null;
   readonly dataDir: string | null;
@@ -66,7 +68,7 @@ export interface Config {
   readonly removalGuardHold: number;
 }
 
-type Kind = 'hostport' | 'domain' | 'path' | 'level' | 'compat' | 'duration' | 'int' | 'bool' | 'ttlmap' | 'reversezones' | 'urls' | 'labels' | 'secret';
+type Kind = 'httpaddr' | 'hostport' | 'domain' | 'path' | 'level' | 'compat' | 'duration' | 'int' | 'bool' | 'ttlmap' | 'reversezones' | 'urls' | 'labels' | 'secret';
 
 interface Spec {
   /** JSON file key (Consul's dns_config name where one exists); dotted for nested (soa.refresh). */
@@ -88,6 +90,7 @@ const MAX_TTL = 2147483647;
 
 export const OPTIONS: readonly Spec[] = [
   { key: 'dns', kind: 'hostport', def: '127.0.0.1:8600', help: 'UDP and TCP listen address, HOST:PORT or [IPv6]:PORT' },
+  { key: 'http', kind: 'httpaddr', def: '127.0.0.1:8601', help: 'HTTP address of /healthcheck and /metrics, HOST:PORT, or off' },
   { key: 'domain', kind: 'domain', def: 'consul', help: 'zone served (Consul\'s "domain")' },
   { key: 'catalog_file', kind: 'path', def: null, help: 'catalog file to serve; watched, a valid new version replaces the zone' },
   { key: 'data_dir', kind: 'path', def: null, help: 'directory for state kept across restarts (SOA serial)' },
@@ -195,6 +198,12 @@ function parseTtlMap(v: unknown): TtlRule[] | string {
 function coerce(spec: Spec, raw: unknown): unknown | string {
   const bad = (reason: string) => ({ bad: reason });
   switch (spec.kind) {
+    case 'httpaddr': {
+      if (raw === 'off') return 'off';
+      if (typeof raw !== 'string') return bad('expected HOST:PORT or off');
+      const r = parseHostPort(raw);
+      return typeof r === 'string' ? bad(`${r}, or off`) : r;
+    }
     case 'hostport': {
       if (typeof raw !== 'string') return bad('expected a string HOST:PORT');
       const r = parseHostPort(raw);
@@ -358,9 +367,11 @@ export function loadConfig(src: Sources = {}): Config {
   const compat = g<Compat>('compat');
   const hp = g<{ host: string; port: number } | string>('dns');
   const dns = typeof hp === 'string' ? (parseHostPort(hp) as { host: string; port: number }) : hp;
+  const hh = g<{ host: string; port: number } | string>('http');
   return {
     dnsHost: dns.host,
     dnsPort: dns.port,
+    http: hh === 'off' ? null : typeof hh === 'string' ? (parseHostPort(hh) as { host: string; port: number }) : hh,
     domain: g<string>('domain'),
     catalogFile: g<string | null>('catalog_file'),
     dataDir: g<string | null>('data_dir'),

@@ -70,6 +70,7 @@ export class ConsulCatalogSource implements CatalogSource {
   private onFailure: (reason: string) => void = () => {};
   private dirtyServices = new Set<string>();
   private dirtyNodes = new Set<string>();
+  private pendingSince: number | null = null;
   private quietTimer: NodeJS.Timeout | null = null;
   private maxTimer: NodeJS.Timeout | null = null;
   private firstSync: (() => void) | null = null;
@@ -82,6 +83,8 @@ export class ConsulCatalogSource implements CatalogSource {
   private readonly queue: Array<() => void> = [];
   private readonly guard: { share: number; holdMs: number } | null;
   private delivered: number | null = null;
+  /** Instances at each delivery within the last hold (time, count). */
+  private history: Array<[number, number]> = [];
   private heldSince: number | null = null;
   /** Updates held back by the removal guard. */
   heldBack = 0;
@@ -245,6 +248,7 @@ export class ConsulCatalogSource implements CatalogSource {
   /** Quiet window: wait for `min` without changes, but never longer than `max` since the first. */
   private changed(): void {
     if (this.closed) return;
+    this.pendingSince ??= Date.now();
     if (this.quietTimer) clearTimeout(this.quietTimer);
     this.quietTimer = setTimeout(() => this.flush(), this.quiet.minMs);
     this.maxTimer ??= setTimeout(() => this.flush(), this.quiet.maxMs);
@@ -264,7 +268,8 @@ export class ConsulCatalogSource implements CatalogSource {
     if (!this.dirtyServices.size && !this.dirtyNodes.size && this.commits > 0) return;
     if (this.guarded()) return;
     const split = (k: string) => k.split('\0') as [string, string];
-    const hint: ChangeHint = { services: [...this.dirtyServices].map(split), nodes: [...this.dirtyNodes].map(split) };
+    const hint: ChangeHint = { services: [...this.dirtyServices].map(split), nodes: [...this.dirtyNodes].map(split), since: this.pendingSince ?? Date.now() };
+    this.pendingSince = null;
     this.dirtyServices.clear();
     this.dirtyNodes.clear();
     const datacenters = new Map<string, DatacenterCatalog>();
@@ -273,6 +278,7 @@ export class ConsulCatalogSource implements CatalogSource {
     const first = this.commits === 0;
     this.commits++;
     this.delivered = this.instances();
+    this.history.push([Date.now(), this.delivered]);
     this.onCatalog({ datacenter: this.localDc, datacenters }, first ? undefined : hint);
     if (first) {
       this.log.info({ datacenters: [...this.dcs.keys()], services: [...this.dcs.values()].reduce((n, s) => n + s.services.size, 0) }, 'consul catalog read');
@@ -294,8 +300,13 @@ export class ConsulCatalogSource implements CatalogSource {
    */
   private guarded(): boolean {
     const g = this.guard;
-    const before = this.delivered;
-    if (!g || before === null || before < GUARD_MIN_INSTANCES) return false;
+    if (!g || this.delivered === null) return false;
+    // Against the most instances served within the hold, so that a removal spread over several
+    // windows is judged as a whole.
+    const since = Date.now() - g.holdMs;
+    this.history = this.history.filter(([t]) => t >= since);
+    const before = Math.max(this.delivered, ...this.history.map(([, n]) => n));
+    if (before < GUARD_MIN_INSTANCES) return false;
     const now = this.instances();
     if ((before - now) / before <= g.share) {
       if (this.heldSince !== null) this.log.info({ before, now }, 'removal guard: the catalog recovered; applying it');
@@ -313,6 +324,7 @@ export class ConsulCatalogSource implements CatalogSource {
     if (t - this.heldSince < g.holdMs) return true;
     this.log.warn({ before, now, heldMs: t - this.heldSince }, 'removal guard: the removal persisted; applying it');
     this.heldSince = null;
+    this.history = []; // the smaller catalog is the new reference
     return false;
   }
 

@@ -6,6 +6,8 @@ export interface ChangeHint {
   readonly services?: ReadonlyArray<readonly [string, string]>;
   /** [datacenter, node name]. */
   readonly nodes?: ReadonlyArray<readonly [string, string]>;
+  /** When the first of these changes was read (ms since the epoch): propagation lag. */
+  readonly since?: number;
 }
 
 /**

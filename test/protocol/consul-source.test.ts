@@ -29,7 +29,7 @@ async function setup(): Promise<{ consul: FakeConsul; app: App; source: ConsulCa
     client, logger: silentLogger(), quiet: { minMs: 20, maxMs: 200 },
     timing: { ...DEFAULT_TIMING, waitMs: 10_000, backoffMs: 20, maxBackoffMs: 200, ratePerSec: 50, burst: 10 },
   });
-  const app = new App({ config: loadConfig({ object: { dns: '127.0.0.1:0' } }), logger: silentLogger(), source });
+  const app = new App({ config: loadConfig({ object: { dns: '127.0.0.1:0', http: 'off' } }), logger: silentLogger(), source });
   await app.start();
   cleanups.push(() => app.close());
   return { consul, app, source, port: app.dnsAddress.port };
@@ -101,29 +101,37 @@ describe('the removal guard', () => {
       client, logger: silentLogger(), quiet: { minMs: 20, maxMs: 200 }, guard: { share: 0.5, holdMs: 1500 },
       timing: { ...DEFAULT_TIMING, waitMs: 10_000, backoffMs: 20, maxBackoffMs: 200, ratePerSec: 50, burst: 10 },
     });
-    const app = new App({ config: loadConfig({ object: { dns: '127.0.0.1:0' } }), logger: silentLogger(), source });
+    const app = new App({ config: loadConfig({ object: { dns: '127.0.0.1:0', http: 'off' } }), logger: silentLogger(), source });
     await app.start();
     cleanups.push(() => app.close());
     const port = app.dnsAddress.port;
     const count = async () => (await addresses(port, 'api.service.consul')).length;
     expect(await count()).toBe(12);
-    // A flap: 10 of 12 go away and come back within the hold: the zone never loses them.
-    for (let i = 1; i <= 10; i++) consul.deregisterService(`n${i}`, `api-${i}`);
+    // One write that takes 10 of the 12 away (a token losing its rights looks like this), then
+    // one that brings them back within the hold: the zone never loses them.
+    const full = consul.snapshot();
+    const cut = structuredClone(full);
+    cut.datacenters.dc1!.services!.api = cut.datacenters.dc1!.services!.api!.slice(10);
+    consul.load(cut);
     await eventually(async () => source.heldBack, (n) => n === 1);
     expect(await count()).toBe(12);
-    for (let i = 1; i <= 10; i++) consul.registerService({ Node: `n${i}`, Address: `10.0.3.${i}` }, { ID: `api-${i}`, Service: 'api', Port: 80 });
+    consul.load(full);
     await new Promise((r) => setTimeout(r, 2000));
     expect(await count()).toBe(12);
     // A removal that lasts is applied after the hold.
-    for (let i = 1; i <= 10; i++) consul.deregisterService(`n${i}`, `api-${i}`);
+    consul.load(cut);
     await eventually(async () => source.heldBack, (n) => n === 2);
     expect(await count()).toBe(12);
     await eventually(count, (n) => n === 2);
+    // Once applied, it is the new reference: small changes after it go through.
+    consul.registerService({ Node: 'n1', Address: '10.0.3.1' }, { ID: 'api-1', Service: 'api', Port: 80 });
+    await eventually(count, (n) => n === 3);
+    expect(source.heldBack).toBe(2);
   }, 30_000);
 });
 
 describe('configured from the options (--consul, --data-dir, max_stale)', () => {
-  const config = (o: Record<string, unknown>) => loadConfig({ object: { dns: '127.0.0.1:0', ...o } });
+  const config = (o: Record<string, unknown>) => loadConfig({ object: { dns: '127.0.0.1:0', http: '127.0.0.1:0', ...o } });
 
   it('one catalog source: --consul with --catalog-file, or neither, stops the start naming the options', () => {
     expect(() => new App({ config: config({ consul: 'http://127.0.0.1:1', catalog_file: '/x.json' }) })).toThrow(/--consul: cannot be used with --catalog-file/);
@@ -174,4 +182,36 @@ describe('configured from the options (--consul, --data-dir, max_stale)', () => 
     expect((await addresses(third.dnsAddress.port, 'web.service.consul')).length).toBe(2);
     expect(readdirSync(dir).some((f) => f.startsWith('catalog.json.corrupt-'))).toBe(true);
   }, 60_000);
+});
+
+describe('health and metrics over HTTP', () => {
+  it('/healthcheck follows the zone and Consul; /metrics counts queries, commits and Consul requests', async () => {
+    const consul = await startFakeConsul({ jitter: false });
+    cleanups.push(() => consul.close());
+    consul.registerService({ Node: 'web-1', Address: '10.0.1.1' }, { ID: 'web-1', Service: 'web', Port: 80 });
+    const app = new App({ config: loadConfig({ object: { dns: '127.0.0.1:0', http: '127.0.0.1:0', consul: consul.url, max_stale: '2s' } }), logger: silentLogger() });
+    await app.start();
+    cleanups.push(() => app.close());
+    const base = `http://127.0.0.1:${app.httpAddress!.port}`;
+    const health = async () => { const r = await fetch(`${base}/healthcheck`); return { code: r.status, body: (await r.json()) as Record<string, unknown> }; };
+    expect(await health()).toMatchObject({ code: 200, body: { status: 'ok', source: 'consul', consul: { reachable: true } } });
+    for (let i = 0; i < 40; i++) await udpQuery(app.dnsAddress.port, 'web.service.consul', 'A');
+    await udpQuery(app.dnsAddress.port, 'nosuch.service.consul', 'SRV');
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    const value = (line: string) => Number(metrics.split('\n').find((l) => l.startsWith(line))?.slice(line.length).trim());
+    expect(value('catalog_dns_queries_total{transport="udp",qtype="A"}')).toBe(40);
+    expect(value('catalog_dns_queries_total{transport="udp",qtype="SRV"}')).toBe(1);
+    expect(value('catalog_dns_responses_total{rcode="NXDOMAIN"}')).toBe(1);
+    expect(value('catalog_dns_zone_commits_total')).toBeGreaterThanOrEqual(1);
+    expect(value('catalog_dns_consul_up')).toBe(1);
+    expect(value('catalog_dns_consul_watches')).toBe(3);
+    expect(value('catalog_dns_answer_duration_seconds_count')).toBeGreaterThanOrEqual(1);
+    expect(metrics).toContain('catalog_dns_zone_serial ');
+    // Consul goes away: still answering (stale, 200), then past max_stale withheld (503).
+    await consul.stop();
+    await eventually(async () => (await health()).body.status, (s) => s === 'stale' || s === 'withheld');
+    await eventually(async () => (await health()).code, (c) => c === 503);
+    expect((await health()).body.status).toBe('withheld');
+    expect((await fetch(`${base}/nope`)).status).toBe(404);
+  }, 30_000);
 });
