@@ -109,9 +109,7 @@ export class App {
   private persist(catalog: Catalog): void {
     if (!this.snapshotPath) return;
     this.snapshotNext = catalog;
-    if (this.snapshotWriting) return;
-    this.snapshotWriting = true;
-    void (async () => {
+    this.snapshotWriter ??= (async () => {
       while (this.snapshotNext) {
         const next = this.snapshotNext;
         this.snapshotNext = null;
@@ -122,12 +120,19 @@ export class App {
         } catch (e) {
           this.log.error({ path: this.snapshotPath, err: (e as Error).message }, 'cannot write the catalog snapshot');
         }
-        // Bounded rate: a busy catalog is written at most every few seconds.
-        await new Promise((r) => setTimeout(r, SNAPSHOT_INTERVAL_MS).unref());
+        // Bounded rate: a busy catalog is written at most every few seconds (a stop writes at once).
+        if (this.snapshotNext && !this.closing) {
+          await new Promise<void>((r) => { const t = setTimeout(r, SNAPSHOT_INTERVAL_MS); this.wakeWriter = () => { clearTimeout(t); r(); }; });
+          this.wakeWriter = null;
+        }
       }
-      this.snapshotWriting = false;
+      this.snapshotWriter = null;
     })();
   }
+
+  private snapshotWriter: Promise<void> | null = null;
+  private wakeWriter: (() => void) | null = null;
+  private closing = false;
 
   readonly metrics: Metrics;
   private handler: QueryHandler | null = null;
@@ -141,7 +146,6 @@ export class App {
 
   private snapshotPath: string | null = null;
   private snapshotNext: Catalog | null = null;
-  private snapshotWriting = false;
   private staleTimer: NodeJS.Timeout | null = null;
 
   /** max_stale: past it without contact with Consul, the zone is withheld and queries get SERVFAIL. */
@@ -241,6 +245,10 @@ export class App {
   /** Graceful: stop listening, finish open TCP writes, stop the source (without waiting long for a read). */
   async close(): Promise<void> {
     if (this.staleTimer) clearInterval(this.staleTimer);
+    // The newest catalog goes to disk before the stop completes.
+    this.closing = true;
+    this.wakeWriter?.();
+    await this.snapshotWriter;
     await Promise.all([this.http?.close(), this.udp?.close(), this.tcp?.close(), this.source.close()]);
     this.udp = this.tcp = null;
   }

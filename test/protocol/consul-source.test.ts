@@ -155,18 +155,21 @@ describe('configured from the options (--consul, --data-dir, max_stale)', () => 
     await first.start();
     expect(await addresses(first.dnsAddress.port, 'web.service.consul')).toEqual(['10.0.1.1']);
     await eventually(async () => existsSync(join(dir, 'catalog.json')), (x) => x);
+    // A change just before the stop (the snapshot is rewritten at most every 5 s): the stop writes it.
+    consul.registerService({ Node: 'web-9', Address: '10.0.1.9' }, { ID: 'web-9', Service: 'web', Port: 80 });
+    await eventually(() => addresses(first.dnsAddress.port, 'web.service.consul'), (a) => a.length === 2);
     await first.close();
 
     await consul.stop(); // Consul down for the restart
     const second = new App({ config: config({ consul: consul.url, data_dir: dir, max_stale: '2s' }), logger: silentLogger() });
     await second.start();
     cleanups.push(() => second.close());
-    expect(await addresses(second.dnsAddress.port, 'web.service.consul')).toEqual(['10.0.1.1']);
+    expect(await addresses(second.dnsAddress.port, 'web.service.consul')).toEqual(['10.0.1.1', '10.0.1.9']);
     // Never heard from Consul in this run: max_stale counts from the last contact, so the snapshot
     // keeps serving; once Consul answered and then went away, max_stale applies.
     await consul.start();
     consul.registerService({ Node: 'web-2', Address: '10.0.1.2' }, { ID: 'web-2', Service: 'web', Port: 80 });
-    await eventually(() => addresses(second.dnsAddress.port, 'web.service.consul'), (a) => a.length === 2);
+    await eventually(() => addresses(second.dnsAddress.port, 'web.service.consul'), (a) => a.length === 3);
     await consul.stop();
     await eventually(async () => (await udpQuery(second.dnsAddress.port, 'web.service.consul', 'A')).rcode, (r) => r === 'SERVFAIL');
     await consul.start();
@@ -179,7 +182,7 @@ describe('configured from the options (--consul, --data-dir, max_stale)', () => 
     const third = new App({ config: config({ consul: consul.url, data_dir: dir }), logger: silentLogger() });
     await third.start();
     cleanups.push(() => third.close());
-    expect((await addresses(third.dnsAddress.port, 'web.service.consul')).length).toBe(2);
+    expect((await addresses(third.dnsAddress.port, 'web.service.consul')).length).toBe(3);
     expect(readdirSync(dir).some((f) => f.startsWith('catalog.json.corrupt-'))).toBe(true);
   }, 60_000);
 });
