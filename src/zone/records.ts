@@ -79,24 +79,24 @@ export function sortLines(lines: string[]): string[] {
 }
 
 /**
- * A streaming 256-bit hash of record content (8 independent 32-bit Murmur3-style lanes with
- * different seeds), fed field by field so no text is built. It detects changes of content; it is
- * not meant to resist an adversary who controls the catalog (who controls the zone anyway).
+ * A streaming 128-bit hash of record content (4 independent 32-bit Murmur3-style lanes with
+ * different seeds and key multipliers), fed field by field so no text is built. It detects changes
+ * of content; it is not meant to resist an adversary who controls the catalog (who controls the zone
+ * anyway).
  */
 export class ContentHasher {
-  private readonly h = new Uint32Array([0x9747b28c, 0x85ebca6b, 0xc2b2ae35, 0x27d4eb2f, 0x165667b1, 0xd3a2646c, 0xfd7046c5, 0xb55a4f09]);
+  private h0 = 0x9747b28c;
+  private h1 = 0x85ebca6b;
+  private h2 = 0xc2b2ae35;
+  private h3 = 0x27d4eb2f;
   private n = 0;
 
   private mix(k0: number): void {
     this.n++;
-    for (let i = 0; i < 8; i++) {
-      let k = Math.imul(k0 ^ (i * 0x01000193), 0xcc9e2d51);
-      k = (k << 15) | (k >>> 17);
-      k = Math.imul(k, 0x1b873593);
-      let h = this.h[i]! ^ k;
-      h = (h << 13) | (h >>> 19);
-      this.h[i] = (Math.imul(h, 5) + 0xe6546b64) >>> 0;
-    }
+    this.h0 = lane(this.h0, k0, 0xcc9e2d51);
+    this.h1 = lane(this.h1, k0, 0x1b873593);
+    this.h2 = lane(this.h2, k0 ^ 0x5bd1e995, 0xcc9e2d51);
+    this.h3 = lane(this.h3, k0 ^ 0x68e31da4, 0x1b873593);
   }
 
   str(s: string): this {
@@ -119,9 +119,10 @@ export class ContentHasher {
 
   /** Finalised lanes (Murmur3's fmix32, with the length folded in). */
   digest(): Uint32Array {
-    const out = new Uint32Array(8);
-    for (let i = 0; i < 8; i++) {
-      let h = this.h[i]! ^ this.n;
+    const out = new Uint32Array(LANES);
+    const hs = [this.h0, this.h1, this.h2, this.h3];
+    for (let i = 0; i < LANES; i++) {
+      let h = hs[i]! ^ this.n;
       h ^= h >>> 16; h = Math.imul(h, 0x85ebca6b);
       h ^= h >>> 13; h = Math.imul(h, 0xc2b2ae35);
       h ^= h >>> 16;
@@ -148,25 +149,37 @@ export class ContentHasher {
   }
 }
 
+const LANES = 4;
+
+/** One Murmur3 round of a lane. */
+function lane(h: number, k0: number, c: number): number {
+  let k = Math.imul(k0, c);
+  k = (k << 15) | (k >>> 17);
+  k = Math.imul(k, 0x1b873593);
+  h ^= k;
+  h = (h << 13) | (h >>> 19);
+  return (Math.imul(h, 5) + 0xe6546b64) | 0;
+}
+
 /**
  * An order-free hash of a set of parts (units): the lane-wise sum mod 2^32 of each part's hash, so a
  * part can be added or removed in O(1) and equal content gives an equal hash whatever the order.
  */
 export class ZoneHash {
-  private readonly lanes = new Uint32Array(8);
+  private readonly lanes = new Uint32Array(LANES);
 
   add(h: Uint32Array): void {
-    for (let i = 0; i < 8; i++) this.lanes[i] = (this.lanes[i]! + h[i]!) >>> 0;
+    for (let i = 0; i < LANES; i++) this.lanes[i] = (this.lanes[i]! + h[i]!) >>> 0;
   }
 
   remove(h: Uint32Array): void {
-    for (let i = 0; i < 8; i++) this.lanes[i] = (this.lanes[i]! - h[i]!) >>> 0;
+    for (let i = 0; i < LANES; i++) this.lanes[i] = (this.lanes[i]! - h[i]!) >>> 0;
   }
 
   /** The hex digest combined with `extra` (zone-wide parameters such as the SOA timers). */
   hex(extra = ''): string {
     const h = createHash('sha256');
-    h.update(Buffer.from(this.lanes.buffer, this.lanes.byteOffset, 32));
+    h.update(Buffer.from(this.lanes.buffer, this.lanes.byteOffset, LANES * 4));
     h.update(extra);
     return h.digest('hex');
   }

@@ -180,6 +180,14 @@ export class Translator {
     });
   }
 
+  /** Whether `<node>.node.<dc>.<domain>` can go on the wire, once per node object. */
+  private nodeTargetOk(n: CatalogNode, target: string): boolean {
+    let ok = this.nodeTargets.get(n);
+    if (ok === undefined) this.nodeTargets.set(n, (ok = isWireName(target)));
+    return ok;
+  }
+  private readonly nodeTargets = new WeakMap<CatalogNode, boolean>();
+
   healthy(s: ServiceInstance): boolean {
     return s.checks.every((c) => c.status !== 'critical' && (!this.cfg.onlyPassing || c.status === 'passing'));
   }
@@ -196,7 +204,8 @@ export class Translator {
       key: srvKey, cname: false, hostTarget, glue,
       rr: { owner: AT, type: 'SRV', ttl, data: { priority: 1, weight: weightOf(s), port, target } },
     });
-    const address = (rec: RR): InstanceRecord => ({ key: `${rec.type}:${rec.data as string}`, cname: false, hostTarget: false, glue: NO_RECORDS, rr: rec });
+    // An address's text is its key (IPv4 and IPv6 texts never collide).
+    const address = (rec: RR): InstanceRecord => ({ key: rec.data as string, cname: false, hostTarget: false, glue: NO_RECORDS, rr: rec });
     const fromIP = (ip: string): InstanceRecord | null => {
       if (qt === QTYPE.SRV) {
         const target = `${ipHex(ip)}.addr.${dc}.${this.domain}`;
@@ -209,7 +218,7 @@ export class Translator {
     const fromServiceNode = (ip: string): InstanceRecord | null => {
       if (qt === QTYPE.SRV) {
         const target = `${s.node.name}.node.${dc}.${this.domain}`;
-        if (!isWireName(target)) return null;
+        if (!this.nodeTargetOk(s.node, target)) return null;
         const rec = this.addrRecord(qt, ip, ttl, target);
         if (!rec) return null;
         return srv(target, [rec, ...(this.cfg.enableAdditionalNodeMetaTxt ? this.metaRecords(s.node, ttl, target) : [])]);
@@ -430,7 +439,8 @@ export function unitHash(u: Unit, domain: string): { hash: Uint32Array; size: nu
   } else {
     h.str(u.kind);
     if (u.all) size += hashOwner(h, base, u.all);
-    for (const [tag, o] of u.byTag) size += hashOwner(h.str(tag), base, o);
+    // A tag every instance carries shares the service's records: its name is enough.
+    for (const [tag, o] of u.byTag) size += o === u.all ? (h.str(tag).str('=all'), 0) : hashOwner(h.str(tag), base, o);
     if (u.virtual) size += hashOwner(h, `${u.name}.virtual.${domain}`, u.virtual);
     h.num(u.ptrClaims.length);
     for (const a of u.ptrClaims) h.str(a);
