@@ -6,7 +6,7 @@
 //   -> { type: 'phase', ... }           (any number of phases), serving on until the next message
 //   <- { type: 'stop' }
 //   -> { type: 'stopped', ... }         query counters; then it exits.
-// Usage (by scale.mjs): node --expose-gc bench/scale-worker.mjs CATALOG_JSON COMMITS
+// Usage (by scale.mjs): node --expose-gc bench/scale-worker.mjs CATALOG_JSON COMMITS [SERVER_CONFIG_JSON]
 import { readFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { App } from '../dist/app.js';
@@ -18,7 +18,7 @@ if (typeof globalThis.gc !== 'function' || !process.send) {
   process.stderr.write('scale-worker: run by bench/scale.mjs (needs --expose-gc and an IPC channel)\n');
   process.exit(2);
 }
-const [catalogPath, commitsArg] = process.argv.slice(2);
+const [catalogPath, commitsArg, serverConfig] = process.argv.slice(2);
 const COMMITS = Number(commitsArg ?? 100);
 const send = (msg) => new Promise((resolve) => process.send(msg, resolve));
 // The parent owns this process: if it goes away, so do we.
@@ -158,7 +158,7 @@ out.services = dcat.services.size;
 out.nodes = dcat.nodes.size;
 
 // 2. Full build: the App's first commit, with the App serving on 127.0.0.1 port 0.
-const config = loadConfig({ object: { dns: '127.0.0.1:0', log_level: 'warn' } });
+const config = loadConfig({ object: { ...JSON.parse(serverConfig ?? '{}'), dns: '127.0.0.1:0', log_level: 'warn' } });
 const app = new App({ config, logger: createLogger('warn', process.stderr), source: new BenchSource(catalog) });
 let first = null;
 const commit = app.store.commit.bind(app.store);

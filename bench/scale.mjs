@@ -4,6 +4,7 @@
 // time and RSS for the same zone, next to the targets. One table on stdout (and bench/out/).
 // Usage: npm run bench:scale [-- --sizes 1000,10000,50000] [--churn-seconds 20] [--baseline-seconds 10]
 //        [--warmup-seconds 2] [--qps 5000] [--changes-per-second 10] [--commits 100] [--instances 5]
+//        [--server-config '{"response_cache_mb":0}']   (config-file keys for the in-process App)
 // Talks to 127.0.0.1 only; every process it starts is stopped by PID on every path; its temp
 // directory is removed at the end.
 import { fork, spawn, spawnSync } from 'node:child_process';
@@ -29,11 +30,12 @@ const { values: opt } = parseArgs({
     'warmup-seconds': { type: 'string', default: '2' },
     'changes-per-second': { type: 'string', default: '10' },
     qps: { type: 'string', default: '5000' },
+    'server-config': { type: 'string', default: '{}' },
     help: { type: 'boolean', default: false },
   },
 });
 const USAGE = 'usage: node bench/scale.mjs [--sizes 1000,10000,50000] [--churn-seconds 20] [--baseline-seconds 10] [--warmup-seconds 2]\n' +
-  '                         [--qps 5000] [--changes-per-second 10] [--commits 100] [--instances 5]\n';
+  '                         [--qps 5000] [--changes-per-second 10] [--commits 100] [--instances 5] [--server-config JSON]\n';
 if (opt.help) { process.stdout.write(USAGE); process.exit(0); }
 const SIZES = opt.sizes.split(',').map((s) => Number(s.trim().replace(/_/g, '')));
 const INSTANCES = Number(opt.instances);
@@ -43,8 +45,11 @@ const BASE_S = Number(opt['baseline-seconds']);
 const WARMUP_S = Number(opt['warmup-seconds']);
 const CHANGES = Number(opt['changes-per-second']);
 const QPS = Number(opt.qps);
+let SERVER_CONFIG;
+try { SERVER_CONFIG = JSON.parse(opt['server-config']); } catch { SERVER_CONFIG = null; }
 const posInt = (x) => Number.isInteger(x) && x > 0;
 if (!SIZES.every(posInt) || !posInt(INSTANCES) || !posInt(COMMITS) || !posInt(CHURN_S) || !posInt(CHANGES) || !posInt(QPS) || CHURN_S > 600
+  || typeof SERVER_CONFIG !== 'object' || SERVER_CONFIG === null || Array.isArray(SERVER_CONFIG)
   || !(Number.isInteger(BASE_S) && BASE_S >= 0 && BASE_S <= 600) || !(Number.isInteger(WARMUP_S) && WARMUP_S >= 0 && WARMUP_S <= 60)) {
   process.stderr.write(USAGE);
   process.exit(2);
@@ -191,7 +196,7 @@ async function generate(dir, size) {
  * alone (baseline, if asked for), then the load while the worker commits CHANGES changes a second.
  */
 async function inProcess(dir) {
-  const w = track(fork(join(HERE, 'scale-worker.mjs'), [join(dir, 'catalog.json'), String(COMMITS)],
+  const w = track(fork(join(HERE, 'scale-worker.mjs'), [join(dir, 'catalog.json'), String(COMMITS), JSON.stringify(SERVER_CONFIG)],
     { execArgv: ['--expose-gc', ...WORKER_FLAGS], stdio: ['ignore', 2, 2, 'ipc'] }), 'scale-worker');
   let load = null;
   try {
@@ -364,7 +369,8 @@ function report(results, load0, load1) {
   const out = [];
   out.push('', `zone layer at scale: services x ${INSTANCES} instances, nodes = max(1000, services/10); DNS load ${QPS} qps UDP+EDNS0 ` +
     `from another process (${WARMUP_S} s warm-up not recorded)${BASE_S ? `, ${BASE_S} s without changes` : ''}, then ${CHURN_S} s ` +
-    `while ${CHANGES} one-service changes/s are committed`);
+    `while ${CHANGES} one-service changes/s are committed` +
+    (Object.keys(SERVER_CONFIG).length ? `; in-process server config ${JSON.stringify(SERVER_CONFIG)}` : ''));
   out.push(line(head), ...table.map(line));
 
   if (results.length > 1) {
