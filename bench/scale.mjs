@@ -48,10 +48,12 @@ const QPS = Number(opt.qps);
 let SERVER_CONFIG;
 try { SERVER_CONFIG = JSON.parse(opt['server-config']); } catch { SERVER_CONFIG = null; }
 const posInt = (x) => Number.isInteger(x) && x > 0;
-if (!SIZES.every(posInt) || !posInt(INSTANCES) || !posInt(COMMITS) || !posInt(CHURN_S) || !posInt(CHANGES) || !posInt(QPS) || CHURN_S > 600
+// 50,000 x 5 is a 212 MB catalog file and about 1 GB in the generator; far beyond that only exhausts memory.
+const MAX_SIZE = 200_000;
+if (!SIZES.every((n) => posInt(n) && n <= MAX_SIZE) || !posInt(INSTANCES) || !posInt(COMMITS) || !posInt(CHURN_S) || !posInt(CHANGES) || !posInt(QPS) || CHURN_S > 600
   || typeof SERVER_CONFIG !== 'object' || SERVER_CONFIG === null || Array.isArray(SERVER_CONFIG)
   || !(Number.isInteger(BASE_S) && BASE_S >= 0 && BASE_S <= 600) || !(Number.isInteger(WARMUP_S) && WARMUP_S >= 0 && WARMUP_S <= 60)) {
-  process.stderr.write(USAGE);
+  process.stderr.write(`${USAGE}sizes: 1-${MAX_SIZE} services\n`);
   process.exit(2);
 }
 for (const f of ['dist/app.js', 'dist/main.js']) {
@@ -306,16 +308,23 @@ async function main() {
   for (const size of SIZES) {
     const dir = join(tmp, String(size));
     mkdirSync(dir);
-    log(`${size} services: generating`);
-    const gen = await generate(dir, size);
-    log(`${size} services: parse, build, commits (in process)`);
-    const ip = await inProcess(dir);
-    log(`${size} services: NSD`);
-    const n = await nsd(dir);
-    log(`${size} services: catalog-dns from the catalog file`);
-    const s = await startup('catalog-dns', dir, [process.execPath, join(ROOT, 'dist/main.js'), '--catalog-file', join(dir, 'catalog.json'),
-      '--dns', '127.0.0.1:@PORT@', '--log-level', 'warn']);
-    results.push({ size, ...gen, ...ip, nsd: n, start: s });
+    try {
+      log(`${size} services: generating`);
+      const gen = await generate(dir, size);
+      log(`${size} services: parse, build, commits (in process)`);
+      const ip = await inProcess(dir);
+      log(`${size} services: NSD`);
+      const n = await nsd(dir);
+      log(`${size} services: catalog-dns from the catalog file`);
+      const s = await startup('catalog-dns', dir, [process.execPath, join(ROOT, 'dist/main.js'), '--catalog-file', join(dir, 'catalog.json'),
+        '--dns', '127.0.0.1:@PORT@', '--log-level', 'warn']);
+      results.push({ size, ...gen, ...ip, nsd: n, start: s });
+    } catch (e) {
+      // The other sizes still run; this one's figures show as '-'.
+      log(`${size} services failed: ${e.stack ?? e}`);
+      results.push({ size, error: e.message });
+      process.exitCode = 1;
+    }
     rmSync(dir, { recursive: true, force: true });
   }
   const load1 = loadavg().map((x) => x.toFixed(1)).join(' ');
@@ -329,7 +338,7 @@ async function main() {
 // ---- report -----------------------------------------------------------------------------------
 
 function report(results, load0, load1) {
-  const at = (size) => results.find((r) => r.size === size);
+  const at = (size) => results.find((r) => r.size === size && !r.error);
   const fmt = (v) => (v === null || v === undefined || Number.isNaN(v) ? '-' : typeof v === 'number' ? String(Math.round(v * 10) / 10) : String(v));
   const dnsRows = (ph, label) => [
     [`DNS ${label}: p50 / p99 (ms)`, (r) => r[ph] && `${fmt(r[ph].dns.p50)} / ${fmt(r[ph].dns.p99)}`, ph === 'churn' ? 'p99 < 5' : ''],
@@ -363,7 +372,8 @@ function report(results, load0, load1) {
     ['gen-catalog, not measured code (ms)', (r) => r.genMs, ''],
   ];
   const head = ['', ...results.map((r) => `${r.size.toLocaleString('en-US')} x ${INSTANCES}`), 'target'];
-  const table = rows.map(([label, f, target]) => [label, ...results.map((r) => fmt(f(r))), target]);
+  const value = (f, r) => { try { return f(r); } catch { return null; } }; // a failed size has no figures
+  const table = rows.map(([label, f, target]) => [label, ...results.map((r) => fmt(value(f, r))), target]);
   const widths = head.map((_, i) => Math.max(head[i].length, ...table.map((row) => row[i].length)));
   const line = (row) => row.map((c, i) => (i === 0 || i === row.length - 1 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd();
   const out = [];
@@ -373,13 +383,14 @@ function report(results, load0, load1) {
     (Object.keys(SERVER_CONFIG).length ? `; in-process server config ${JSON.stringify(SERVER_CONFIG)}` : ''));
   out.push(line(head), ...table.map(line));
 
-  if (results.length > 1) {
-    const a = results[0], b = results[results.length - 1];
+  const ran = results.filter((r) => !r.error);
+  if (ran.length > 1) {
+    const a = ran[0], b = ran[ran.length - 1];
     out.push('', `one-service commit p50 growth, ${b.size} vs ${a.size} services: x${(b.commitP50Ms / Math.max(a.commitP50Ms, 0.1)).toFixed(2)} ` +
       `(services x${b.size / a.size})`);
   }
   out.push('', 'worst DNS latency in each second (ms):');
-  for (const r of results) {
+  for (const r of ran) {
     for (const ph of ['baseline', 'churn']) if (r[ph]) out.push(`  ${String(r.size).padStart(6)} ${ph.padEnd(8)} ${r[ph].dns.worstBySecond.join(' ')}`);
   }
 
@@ -401,8 +412,8 @@ function report(results, load0, load1) {
   check(50000, 'full build <= 5000 ms', k50?.buildMs, (v) => v <= 5000);
   if (checks.length) out.push('', 'targets:', ...checks);
 
-  const warn = [];
-  for (const r of results) {
+  const warn = results.filter((r) => r.error).map((r) => `${r.size}: FAILED: ${r.error}`);
+  for (const r of ran) {
     for (const ph of ['baseline', 'churn']) {
       const d = r[ph]?.dns;
       if (!d) continue;
