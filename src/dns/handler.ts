@@ -6,7 +6,7 @@ import { cacheBudget } from '../cache-budget.js';
 import type { RingTableStats } from '../ring-table.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
-import type { Verdict, Zone } from '../zone/zone.js';
+import type { Liveness, Verdict, Zone } from '../zone/zone.js';
 import type { DnsCounters } from './counters.js';
 import { parseQuery, REJECT_RCODE, type Edns, type Query } from './query.js';
 import { ResponseCache, ENTRY_LAYOUT, ENTRY_SUBSET, ENTRY_TRUNCATED, type ResponseCacheStats } from './response-cache.js';
@@ -51,7 +51,7 @@ export class QueryHandler {
    * are re-ordered on every hit (ResponseWriter.reorder), so each query still gets its own order.
    */
   private readonly cache: ResponseCache | null;
-  private cacheZone: Zone | null = null;
+  private cacheLiveness: Liveness | null = null;
   private tick = 0;
   private readonly onSample: ((seconds: number) => void) | null;
   private readonly tcpLimits: Limits;
@@ -108,12 +108,15 @@ export class QueryHandler {
     const cache = this.cache;
     if (!tcp && cache && msg.length >= 12 && msg.length <= 512) {
       const zone = this.store.current();
-      if (zone !== this.cacheZone) {
+      // Entries outlive commits (each is checked against the liveness of its answer); only a zone
+      // with other liveness numbering (another store, or none) empties the cache.
+      const live = zone ? zone.data.liveness : null;
+      if (live !== this.cacheLiveness) {
         cache.clear();
-        this.cacheZone = zone;
+        this.cacheLiveness = live;
       }
-      hash = cache.hash(msg);
-      if (cache.find(msg, hash)) {
+      hash = live ? cache.hash(msg) : null;
+      if (live && cache.find(msg, hash!, live.gens)) {
         const t = qtypeOf(msg);
         this.counters.qtypesUdp[t < 256 ? t : 256]! += 1;
         return this.fromCache(cache, msg);
@@ -209,7 +212,7 @@ export class QueryHandler {
       if (ans.shuffle && w.answers < ans.units.length) {
         this.cache!.putSubset(q.msg, hash, rcode, ans, q.questionEnd, q.copyFlags, q.edns ? q.edns.udpSize : 0, q.edns ? q.edns.dnssecOk : false);
       } else {
-        this.cache!.putReply(q.msg, hash, rcode, w.truncated, w.buf, w.layout);
+        this.cache!.putReply(q.msg, hash, rcode, w.truncated, w.buf, w.layout, ans.slot, ans.gen);
       }
     }
     return w.buf;

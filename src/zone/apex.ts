@@ -66,7 +66,9 @@ export function apexLines(tr: Translator, apex: ApexRecords): string {
 
 const packOf = (r: RR): PackRecord => ({ owner: r.owner, type: r.type, ttl: r.ttl, data: r.data } as PackRecord);
 
-export function versionAnswers(tr: Translator, apex: ApexRecords, serial: number, source: Source): VersionAnswers {
+export function versionAnswers(tr: Translator, apex: ApexRecords, serial: number, source: Source, gen = 0): VersionAnswers {
+  // Slot 0 of the zone's Liveness is the version: its answers are good until the next commit.
+  const tag = { source, slot: 0, gen };
   const { cfg, domain } = tr;
   const soaData: SoaData = {
     mname: `ns.${domain}`, rname: `hostmaster.${domain}`, serial,
@@ -79,26 +81,26 @@ export function versionAnswers(tr: Translator, apex: ApexRecords, serial: number
   const negSoa = rrAt(nameToWire(domain), 'SOA', neg.ttl, soaData);
   const negPacked = packBlock([], [packOf(neg)], []);
   const negative = (verdict: 'nxdomain' | 'nodata'): Answer => ({
-    verdict, units: [], shuffle: false, addressLimit: false, authority: [negSoa], additional: [], packed: negPacked, source,
+    verdict, units: [], shuffle: false, addressLimit: false, authority: [negSoa], additional: [], packed: negPacked, ...tag,
   });
   const nsRRs = apex.ns.map(wireOf);
   const glue = apex.glue.map(wireOf);
   const plain = (rr: Buffer) => ({ rr, targetAt: -1, glueId: -1, glueOwner: null, glue: [] });
   const soaAnswer: Answer = {
     verdict: 'answer', units: [plain(wireOf(soa))], shuffle: false, addressLimit: false, authority: nsRRs, additional: glue,
-    packed: packBlock([packOf(soa)], apex.ns.map(packOf), apex.glue.map(packOf)), source,
+    packed: packBlock([packOf(soa)], apex.ns.map(packOf), apex.glue.map(packOf)), ...tag,
   };
   const nsAnswer: Answer = {
     verdict: 'answer', units: nsRRs.map(plain), shuffle: false, addressLimit: false, authority: [], additional: glue,
-    packed: packBlock(apex.ns.map(packOf), [], apex.glue.map(packOf)), source,
+    packed: packBlock(apex.ns.map(packOf), [], apex.glue.map(packOf)), ...tag,
   };
-  const empty: Answer = { verdict: 'empty', units: [], shuffle: false, addressLimit: false, authority: [], additional: [], source };
+  const empty: Answer = { verdict: 'empty', units: [], shuffle: false, addressLimit: false, authority: [], additional: [], ...tag };
   const nodata = negative('nodata');
   const nxdomain = negative('nxdomain');
   let fallbackNs: Owner | null = null;
   if (apex.ns.length === 1 && apex.ns[0]!.data === `ns.${domain}`) {
     if (apex.fallback) {
-      const a: Answer = { verdict: 'answer', units: [plain(wireOf({ ...apex.fallback, owner: AT }))], shuffle: false, addressLimit: false, authority: [], additional: [], source };
+      const a: Answer = { verdict: 'answer', units: [plain(wireOf({ ...apex.fallback, owner: AT }))], shuffle: false, addressLimit: false, authority: [], additional: [], ...tag };
       fallbackNs = new TypedOwner(new Map([[TYPE_CODE[apex.fallback.type], a], [QTYPE.ANY, a]]), nodata);
     } else {
       fallbackNs = new FixedOwner(tr.rfc ? nodata : nxdomain);
@@ -114,7 +116,7 @@ export function versionAnswers(tr: Translator, apex: ApexRecords, serial: number
     const zNeg: RR = { ...neg, owner: apexName };
     const zNegPacked = withFirstOwner(negTemplate, owner);
     const zNegative = (verdict: 'nxdomain' | 'nodata'): Answer => ({
-      verdict, units: [], shuffle: false, addressLimit: false, authority: [wireOf(zNeg)], additional: [], packed: zNegPacked, source,
+      verdict, units: [], shuffle: false, addressLimit: false, authority: [wireOf(zNeg)], additional: [], packed: zNegPacked, ...tag,
     });
     const zSoa: RR = { ...soa, owner: apexName };
     const zNs = apex.ns.map((r): RR => ({ ...r, owner: apexName }));
@@ -122,11 +124,11 @@ export function versionAnswers(tr: Translator, apex: ApexRecords, serial: number
     return {
       soa: {
         verdict: 'answer', units: [plain(wireOf(zSoa))], shuffle: false, addressLimit: false, authority: zNsRRs, additional: glue,
-        packed: packBlock([packOf(zSoa)], zNs.map(packOf), apex.glue.map(packOf)), source,
+        packed: packBlock([packOf(zSoa)], zNs.map(packOf), apex.glue.map(packOf)), ...tag,
       },
       ns: {
         verdict: 'answer', units: zNsRRs.map(plain), shuffle: false, addressLimit: false, authority: [], additional: glue,
-        packed: packBlock(zNs.map(packOf), [], apex.glue.map(packOf)), source,
+        packed: packBlock(zNs.map(packOf), [], apex.glue.map(packOf)), ...tag,
       },
       nxdomain: zNegative('nxdomain'),
       nodata: zNegative('nodata'),

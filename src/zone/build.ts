@@ -165,8 +165,10 @@ export function zoneVersion(tr: Translator, data: ZoneData, catalog: Catalog, se
   const apex = apexRecords(tr, local?.services.get('consul') ?? []);
   const contentHash = data.hash.hex(apexLines(tr, apex));
   const serial = serialFor(contentHash);
+  // A new version: what was made from the previous one (SOA, NS, negative answers) is stale.
+  data.liveness.kill(0);
   return new Zone({
-    serial, domain: tr.domain, contentHash, data, answers: versionAnswers(tr, apex, serial, source),
+    serial, domain: tr.domain, contentHash, data, answers: versionAnswers(tr, apex, serial, source, data.liveness.gens[0]),
     rfc: tr.rfc, nodeTtl: tr.cfg.nodeTtl, ptrTtl: tr.cfg.ptrTtl, reverseZones: tr.cfg.reverseZones,
     stats: { names: data.units.size + data.ptr.size, records: data.records }, memo,
   });

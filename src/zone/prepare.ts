@@ -69,8 +69,9 @@ export function prepareAnswer(ra: RecordAnswer, ctx: PrepareContext): Answer {
     const first = ra.records[0];
     for (const x of resolveTarget(ctx, first.data, first.ttl, 3)) units.push(plain(wireOf(x.rr)));
   }
+  const slot = ctx.source.slot ?? 0;
   return {
     verdict: 'answer', units, shuffle: ra.shuffle, addressLimit: ra.addressLimit,
-    authority: [], additional: ra.additional.map(wireOf), source: ctx.source,
+    authority: [], additional: ra.additional.map(wireOf), source: ctx.source, slot, gen: ctx.data.liveness.gens[slot]!,
   };
 }

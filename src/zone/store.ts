@@ -158,7 +158,7 @@ export class ZoneStore {
       }
       return this.failed(e, source);
     }
-    if (next !== data) for (const g of gone) g.live = false;
+    if (next !== data) for (const g of gone) next.kill(g);
     const changed = this.zone === null || this.zone.contentHash !== zone.contentHash;
     this.version.live = false;
     this.version = version;

@@ -57,6 +57,8 @@ interface UnitBase {
   readonly size: number;
   /** Cleared when a commit replaces or removes the unit: prepared answers of a dead unit are stale. */
   live: boolean;
+  /** Its slot in the zone's Liveness (set when first indexed). */
+  slot?: number;
 }
 
 export interface ServiceUnit extends UnitBase {

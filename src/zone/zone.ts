@@ -41,6 +41,8 @@ export interface WireUnit {
 /** Where a prepared answer came from: it is valid while its source is live. */
 export interface Source {
   live: boolean;
+  /** Its slot in the zone's Liveness (0: the zone version). */
+  slot?: number;
 }
 
 /** A prepared answer: wire fragments derived from records, copied by the response writer. */
@@ -57,8 +59,40 @@ export interface Answer {
   readonly additional: readonly Buffer[];
   /** The whole answer as one compressed block (SOA, NS, negative), used whenever it fits. */
   readonly packed?: PackedBlock;
-  /** The unit or zone version it was prepared from (cached responses check it). */
+  /** The unit or zone version it was prepared from. */
   readonly source: Source;
+  /** Its Liveness slot and generation when prepared: a cached response is good while they match. */
+  readonly slot: number;
+  readonly gen: number;
+}
+
+/**
+ * Numbers for "still valid": a slot per unit key (stable across index generations) with a
+ * generation that moves on when the unit in that slot dies, and slot 0 for the zone version (its
+ * SOA, NS and negative answers). A cached response keeps the slot and generation of the answer it
+ * was made from, and is good while they still match: no commit has to empty the cache.
+ */
+export class Liveness {
+  private readonly slots = new Map<string, number>([['', 0]]);
+  gens = new Uint32Array(1024);
+
+  slotOf(key: string): number {
+    let s = this.slots.get(key);
+    if (s === undefined) {
+      this.slots.set(key, (s = this.slots.size));
+      if (s >= this.gens.length) {
+        const g = new Uint32Array(this.gens.length * 2);
+        g.set(this.gens);
+        this.gens = g;
+      }
+    }
+    return s;
+  }
+
+  /** The unit (or version, slot 0) in `slot` is dead: what was made from it is stale. */
+  kill(slot: number): void {
+    this.gens[slot] = (this.gens[slot]! + 1) >>> 0;
+  }
 }
 
 /** Counts of names that exist only because something lies below them (empty non-terminals). */
@@ -110,11 +144,18 @@ export class ZoneData {
     readonly reverseName: (ip: string) => string,
     /** Shared by the ZoneData generations of one store: prepared answers outlive a generation. */
     private readonly glueIds = new Map<string, number>(),
+    readonly liveness = new Liveness(),
   ) {}
 
-  /** A new, empty generation that numbers glue targets as this one does. */
+  /** A new, empty generation that numbers glue targets and liveness slots as this one does. */
   successor(): ZoneData {
-    return new ZoneData(this.domain, this.localDc, this.reverseName, this.glueIds);
+    return new ZoneData(this.domain, this.localDc, this.reverseName, this.glueIds, this.liveness);
+  }
+
+  /** Marks a unit dead: its prepared answers and the responses cached from them are stale. */
+  kill(u: Unit): void {
+    u.live = false;
+    this.liveness.kill(u.slot ?? this.liveness.slotOf(u.key));
   }
 
   glueId(target: string): number {
@@ -158,6 +199,7 @@ export class ZoneData {
   }
 
   private index(u: Unit): void {
+    u.slot ??= this.liveness.slotOf(u.key);
     this.units.set(u.key, u);
     this.hash.add(u.hash);
     this.records += u.size;
@@ -176,7 +218,7 @@ export class ZoneData {
   }
 
   private unindex(u: Unit): void {
-    u.live = false;
+    this.kill(u);
     this.units.delete(u.key);
     this.hash.remove(u.hash);
     this.records -= u.size;
@@ -461,9 +503,8 @@ export class Zone {
     const cached = preparedCache.get(ra);
     if (cached && cached.source.live) return cached;
     // An answer that resolved names elsewhere in the zone is valid for this version only.
-    const a = prepareAnswer(ra, {
-      data: this.data, source: ra.chase ? this.answers.source : source, chase: ra.chase ? this.chaseLookup : null,
-    });
+    const src = ra.chase ? this.answers.source : source;
+    const a = prepareAnswer(ra, { data: this.data, source: src, chase: ra.chase ? this.chaseLookup : null });
     preparedCache.set(ra, a);
     return a;
   }
