@@ -68,16 +68,6 @@ export function rrText(rr: RR, owner = rr.owner): string {
   return `${o === '' ? '' : o}. ${rr.ttl} IN ${rr.type} ${rdataText(rr)}`;
 }
 
-/** The same record at another owner (resolves `@`). */
-export function atOwner<T extends RR>(rr: T, owner: string): T {
-  return rr.owner === AT ? { ...rr, owner } : rr;
-}
-
-/** Canonical order of zone-file lines: owner, then type, then the rest (stable, input-order free). */
-export function sortLines(lines: string[]): string[] {
-  return lines.sort(); // code-unit order, the same everywhere
-}
-
 /**
  * A streaming 128-bit hash of record content (4 independent 32-bit Murmur3-style lanes with
  * different seeds and key multipliers), fed field by field so no text is built. It detects changes

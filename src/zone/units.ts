@@ -9,7 +9,7 @@ import { isIP } from 'node:net';
 import type { CatalogNode, ServiceInstance } from '../catalog/catalog.js';
 import { isWireName } from '../catalog/catalog.js';
 import { serviceTtlFor, type Config } from '../config.js';
-import { QTYPE } from '../dns/wire.js';
+import { QTYPE, txtStrings } from '../dns/wire.js';
 import { canonicalIp, ipHex } from './ip.js';
 import { AT, ContentHasher, type RR } from './records.js';
 
@@ -472,13 +472,4 @@ export function encodeKVasRFC1464(key: string, value: string): string {
   let k = key.replace(/`/g, '``').replace(/=/g, '`=');
   k = k.replace(/^ +/, (m) => '` '.repeat(m.length)).replace(/ +$/, (m) => '` '.repeat(m.length));
   return `${k}=${value.replace(/`/g, '``')}`;
-}
-
-/** TXT character-strings: split long texts at 255 bytes (RFC 1035 §3.3). */
-export function txtStrings(text: string): Buffer[] {
-  const b = Buffer.from(text, 'utf8');
-  if (b.length === 0) return [b];
-  const out: Buffer[] = [];
-  for (let i = 0; i < b.length; i += 255) out.push(b.subarray(i, i + 255));
-  return out;
 }
