@@ -33,7 +33,7 @@ const query = (id) => packet.encode({
 });
 
 async function withServer(overrides, configPatch, fn) {
-  const base = loadConfig({ object: { dns: '127.0.0.1:0', catalog_file: catalog, ...overrides } });
+  const base = loadConfig({ object: { dns: '127.0.0.1:0', http: 'off', catalog_file: catalog, ...overrides } });
   const app = new App({ config: { ...base, ...configPatch }, logger: silentLogger() });
   await app.start();
   try {

@@ -2,10 +2,15 @@
  * The application: wires a catalog source, the zone store, the query handler and the listeners.
  * Everything comes in through options (no module-level state), so several can run in one process.
  */
+import { readFileSync } from 'node:fs';
+import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ConsulClient } from './catalog/consul-client.js';
+import { ConsulCatalogSource } from './catalog/consul-source.js';
+import { readSnapshot, writeSnapshot } from './catalog/snapshot.js';
 import type { Catalog } from './catalog/catalog.js';
 import { FileCatalogSource } from './catalog/file-source.js';
-import type { CatalogSource } from './catalog/source.js';
+import type { CatalogSource, ChangeHint } from './catalog/source.js';
 import type { Config } from './config.js';
 import { DnsCounters } from './dns/counters.js';
 import { QueryHandler } from './dns/handler.js';
@@ -16,6 +21,12 @@ import { silentLogger, type Logger } from './log.js';
 import { TcpServer } from './transport/tcp.js';
 import { UdpServer } from './transport/udp.js';
 import { ZoneStore } from './zone/store.js';
+import { Metrics } from './http/metrics.js';
+import { HttpServer } from './http/server.js';
+
+/** The catalog persisted in the data dir (live Consul only), and how often it is rewritten at most. */
+const SNAPSHOT_FILE = 'catalog.json';
+const SNAPSHOT_INTERVAL_MS = 5000;
 
 export interface AppOptions {
   readonly config: Config;
@@ -42,14 +53,116 @@ export class App {
     this.log = opts.logger ?? silentLogger();
     if (opts.config.dataDir) checkDataDir(opts.config.dataDir);
     this.store = new ZoneStore({ config: opts.config, logger: this.log, ...(opts.clock ? { clock: opts.clock } : {}) });
-    if (opts.source) this.source = opts.source;
-    else if (opts.config.catalogFile) this.source = new FileCatalogSource({ path: opts.config.catalogFile, logger: this.log });
-    else throw new ConfigError('--catalog-file', 'is required (the catalog to serve)');
     const c = opts.config;
+    if (opts.source) this.source = opts.source;
+    else if (c.catalogFile && c.consul.length) throw new ConfigError('--consul', 'cannot be used with --catalog-file: give one catalog source');
+    else if (c.catalogFile) this.source = new FileCatalogSource({ path: c.catalogFile, logger: this.log });
+    else if (c.consul.length) this.source = this.consulSource();
+    else throw new ConfigError('--catalog-file', 'or --consul is required (the catalog to serve: a file, or a live Consul)');
+    this.metrics = new Metrics({ counters: this.counters, store: this.store, source: this.source, handler: () => this.handler });
     this.rrl = c.rrlResponsesPerSecond === 0 ? null : new ResponseRateLimiter({
       responsesPerSecond: c.rrlResponsesPerSecond, slip: c.rrlSlip, windowSeconds: c.rrlWindow,
       ipv4Prefix: c.rrlIpv4Prefix, ipv6Prefix: c.rrlIpv6Prefix,
     });
+  }
+
+  /** The live Consul source: its client (TLS files read now, so a bad path stops the start) and the snapshot on disk. */
+  private consulSource(): ConsulCatalogSource {
+    const c = this.config;
+    const read = (key: string, path: string | null) => {
+      if (!path) return undefined;
+      try {
+        return readFileSync(path);
+      } catch (e) {
+        throw new ConfigError(key, `cannot read ${path}: ${(e as Error).message}`, { cause: e });
+      }
+    };
+    const tls = c.consulTls;
+    const ca = read('consul_cacert', tls.ca), cert = read('consul_client_cert', tls.cert), key = read('consul_client_key', tls.key);
+    const client = new ConsulClient({
+      addresses: c.consul, token: c.consulToken,
+      ...(ca || cert || key || tls.serverName ? { tls: { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}), ...(tls.serverName ? { servername: tls.serverName } : {}) } } : {}),
+    });
+    const snapshot = c.dataDir ? join(c.dataDir, SNAPSHOT_FILE) : null;
+    this.snapshotPath = snapshot;
+    return new ConsulCatalogSource({
+      client, logger: this.log, datacenters: c.datacenters,
+      guard: c.removalGuard === 0 ? null : { share: c.removalGuard / 100, holdMs: c.removalGuardHold * 1000 },
+      initial: async () => {
+        if (!snapshot) return null;
+        try {
+          const cat = await readSnapshot(snapshot);
+          if (cat) this.log.info({ path: snapshot }, 'serving the catalog snapshot until Consul answers');
+          return cat;
+        } catch (e) {
+          // Never fatal: moved aside for a look, and Consul gives the catalog again.
+          const aside = `${snapshot}.corrupt-${Date.now()}`;
+          await rename(snapshot, aside).catch(() => {});
+          this.log.error({ path: snapshot, movedTo: aside, err: (e as Error).message }, 'catalog snapshot unreadable; moved aside, waiting for Consul');
+          return null;
+        }
+      },
+    });
+  }
+
+  /** Keeps the last catalog from Consul on disk (at most one write at a time, the newest catalog wins). */
+  private persist(catalog: Catalog): void {
+    if (!this.snapshotPath) return;
+    this.snapshotNext = catalog;
+    this.snapshotWriter ??= (async () => {
+      while (this.snapshotNext) {
+        const next = this.snapshotNext;
+        this.snapshotNext = null;
+        try {
+          const t0 = performance.now();
+          const bytes = await writeSnapshot(this.snapshotPath!, next);
+          this.log.debug({ path: this.snapshotPath, bytes, ms: Math.round(performance.now() - t0) }, 'catalog snapshot written');
+        } catch (e) {
+          this.log.error({ path: this.snapshotPath, err: (e as Error).message }, 'cannot write the catalog snapshot');
+        }
+        // Bounded rate: a busy catalog is written at most every few seconds (a stop writes at once).
+        if (this.snapshotNext && !this.closing) {
+          await new Promise<void>((r) => { const t = setTimeout(r, SNAPSHOT_INTERVAL_MS); this.wakeWriter = () => { clearTimeout(t); r(); }; });
+          this.wakeWriter = null;
+        }
+      }
+      this.snapshotWriter = null;
+    })();
+  }
+
+  private snapshotWriter: Promise<void> | null = null;
+  private wakeWriter: (() => void) | null = null;
+  private closing = false;
+
+  readonly metrics: Metrics;
+  private handler: QueryHandler | null = null;
+  private http: HttpServer | null = null;
+  private httpPort = 0;
+
+  /** The address /healthcheck and /metrics are served on (after start), or null when off. */
+  get httpAddress(): { host: string; port: number } | null {
+    return this.config.http && this.http ? { host: this.config.http.host, port: this.httpPort } : null;
+  }
+
+  private snapshotPath: string | null = null;
+  private snapshotNext: Catalog | null = null;
+  private staleTimer: NodeJS.Timeout | null = null;
+
+  /** max_stale: past it without contact with Consul, the zone is withheld and queries get SERVFAIL. */
+  private watchStaleness(): void {
+    const maxStale = this.config.maxStale;
+    const src = this.source;
+    if (maxStale === null || !(src instanceof ConsulCatalogSource)) return;
+    this.staleTimer = setInterval(() => {
+      const since = src.lastContact === null ? null : Date.now() - src.lastContact;
+      const tooOld = since !== null && since > maxStale * 1000;
+      if (tooOld !== this.store.withheld) {
+        this.store.withheld = tooOld;
+        if (tooOld) this.log.error({ maxStale, lastContactMsAgo: since }, 'no contact with Consul for longer than max_stale: answering SERVFAIL');
+        else this.log.info('contact with Consul is back: answering again');
+      }
+    }, 1000);
+    this.staleTimer.unref();
   }
 
   /** The address DNS is served on (after start). */
@@ -58,19 +171,38 @@ export class App {
   }
 
   async start(): Promise<void> {
+    let first: Promise<unknown> | null = null;
     await this.source.start(
-      (catalog: Catalog) => {
-        try {
-          this.store.commit(catalog, this.source.name);
-        } catch {
-          // logged and recorded by the store; the previous zone keeps serving
-        }
+      (catalog: Catalog, hint?: ChangeHint) => {
+        // A failure is logged and recorded by the store; the previous zone keeps serving.
+        const c = this.store.commit(catalog, this.source.name, hint).then((r) => {
+          this.metrics.commitSeconds.observe(r.ms / 1000);
+          if (hint?.since !== undefined) this.metrics.propagationSeconds.observe((Date.now() - hint.since) / 1000);
+          this.persist(catalog);
+        }, () => {});
+        first ??= c;
       },
       (reason) => this.store.recordFailure(reason),
     );
+    await first;
     if (!this.store.current()) throw new CatalogDnsError('CDNS_ERR_CATALOG_INVALID', 'the first catalog could not be turned into a zone');
-    const handler = new QueryHandler({ store: this.store, config: this.config, logger: this.log, counters: this.counters });
+    const handler = new QueryHandler({
+      store: this.store, config: this.config, logger: this.log, counters: this.counters,
+      onSample: (sec) => this.metrics.answerSeconds.observe(sec),
+    });
+    this.handler = handler;
     await this.listen(handler);
+    if (this.config.http) {
+      const http = new HttpServer({ store: this.store, source: this.source, metrics: this.metrics, logger: this.log }, this.config.http.host, this.config.http.port);
+      try {
+        this.httpPort = await http.start();
+      } catch (e) {
+        await Promise.all([this.udp?.close(), this.tcp?.close()]);
+        throw e;
+      }
+      this.http = http;
+    }
+    this.watchStaleness();
     const zone = this.store.current()!;
     this.log.info({ dns: `${fmtHost(this.config.dnsHost)}:${this.port}`, domain: this.config.domain, source: this.source.name,
       catalog: this.config.catalogFile, serial: zone.serial, compat: this.config.compat }, 'serving');
@@ -112,12 +244,19 @@ export class App {
 
   /** Graceful: stop listening, finish open TCP writes, stop the source (without waiting long for a read). */
   async close(): Promise<void> {
-    await Promise.all([this.udp?.close(), this.tcp?.close(), this.source.close()]);
+    if (this.staleTimer) clearInterval(this.staleTimer);
+    // The newest catalog goes to disk before the stop completes.
+    this.closing = true;
+    this.wakeWriter?.();
+    await this.snapshotWriter;
+    await Promise.all([this.http?.close(), this.udp?.close(), this.tcp?.close(), this.source.close()]);
     this.udp = this.tcp = null;
   }
 
   /** Now: drop connections. */
   destroy(): void {
+    if (this.staleTimer) clearInterval(this.staleTimer);
+    void this.http?.close();
     this.tcp?.destroy();
     void this.udp?.close();
     void this.source.close();

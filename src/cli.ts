@@ -15,8 +15,9 @@ export function version(): string {
 export function helpText(): string {
   const rows = OPTIONS.map((s) => {
     const def = s.def === null ? (s.key === 'enable_truncate' ? 'true (rfc) / false (consul)' : 'unset')
-      : typeof s.def === 'object' ? '{}' : String(s.def);
-    return [`  ${flagName(s)}`, s.kind === 'bool' ? '[=BOOL]' : 'VALUE', def, s.help, envName(s), s.key];
+      : Array.isArray(s.def) ? (s.def.length ? s.def.join(',') : 'none') : typeof s.def === 'object' ? '{}' : String(s.def);
+    const env = [envName(s), ...(s.envAliases ?? [])].join(' or ');
+    return [`  ${s.noFlag ? '(no flag)' : flagName(s)}`, s.kind === 'bool' ? '[=BOOL]' : s.noFlag ? '' : 'VALUE', def, s.help, env, s.key];
   });
   const w0 = Math.max(...rows.map((r) => r[0]!.length + r[1]!.length + 1));
   const lines = rows.map((r) => `${`${r[0]} ${r[1]}`.padEnd(w0)}  ${r[3]}\n${' '.repeat(w0 + 2)}default: ${r[2]}; env ${r[4]}; file key "${r[5]}"`);
@@ -40,7 +41,7 @@ taking over 5 s, ends the process at once); SIGUSR1 is ignored (it never opens t
 
 /** Parses argv (without node and script). Throws ConfigError for unknown or malformed options. */
 export function parseArgs(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): CliResult {
-  const byFlag = new Map(OPTIONS.map((s) => [flagName(s), s]));
+  const byFlag = new Map(OPTIONS.filter((s) => !s.noFlag).map((s) => [flagName(s), s]));
   const flags: Record<string, unknown> = {};
   let configFile: string | null = env.CATALOG_DNS_CONFIG ?? null;
   for (let i = 0; i < argv.length; i++) {
@@ -64,7 +65,8 @@ export function parseArgs(argv: readonly string[], env: Readonly<Record<string, 
     }
     const value = inline ?? argv[++i];
     if (value === undefined) throw new ConfigError(name, 'needs a value');
-    flags[spec.key] = value;
+    // Lists (--consul) may be given several times.
+    flags[spec.key] = spec.kind === 'urls' && flags[spec.key] !== undefined ? [...(flags[spec.key] as string[]), value] : value;
   }
   return { kind: 'run', config: loadConfig({ flags, env, configFile }) };
 }

@@ -17,6 +17,8 @@ export interface TtlRule { readonly prefix: string; readonly wildcard: boolean; 
 export interface Config {
   readonly dnsHost: string;
   readonly dnsPort: number;
+  /** /healthcheck and /metrics; null: off. */
+  readonly http: { readonly host: string; readonly port: number } | null;
   readonly domain: string;            // canonical: lower case, no trailing dot
   readonly catalogFile: string | null;
   readonly dataDir: string | null;
@@ -52,9 +54,21 @@ export interface Config {
    * in rfc mode, Consul's way (every reverse name answered) with compat consul.
    */
   readonly reverseZones: readonly string[] | null;
+  /** Consul HTTP API addresses (URL origins), tried in order; empty: no live Consul. */
+  readonly consul: readonly string[];
+  /** The ACL token (from CONSUL_HTTP_TOKEN, or read from the token file); never logged. */
+  readonly consulToken: string | null;
+  readonly consulTls: { readonly ca: string | null; readonly cert: string | null; readonly key: string | null; readonly serverName: string | null };
+  /** Datacenters to follow; empty: all that Consul lists. */
+  readonly datacenters: readonly string[];
+  /** Seconds without contact with Consul after which answers become SERVFAIL; null: never. */
+  readonly maxStale: number | null;
+  /** Percent of all instances one update may remove before it is held back (0 = no guard), and for how long (s). */
+  readonly removalGuard: number;
+  readonly removalGuardHold: number;
 }
 
-type Kind = 'hostport' | 'domain' | 'path' | 'level' | 'compat' | 'duration' | 'int' | 'bool' | 'ttlmap' | 'reversezones';
+type Kind = 'httpaddr' | 'hostport' | 'domain' | 'path' | 'level' | 'compat' | 'duration' | 'int' | 'bool' | 'ttlmap' | 'reversezones' | 'urls' | 'labels' | 'secret';
 
 interface Spec {
   /** JSON file key (Consul's dns_config name where one exists); dotted for nested (soa.refresh). */
@@ -66,12 +80,17 @@ interface Spec {
   readonly max?: number;
   /** Why values above `max` are refused, said in the error. */
   readonly maxReason?: string;
+  /** Consul's own environment variable names for the same setting (read after CATALOG_DNS_*). */
+  readonly envAliases?: readonly string[];
+  /** Not settable by flag (a secret would show in the process list). */
+  readonly noFlag?: boolean;
 }
 
 const MAX_TTL = 2147483647;
 
 export const OPTIONS: readonly Spec[] = [
   { key: 'dns', kind: 'hostport', def: '127.0.0.1:8600', help: 'UDP and TCP listen address, HOST:PORT or [IPv6]:PORT' },
+  { key: 'http', kind: 'httpaddr', def: '127.0.0.1:8601', help: 'HTTP address of /healthcheck and /metrics, HOST:PORT, or off' },
   { key: 'domain', kind: 'domain', def: 'consul', help: 'zone served (Consul\'s "domain")' },
   { key: 'catalog_file', kind: 'path', def: null, help: 'catalog file to serve; watched, a valid new version replaces the zone' },
   { key: 'data_dir', kind: 'path', def: null, help: 'directory for state kept across restarts (SOA serial)' },
@@ -103,6 +122,17 @@ export const OPTIONS: readonly Spec[] = [
   { key: 'rrl_ipv6_prefix', kind: 'int', def: 56, help: 'IPv6 prefix length that groups clients for rate limiting', min: 0, max: 128 },
   { key: 'tcp_frame_timeout', kind: 'duration', def: 3, help: 'close a TCP connection whose query has not arrived whole this long after its first byte', min: 1, max: 3600 },
   { key: 'tcp_max_connections_per_client', kind: 'int', def: 64, help: 'concurrent TCP connections from one client address, 0 = no limit', min: 0, max: 1_000_000 },
+  { key: 'consul', kind: 'urls', def: [], help: 'Consul HTTP API address to follow, repeatable (fail-over in order): http://127.0.0.1:8500, https://host:8501 or host:port', envAliases: ['CONSUL_HTTP_ADDR'] },
+  { key: 'consul_token', kind: 'secret', def: null, help: 'Consul ACL token, sent as X-Consul-Token (environment or file only)', envAliases: ['CONSUL_HTTP_TOKEN'], noFlag: true },
+  { key: 'consul_token_file', kind: 'path', def: null, help: 'file holding the Consul ACL token', envAliases: ['CONSUL_HTTP_TOKEN_FILE'] },
+  { key: 'consul_cacert', kind: 'path', def: null, help: 'CA certificate (PEM) to verify Consul\'s TLS certificate', envAliases: ['CONSUL_CACERT'] },
+  { key: 'consul_client_cert', kind: 'path', def: null, help: 'client certificate (PEM) for Consul mTLS', envAliases: ['CONSUL_CLIENT_CERT'] },
+  { key: 'consul_client_key', kind: 'path', def: null, help: 'client key (PEM) for Consul mTLS', envAliases: ['CONSUL_CLIENT_KEY'] },
+  { key: 'consul_tls_server_name', kind: 'path', def: null, help: 'server name to verify Consul\'s certificate against', envAliases: ['CONSUL_TLS_SERVER_NAME'] },
+  { key: 'datacenters', kind: 'labels', def: [], help: 'datacenters to follow, "dc1,dc2" (default: every datacenter Consul lists)' },
+  { key: 'max_stale', kind: 'duration', def: null, help: 'after this long without hearing from Consul, answer SERVFAIL (default: serve the last good zone forever, as Consul\'s DNS)', min: 1, max: 315_360_000 },
+  { key: 'removal_guard', kind: 'int', def: 50, help: 'percent of all instances an update from Consul may remove at once; a larger removal is held back for removal_guard_hold (0 = no guard)', min: 0, max: 100 },
+  { key: 'removal_guard_hold', kind: 'duration', def: 60, help: 'how long a removal beyond removal_guard must persist before it is applied', min: 1, max: 86400 },
   { key: 'reverse_zones', kind: 'reversezones', def: null, help: 'reverse zones served: CIDR prefixes on octet/nibble boundaries or zone names, "10.0.0.0/8,2001:db8::/32" (default: the /24 or /64 of each PTR address)' },
 ];
 
@@ -168,6 +198,12 @@ function parseTtlMap(v: unknown): TtlRule[] | string {
 function coerce(spec: Spec, raw: unknown): unknown | string {
   const bad = (reason: string) => ({ bad: reason });
   switch (spec.kind) {
+    case 'httpaddr': {
+      if (raw === 'off') return 'off';
+      if (typeof raw !== 'string') return bad('expected HOST:PORT or off');
+      const r = parseHostPort(raw);
+      return typeof r === 'string' ? bad(`${r}, or off`) : r;
+    }
     case 'hostport': {
       if (typeof raw !== 'string') return bad('expected a string HOST:PORT');
       const r = parseHostPort(raw);
@@ -221,6 +257,31 @@ function coerce(spec: Spec, raw: unknown): unknown | string {
       const r = parseTtlMap(raw);
       return typeof r === 'string' ? bad(r) : r;
     }
+    case 'urls': {
+      const list = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : null;
+      if (!list || !list.every((x) => typeof x === 'string')) return bad('expected addresses: http://host:port, https://host:port or host:port');
+      const out: string[] = [];
+      for (const item of (list as string[]).map((x) => x.trim()).filter(Boolean)) {
+        const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(item) ? item : `http://${item}`;
+        let u: URL;
+        try { u = new URL(withScheme); } catch { return bad(`${JSON.stringify(item)} is not an address (http://host:port, https://host:port or host:port)`); }
+        if (u.protocol !== 'http:' && u.protocol !== 'https:') return bad(`${JSON.stringify(item)}: only http and https are supported`);
+        if (u.pathname !== '/' || u.search || u.username) return bad(`${JSON.stringify(item)}: give the address only (no path, query or credentials)`);
+        out.push(u.origin);
+      }
+      return out;
+    }
+    case 'labels': {
+      const list = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : null;
+      if (!list || !list.every((x) => typeof x === 'string')) return bad('expected a list of names, "dc1,dc2"');
+      const out = (list as string[]).map((x) => x.trim()).filter(Boolean);
+      const badName = out.find((x) => !/^[A-Za-z0-9_-]{1,63}$/.test(x));
+      return badName === undefined ? out : bad(`${JSON.stringify(badName)} is not a datacenter name`);
+    }
+    case 'secret':
+      if (raw === null) return null;
+      if (typeof raw !== 'string' || raw.trim() === '') return bad('expected a non-empty string');
+      return raw.trim();
     case 'reversezones': {
       if (raw === null) return null;
       const r = parseReverseZones(raw);
@@ -286,11 +347,19 @@ export function loadConfig(src: Sources = {}): Config {
   }
   if (src.env) {
     const e = new Map<string, unknown>();
+    const from = new Map<string, string>();
     for (const s of OPTIONS) {
-      const v = src.env[envName(s)];
-      if (v !== undefined) e.set(s.key, v);
+      for (const name of [envName(s), ...(s.envAliases ?? [])]) {
+        const v = src.env[name];
+        if (v === undefined || v === '') continue;
+        // CONSUL_HTTP_SSL=true: an address without a scheme is https, as for Consul's own CLI.
+        const ssl = name === 'CONSUL_HTTP_ADDR' && sslFromEnv(src.env) && !/^[a-z]+:\/\//i.test(v);
+        e.set(s.key, ssl ? `https://${v}` : v);
+        from.set(s.key, name);
+        break;
+      }
     }
-    layer(e, envName);
+    layer(e, (s) => from.get(s.key) ?? envName(s));
   }
   if (src.flags) layer(new Map(Object.entries(src.flags)), flagName);
 
@@ -298,9 +367,11 @@ export function loadConfig(src: Sources = {}): Config {
   const compat = g<Compat>('compat');
   const hp = g<{ host: string; port: number } | string>('dns');
   const dns = typeof hp === 'string' ? (parseHostPort(hp) as { host: string; port: number }) : hp;
+  const hh = g<{ host: string; port: number } | string>('http');
   return {
     dnsHost: dns.host,
     dnsPort: dns.port,
+    http: hh === 'off' ? null : typeof hh === 'string' ? (parseHostPort(hh) as { host: string; port: number }) : hh,
     domain: g<string>('domain'),
     catalogFile: g<string | null>('catalog_file'),
     dataDir: g<string | null>('data_dir'),
@@ -329,7 +400,38 @@ export function loadConfig(src: Sources = {}): Config {
     tcpFrameTimeoutMs: g<number>('tcp_frame_timeout') * 1000,
     tcpMaxConnectionsPerClient: g<number>('tcp_max_connections_per_client'),
     reverseZones: g<string[] | null>('reverse_zones'),
+    consul: g<string[]>('consul'),
+    consulToken: consulToken(g<string | null>('consul_token'), g<string | null>('consul_token_file')),
+    consulTls: {
+      ca: g<string | null>('consul_cacert'), cert: g<string | null>('consul_client_cert'),
+      key: g<string | null>('consul_client_key'), serverName: g<string | null>('consul_tls_server_name'),
+    },
+    datacenters: g<string[]>('datacenters'),
+    maxStale: g<number | null>('max_stale'),
+    removalGuard: g<number>('removal_guard'),
+    removalGuardHold: g<number>('removal_guard_hold'),
   };
+}
+
+/** CONSUL_HTTP_SSL=true: addresses given without a scheme use https (as Consul's own CLI does). */
+function sslFromEnv(env: Readonly<Record<string, string | undefined>> | undefined): boolean {
+  const v = env?.CONSUL_HTTP_SSL;
+  return v === 'true' || v === '1';
+}
+
+/** The token itself, or the content of the token file (first line, trimmed). */
+function consulToken(token: string | null, file: string | null): string | null {
+  if (token) return token;
+  if (!file) return null;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError('consul_token_file', `cannot read ${file}: ${(e as Error).message}`, { cause: e });
+  }
+  const t = text.split('\n')[0]!.trim();
+  if (!t) throw new ConfigError('consul_token_file', `${file} is empty`);
+  return t;
 }
 
 /** The service TTL for `name`: exact key, then the longest matching prefix*, then 0 (Consul legacy). */

@@ -6,7 +6,13 @@ export type ErrorCode =
   | 'CDNS_ERR_CATALOG_INVALID'
   | 'CDNS_ERR_CATALOG_READ'
   | 'CDNS_ERR_BIND'
-  | 'CDNS_ERR_STATE';
+  | 'CDNS_ERR_STATE'
+  | 'CDNS_ERR_CONSUL_UNAVAILABLE'
+  | 'CDNS_ERR_CONSUL_TIMEOUT'
+  | 'CDNS_ERR_CONSUL_HTTP'
+  | 'CDNS_ERR_CONSUL_RATE_LIMITED'
+  | 'CDNS_ERR_CONSUL_ACL'
+  | 'CDNS_ERR_CONSUL_BAD_RESPONSE';
 
 export class CatalogDnsError extends Error {
   readonly code: ErrorCode;

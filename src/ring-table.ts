@@ -209,7 +209,19 @@ export class RingTable<V = never> {
     };
   }
 
+  /** Drops the entry the last successful find found (its arena bytes go with its segment). */
+  removeFound(): void {
+    const i = this.foundSlot;
+    if (i < 0 || this.slotSeg[i] === 0) return;
+    this.unlink(this.slotHash[i]!, this.slotSeg[i]! - 1, this.slotOff[i]!);
+    this.evictions--; // not dropped to make room
+    this.foundSlot = -1;
+  }
+
+  private foundSlot = -1;
+
   private found(seg: Buffer, e: number, klen: number, slot: number): void {
+    this.foundSlot = slot;
     this.seg = seg;
     this.len = (seg[e + 10]! << 8) | seg[e + 11]!;
     this.flags = seg[e + 12]!;

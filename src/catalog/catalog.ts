@@ -209,7 +209,7 @@ class Validator {
     return out;
   }
 
-  instance(v: Json, path: string, svcName: string, dc: string, nodes: Map<string, CatalogNode>): ServiceInstance | null {
+  instance(v: Json, path: string, svcName: string, dc: string, nodes: NodeIndex, entryWins = false): ServiceInstance | null {
     const o = this.obj(v, path);
     const s = this.obj(o.Service, `${path}.Service`);
     const sp = `${path}.Service`;
@@ -235,11 +235,12 @@ class Validator {
       this.warnings.push(`${sp}.Address: ${JSON.stringify(address)} is neither an IP address nor a host name; instance skipped`);
       return null;
     }
-    // One node object per name: the nodes list wins, service entries fill in nodes it lacks.
+    // One node object per name: the nodes list wins, service entries fill in nodes it lacks. From
+    // Consul (entryWins), the entry is the newer copy: the list's object is shared only if equal.
     const known = nodes.get(node.name);
     if (!known) nodes.set(node.name, node);
     return {
-      node: known ?? node,
+      node: known && (!entryWins || sameNodeData(known, node)) ? known : node,
       id: this.str(s.ID, `${sp}.ID`, { optional: true }) || service,
       service, tags, address, port, taggedAddresses, meta, weights, checks,
       kind: this.str(s.Kind, `${sp}.Kind`, { optional: true }),
@@ -247,6 +248,48 @@ class Validator {
       connectNative: connect.Native === true,
     };
   }
+}
+
+const sameMap = (a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean => {
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
+};
+
+function sameNodeData(a: CatalogNode, b: CatalogNode): boolean {
+  return a.address === b.address && a.id === b.id && a.datacenter === b.datacenter && sameMap(a.taggedAddresses, b.taggedAddresses) && sameMap(a.meta, b.meta);
+}
+
+/** Where instances find the node objects they share: `set` adds a node the list lacked. */
+export interface NodeIndex {
+  get(name: string): CatalogNode | undefined;
+  set(name: string, node: CatalogNode): unknown;
+}
+
+/** Validates a /v1/catalog/nodes body. Throws CatalogError on structural errors. */
+export function validateNodeList(dc: string, doc: unknown): { nodes: Map<string, CatalogNode>; warnings: string[] } {
+  const v = new Validator();
+  const nodes = new Map<string, CatalogNode>();
+  v.arr(doc, `${dc}.nodes`).forEach((n, i) => {
+    const node = v.node(n, `${dc}.nodes[${i}]`, dc);
+    if (node && !nodes.has(node.name)) nodes.set(node.name, node);
+  });
+  return { nodes, warnings: v.warnings };
+}
+
+/**
+ * Validates a /v1/health/service/<name> body. Instances share the node objects of `nodes` where it
+ * has them (so an unchanged node is the same object). Throws CatalogError on structural errors.
+ */
+export function validateServiceEntries(dc: string, name: string, doc: unknown, nodes: ReadonlyMap<string, CatalogNode>): { instances: ServiceInstance[]; warnings: string[] } {
+  const v = new Validator();
+  const extra = new Map<string, CatalogNode>();
+  const index: NodeIndex = { get: (n) => nodes.get(n) ?? extra.get(n), set: (n, node) => extra.set(n, node) };
+  const instances: ServiceInstance[] = [];
+  v.arr(doc, `${dc}.services.${name}`).forEach((e, i) => {
+    const inst = v.instance(e, `${dc}.services.${name}[${i}]`, name, dc, index, true);
+    if (inst) instances.push(inst);
+  });
+  return { instances, warnings: v.warnings };
 }
 
 /** Validates a catalog document. Throws CatalogError on structural errors. */

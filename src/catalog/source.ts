@@ -1,5 +1,15 @@
 import type { Catalog } from './catalog.js';
 
+/** The catalog entries a new catalog changes, when the source knows them (see ZoneStore.commit). */
+export interface ChangeHint {
+  /** [datacenter, service name] as the catalog spells them. */
+  readonly services?: ReadonlyArray<readonly [string, string]>;
+  /** [datacenter, node name]. */
+  readonly nodes?: ReadonlyArray<readonly [string, string]>;
+  /** When the first of these changes was read (ms since the epoch): propagation lag. */
+  readonly since?: number;
+}
+
 /**
  * A catalog source produces validated catalogs; the file source and the Consul watcher both
  * implement it. `start` resolves once the first catalog was delivered (or rejects with why not);
@@ -7,6 +17,6 @@ import type { Catalog } from './catalog.js';
  */
 export interface CatalogSource {
   readonly name: string;
-  start(onCatalog: (catalog: Catalog) => void, onFailure?: (reason: string) => void): Promise<void>;
+  start(onCatalog: (catalog: Catalog, hint?: ChangeHint) => void, onFailure?: (reason: string) => void): Promise<void>;
   close(): Promise<void>;
 }

@@ -5,6 +5,9 @@
 export class DnsCounters {
   queriesUdp = 0;
   queriesTcp = 0;
+  /** Queries by qtype (index 256: any qtype above 255), per transport; queries too broken to have one are not here. */
+  readonly qtypesUdp = new Float64Array(257);
+  readonly qtypesTcp = new Float64Array(257);
   /** Responses by rcode (0-23, extended rcodes included), as built (before rate limiting). */
   readonly responses = new Float64Array(24);
   /** Datagrams or frames dropped without a reply (too short, QR set). */

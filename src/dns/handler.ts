@@ -6,7 +6,7 @@ import { cacheBudget } from '../cache-budget.js';
 import type { RingTableStats } from '../ring-table.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
-import type { Zone } from '../zone/zone.js';
+import type { Liveness, Verdict, Zone } from '../zone/zone.js';
 import type { DnsCounters } from './counters.js';
 import { parseQuery, REJECT_RCODE, type Edns, type Query } from './query.js';
 import { ResponseCache, ENTRY_LAYOUT, ENTRY_SUBSET, ENTRY_TRUNCATED, type ResponseCacheStats } from './response-cache.js';
@@ -24,6 +24,11 @@ export interface CacheMemory {
   readonly responses: ResponseCacheStats | null;
   readonly names: RingTableStats | null;
 }
+
+/** The one place lookup verdicts become rcodes. */
+const RCODE_OF: Readonly<Record<Verdict, number>> = {
+  answer: RCODE.NOERROR, nodata: RCODE.NOERROR, empty: RCODE.NOERROR, nxdomain: RCODE.NXDOMAIN,
+};
 
 const MAX_UDP_ANSWER_LIMIT = 8; // Consul's hard cap (maxUDPAnswerLimit)
 const TCP_MAX = 65535;
@@ -46,7 +51,9 @@ export class QueryHandler {
    * are re-ordered on every hit (ResponseWriter.reorder), so each query still gets its own order.
    */
   private readonly cache: ResponseCache | null;
-  private cacheZone: Zone | null = null;
+  private cacheLiveness: Liveness | null = null;
+  private tick = 0;
+  private readonly onSample: ((seconds: number) => void) | null;
   private readonly tcpLimits: Limits;
   private readonly udpLimitsBySize = new Map<number, Limits>();
   private readonly hitEdns: HitEdns = { udpSize: 512, version: 0, dnssecOk: false, ecs: null, hasOptions: false };
@@ -56,7 +63,10 @@ export class QueryHandler {
     store: ZoneReader; config: Config; logger: Logger; counters: DnsCounters; random?: () => number;
     /** `response_cache_mb` in bytes (0 = no response cache); default from the config. */
     cacheBytes?: number;
+    /** Receives the time (s) a sample of queries (one in 32) took to answer. */
+    onSample?: (seconds: number) => void;
   }) {
+    this.onSample = opts.onSample ?? null;
     this.store = opts.store;
     this.config = opts.config;
     this.log = opts.logger.child({ component: 'dns' });
@@ -77,7 +87,12 @@ export class QueryHandler {
    */
   handle(msg: Buffer, tcp: boolean): Buffer | null {
     try {
-      return this.handleQuery(msg, tcp);
+      // One query in 32 is timed (for the answer-time histogram); the others pay one increment.
+      if ((++this.tick & 31) !== 0 || !this.onSample) return this.handleQuery(msg, tcp);
+      const t0 = performance.now();
+      const r = this.handleQuery(msg, tcp);
+      this.onSample((performance.now() - t0) / 1000);
+      return r;
     } catch (e) {
       this.counters.internalErrors++;
       this.counters.dropped++;
@@ -93,12 +108,19 @@ export class QueryHandler {
     const cache = this.cache;
     if (!tcp && cache && msg.length >= 12 && msg.length <= 512) {
       const zone = this.store.current();
-      if (zone !== this.cacheZone) {
+      // Entries outlive commits (each is checked against the liveness of its answer); only a zone
+      // with other liveness numbering (another store, or none) empties the cache.
+      const live = zone ? zone.data.liveness : null;
+      if (live !== this.cacheLiveness) {
         cache.clear();
-        this.cacheZone = zone;
+        this.cacheLiveness = live;
       }
-      hash = cache.hash(msg);
-      if (cache.find(msg, hash)) return this.fromCache(cache, msg);
+      hash = live ? cache.hash(msg) : null;
+      if (live && cache.find(msg, hash!, live.gens)) {
+        const t = qtypeOf(msg);
+        this.counters.qtypesUdp[t < 256 ? t : 256]! += 1;
+        return this.fromCache(cache, msg);
+      }
     }
     const q = parseQuery(msg);
     if (!q.ok) {
@@ -111,6 +133,7 @@ export class QueryHandler {
       if (this.log.isLevelEnabled('debug')) this.log.debug({ reason: q.reason, rcode }, 'query rejected');
       return writeError(q, rcode);
     }
+    (tcp ? this.counters.qtypesTcp : this.counters.qtypesUdp)[q.qtype < 256 ? q.qtype : 256]! += 1;
     try {
       return this.answer(q, tcp, hash);
     } catch (e) {
@@ -145,7 +168,7 @@ export class QueryHandler {
       } else {
         q.edns = null;
       }
-      const w = this.writer.write(q, c.subsetAnswer(), this.udpLimits(q.edns));
+      const w = this.writer.write(q, c.subsetAnswer(), c.aux, this.udpLimits(q.edns));
       q.msg = EMPTY;
       out = w.buf;
       truncated = w.truncated;
@@ -181,14 +204,15 @@ export class QueryHandler {
     const lim = tcp ? this.tcpLimits : this.udpLimits(q.edns);
     // Per-client EDNS options (cookies, ECS) would only fill the cache with one-off entries.
     const cacheable = hash !== null && !(q.edns && q.edns.hasOptions);
-    const w = this.writer.write(q, ans, lim, cacheable && ans.shuffle);
+    const rcode = RCODE_OF[ans.verdict];
+    const w = this.writer.write(q, ans, rcode, lim, cacheable && ans.shuffle);
     if (w.truncated) this.counters.truncated++;
-    this.counters.response(ans.rcode);
+    this.counters.response(rcode);
     if (cacheable) {
       if (ans.shuffle && w.answers < ans.units.length) {
-        this.cache!.putSubset(q.msg, hash, ans.rcode, ans, q.questionEnd, q.copyFlags, q.edns ? q.edns.udpSize : 0, q.edns ? q.edns.dnssecOk : false);
+        this.cache!.putSubset(q.msg, hash, rcode, ans, q.questionEnd, q.copyFlags, q.edns ? q.edns.udpSize : 0, q.edns ? q.edns.dnssecOk : false);
       } else {
-        this.cache!.putReply(q.msg, hash, ans.rcode, w.truncated, w.buf, w.layout);
+        this.cache!.putReply(q.msg, hash, rcode, w.truncated, w.buf, w.layout, ans.slot, ans.gen);
       }
     }
     return w.buf;
@@ -213,4 +237,11 @@ export class QueryHandler {
     }
     return lim;
   }
+}
+
+/** The qtype of a query already known to be well formed (a cached question): after its name. */
+function qtypeOf(msg: Buffer): number {
+  let o = 12;
+  while (o < msg.length && msg[o] !== 0) o += msg[o]! + 1;
+  return o + 2 < msg.length ? (msg[o + 1]! << 8) | msg[o + 2]! : 0;
 }

@@ -1,7 +1,8 @@
 /**
  * The UDP response cache: encoded responses kept for repeated questions, keyed by the query's bytes
  * after the ID (identical bytes parse identically, so a hit skips parsing, lookup and encoding).
- * One zone version at a time: the handler clears it when the zone is swapped.
+ * Entries outlive commits: each carries the liveness slot and generation of the answer it was made
+ * from (zone/zone.ts Liveness), and a hit whose answer has changed since is dropped as a miss.
  *
  * A RingTable (ring-table.ts): memory is what the budget says, with no per-entry JavaScript objects.
  * An entry is a copy of what a hit needs and nothing else (no reference to the query's buffer):
@@ -23,6 +24,8 @@ export const ENTRY_SUBSET = 2;
 export const ENTRY_LAYOUT = 4;
 
 const SUBSET_BODY = 9;
+/** Every entry's body starts with the liveness slot and generation (u32 each) of its answer. */
+const TAG = 8;
 /**
  * Index sizing: a slot per 64-128 budget bytes (RingTable rounds to a power of two). Replies to the
  * usual questions are 60-600 bytes and their keys 30-60, so the arena fills before the index (at
@@ -33,6 +36,7 @@ const BYTES_PER_SLOT = 128;
 export interface ResponseCacheStats extends RingTableStats {
   readonly hits: number;
   readonly misses: number;
+  readonly stale: number;
 }
 
 export class ResponseCache extends RingTable {
@@ -41,6 +45,8 @@ export class ResponseCache extends RingTable {
   private answerIds = new Map<Answer, number>();
   private hits = 0;
   private misses = 0;
+  /** Entries found but made from an answer that has changed since (dropped, counted as misses). */
+  private stale = 0;
 
   /** `bytes`: the response cache's part of the budget (cache-budget.ts). */
   constructor(bytes: number) {
@@ -53,26 +59,45 @@ export class ResponseCache extends RingTable {
     return hashBytes(msg, 2, msg.length);
   }
 
-  /** Looks the query up (h = hash(msg)); on a hit, seg/body/len/flags/aux (rcode) describe it. */
-  find(msg: Buffer, h: number): boolean {
+  /**
+   * Looks the query up (h = hash(msg)); on a hit, seg/body/len/flags/aux (rcode) describe it. An
+   * entry whose answer has changed since (its slot's generation in `gens` moved on) is dropped and
+   * this is a miss.
+   */
+  find(msg: Buffer, h: number, gens: Uint32Array): boolean {
     if (this.findBytes(msg, 2, msg.length, h)) {
-      this.hits++;
-      return true;
+      const seg = this.seg, b = this.body;
+      if (gens[seg.readUInt32BE(b)] === seg.readUInt32BE(b + 4)) {
+        this.body = b + TAG;
+        this.hits++;
+        return true;
+      }
+      this.removeFound();
+      this.stale++;
     }
     this.misses++;
     return false;
   }
 
+  /** Writes the tag (the answer's liveness slot and generation) in front of an entry's body. */
+  private tag(slot: number, gen: number): void {
+    this.seg.writeUInt32BE(slot, this.body);
+    this.seg.writeUInt32BE(gen, this.body + 4);
+    this.body += TAG;
+  }
+
   /** Keeps a reply, and its layout to re-order its answers per hit. */
-  putReply(msg: Buffer, h: number, rcode: number, truncated: boolean, reply: Buffer, layout: Layout | null): void {
+  putReply(msg: Buffer, h: number, rcode: number, truncated: boolean, reply: Buffer, layout: Layout | null, slot: number, gen: number): void {
     const flags = (truncated ? ENTRY_TRUNCATED : 0) | (layout ? ENTRY_LAYOUT : 0);
-    if (!this.addBytes(msg, 2, msg.length, h, reply.length + (layout ? layoutBytes(layout) : 0), reply.length, flags, rcode)) return;
+    if (!this.addBytes(msg, 2, msg.length, h, TAG + reply.length + (layout ? layoutBytes(layout) : 0), reply.length, flags, rcode)) return;
+    this.tag(slot, gen);
     this.seg.set(reply, this.body);
     if (layout) writeLayout(layout, this.seg, this.body + reply.length);
   }
 
   /** Keeps what is needed to write a new random subset of `ans` per hit. */
   putSubset(msg: Buffer, h: number, rcode: number, ans: Answer, questionEnd: number, copyFlags: number, udpSize: number, dnssecOk: boolean): void {
+    const slot = ans.slot, gen = ans.gen;
     let id = this.answerIds.get(ans);
     if (id === undefined) {
       if (this.answers.length >= this.maxAnswerIds) return;
@@ -80,7 +105,8 @@ export class ResponseCache extends RingTable {
       this.answers.push(ans);
       this.answerIds.set(ans, id);
     }
-    if (!this.addBytes(msg, 2, msg.length, h, SUBSET_BODY, 0, ENTRY_SUBSET, rcode)) return;
+    if (!this.addBytes(msg, 2, msg.length, h, TAG + SUBSET_BODY, 0, ENTRY_SUBSET, rcode)) return;
+    this.tag(slot, gen);
     const seg = this.seg, b = this.body;
     seg.writeUInt16BE(id, b);
     seg.writeUInt16BE(questionEnd, b + 2);
@@ -105,7 +131,7 @@ export class ResponseCache extends RingTable {
 
   override stats(): ResponseCacheStats {
     const s = super.stats();
-    return { ...s, bytes: s.bytes + this.answers.length * ANSWER_ID_BYTES, limit: s.limit + this.maxAnswerIds * ANSWER_ID_BYTES, hits: this.hits, misses: this.misses };
+    return { ...s, bytes: s.bytes + this.answers.length * ANSWER_ID_BYTES, limit: s.limit + this.maxAnswerIds * ANSWER_ID_BYTES, hits: this.hits, misses: this.misses, stale: this.stale };
   }
 
   private u16(at: number): number {

@@ -97,7 +97,7 @@ export class ResponseWriter {
     this.random = opts.random ?? Math.random;
   }
 
-  write(q: Query, ans: Answer, lim: Limits, withLayout = false): Written {
+  write(q: Query, ans: Answer, rcode: number, lim: Limits, withLayout = false): Written {
     const opt = q.edns ? this.opt(q.edns) : null;
     const optLen = opt ? opt.length : 0;
     const qEnd = q.questionEnd;
@@ -107,7 +107,7 @@ export class ResponseWriter {
       out.set(q.msg.subarray(0, qEnd), 0);
       const end = writeBlock(packed, out, qEnd);
       if (opt) out.set(opt, end);
-      this.header(out, q, ans.rcode, false, packed.an, packed.ns, packed.ar + (opt ? 1 : 0));
+      this.header(out, q, rcode, false, packed.an, packed.ns, packed.ar + (opt ? 1 : 0));
       return { buf: out, truncated: false, answers: packed.an, layout: null };
     }
 
@@ -213,7 +213,7 @@ export class ResponseWriter {
     for (const r of extras) { buf.set(r, o); o += r.length; }
     if (opt) { buf.set(opt, o); o += opt.length; extraCount++; }
 
-    this.header(buf, q, ans.rcode, truncated && lim.setTruncated, picked, withAuthority ? ans.authority.length : 0, extraCount + extras.length);
+    this.header(buf, q, rcode, truncated && lim.setTruncated, picked, withAuthority ? ans.authority.length : 0, extraCount + extras.length);
     return {
       buf, truncated, answers: picked,
       layout: layout && { starts: layout.starts, targetAt: layout.targetAt, gluePos: Int32Array.from(layout.gluePos), glueOf: Int32Array.from(layout.glueOf) },

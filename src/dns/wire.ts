@@ -47,11 +47,6 @@ export function rrTail(type: string, ttl: number, data: unknown): Buffer {
   return Buffer.from(full.subarray(1)); // drop the root owner byte
 }
 
-/** A complete record whose owner is the question name (compressed to a pointer). */
-export function rrAtQname(type: string, ttl: number, data: unknown): Buffer {
-  return Buffer.concat([QNAME_POINTER, rrTail(type, ttl, data)]);
-}
-
 /** A complete record with an uncompressed owner. */
 export function rrAt(owner: Buffer, type: string, ttl: number, data: unknown): Buffer {
   return Buffer.concat([owner, rrTail(type, ttl, data)]);

@@ -109,11 +109,18 @@ export function reverseZoneApexes(configured: readonly string[] | null, ptrNames
   if (configured !== null) return sortApexes(configured);
   const out = new Set<string>();
   for (const n of ptrNames) {
-    // 4 octet labels: drop 1 (32 - 24 bits); 32 nibble labels of 2 characters ("x."): drop 16.
-    if (n.endsWith(`.${V4_SUFFIX}`)) out.add(n.slice(n.indexOf('.') + 1));
-    else if (n.endsWith(`.${V6_SUFFIX}`)) out.add(n.slice(((128 - DEFAULT_PREFIX.v6) / 4) * 2));
+    const apex = defaultReverseApex(n);
+    if (apex) out.add(apex);
   }
   return sortApexes(out);
+}
+
+/** The default reverse zone of a full reverse name (see reverseZoneApexes), or null. */
+export function defaultReverseApex(n: string): string | null {
+  // 4 octet labels: drop 1 (32 - 24 bits); 32 nibble labels of 2 characters ("x."): drop 16.
+  if (n.endsWith(`.${V4_SUFFIX}`)) return n.slice(n.indexOf('.') + 1);
+  if (n.endsWith(`.${V6_SUFFIX}`)) return n.slice(((128 - DEFAULT_PREFIX.v6) / 4) * 2);
+  return null;
 }
 
 /** Sorted by code unit (the same order whatever the locale), without duplicates. */
@@ -126,14 +133,13 @@ function sortApexes(apexes: Iterable<string>): string[] {
  * null when the name is in no served zone. Served zones never nest, so the first match is the one.
  * A label holding a "." byte is never part of an apex: the search stops there.
  */
-export function enclosingApex<T>(labels: readonly string[], apexes: ReadonlyMap<string, T>): T | null {
+export function enclosingApex(labels: readonly string[], apexes: { has(apex: string): boolean }): string | null {
   let suffix = '';
   for (let i = labels.length - 1; i >= 0; i--) {
     const l = labels[i]!;
     if (l.includes('.')) return null;
     suffix = suffix === '' ? l : `${l}.${suffix}`;
-    const z = apexes.get(suffix);
-    if (z !== undefined) return z;
+    if (apexes.has(suffix)) return suffix;
   }
   return null;
 }

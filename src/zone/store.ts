@@ -1,28 +1,56 @@
 /**
- * ZoneStore: the update path (build, swap, persist) kept apart from the query path, which only
- * reads `current()` once per query. A failed build never touches the serving zone; the store
- * remembers when it last succeeded and why it last failed.
+ * ZoneStore: the update path, kept apart from the query path, which only reads `current()` once per
+ * query. A commit compares the new catalog with the one being served, builds only the units that
+ * changed (in slices of a few milliseconds, yielding to the event loop, while the current zone keeps
+ * answering), then applies them and swaps in the new version in one synchronous step. A failed build
+ * never touches the serving zone; the store remembers when it last succeeded and why it last failed.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
-import { buildZone } from './build.js';
+import { emptyZoneData, planCommit, zoneVersion, type ChangeHint, type Plan } from './build.js';
 import { nextSerial } from './serial.js';
-import type { Zone } from './zone.js';
+import { diffRecords, unitRecords, type RecordDiff } from './listing.js';
+import type { RR } from './records.js';
+import { Translator, type Unit } from './units.js';
+import { cacheBudget } from '../cache-budget.js';
+import type { RingTable } from '../ring-table.js';
+import { nameMemo, type Owner, type Source, type Zone, type ZoneData } from './zone.js';
 
 interface SerialState { serial: number; contentHash: string }
 
 export interface CommitResult {
   readonly zone: Zone;
   readonly changed: boolean;
+  /** Units rebuilt or removed by this commit. */
+  readonly units: number;
+  /** Wall time of the whole commit, and the longest synchronous slice of it. */
   readonly ms: number;
+  readonly maxSliceMs: number;
+  /** Records added and removed by this commit (SOA excluded), or null after a build from scratch. */
+  readonly diff: RecordDiff | null;
 }
+
+/** Above this many changed units, a commit does not compute its record diff (a secondary needs AXFR). */
+const MAX_DIFF_UNITS = 500;
+/** Up to this many changed units, a commit is applied to the serving index in place. */
+const IN_PLACE_UNITS = 500;
+/** Units indexed per slice when a new generation of the index is filled. */
+const APPLY_CHUNK = 1000;
+
+/** How long one synchronous slice of a build may run before yielding to queries. */
+const SLICE_MS = 8;
 
 export class ZoneStore {
   private zone: Zone | null = null;
+  private data: ZoneData | null = null;
+  private tr: Translator | null = null;
+  private catalog: Catalog | null = null;
+  private version: Source = { live: true };
   private state: SerialState | null;
+  private queue: Promise<unknown> = Promise.resolve();
   private readonly statePath: string | null;
   private readonly config: Config;
   private readonly log: Logger;
@@ -31,36 +59,114 @@ export class ZoneStore {
   lastError: { at: number; message: string } | null = null;
   commits = 0;
 
-  constructor(opts: { config: Config; logger: Logger; clock?: () => number }) {
+  private readonly inPlaceUnits: number;
+  private readonly memo: RingTable<Owner>;
+
+  constructor(opts: {
+    config: Config; logger: Logger; clock?: () => number;
+    /** Commits changing more units fill a new index generation in slices (default 500). */
+    inPlaceUnits?: number;
+  }) {
     this.config = opts.config;
+    this.inPlaceUnits = opts.inPlaceUnits ?? IN_PLACE_UNITS;
+    this.memo = nameMemo(cacheBudget(opts.config.responseCacheBytes).names);
     this.log = opts.logger.child({ component: 'zone' });
     this.clock = opts.clock ?? Date.now;
     this.statePath = opts.config.dataDir ? join(opts.config.dataDir, 'serial.json') : null;
     this.state = this.loadState();
   }
 
+  /** While set (max_stale passed without contact with the source), queries see no zone: SERVFAIL. */
+  withheld = false;
+
   current(): Zone | null {
-    return this.zone;
+    return this.withheld ? null : this.zone;
   }
 
-  /** Builds a zone from `catalog` and swaps it in. Throws (and keeps the old zone) on failure. */
-  commit(catalog: Catalog, source = 'catalog'): CommitResult {
+  /**
+   * Commits `catalog`: only what differs from the catalog being served is rebuilt. With a `hint`
+   * (the entries the source knows changed), only those are compared, so the cost does not grow with
+   * the catalog. Commits run one at a time, in call order. Rejects (and keeps the current zone) on failure.
+   */
+  commit(catalog: Catalog, source = 'catalog', hint?: ChangeHint): Promise<CommitResult> {
+    const run = this.queue.then(() => this.run(catalog, source, hint));
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  private async run(catalog: Catalog, source: string, hint?: ChangeHint): Promise<CommitResult> {
     const t0 = performance.now();
+    let maxSlice = 0;
+    const fresh = !this.data || !this.tr || this.catalog?.datacenter.toLowerCase() !== catalog.datacenter.toLowerCase();
+    const tr = fresh ? new Translator(this.config, catalog.datacenter) : this.tr!;
+    const data = fresh ? emptyZoneData(this.config, catalog.datacenter) : this.data!;
+    let plan: Plan;
+    try {
+      const gen = planCommit(tr, data, catalog, (msg) => this.log.warn({ source }, msg), fresh ? undefined : hint);
+      let sliceStart = performance.now();
+      let steps = 0;
+      for (;;) {
+        const r = gen.next();
+        if (r.done) { plan = r.value; break; }
+        if (++steps % 32 === 0 && performance.now() - sliceStart > SLICE_MS) {
+          maxSlice = Math.max(maxSlice, performance.now() - sliceStart);
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          sliceStart = performance.now();
+        }
+      }
+      maxSlice = Math.max(maxSlice, performance.now() - sliceStart);
+    } catch (e) {
+      return this.failed(e, source);
+    }
+
+    // Small commits are applied in place, in one synchronous step (a few microseconds per unit).
+    // Large ones (and builds from scratch) fill a new generation of the index in slices while the
+    // current one keeps serving, and the swap is one assignment.
+    const t1 = performance.now();
+    const diff = fresh || plan.put.length + plan.remove.length > MAX_DIFF_UNITS ? null : this.diffOf(data, plan, tr);
+    let next = data;
+    let gone: Unit[];
+    if (!fresh && plan.put.length + plan.remove.length <= this.inPlaceUnits) {
+      gone = data.apply(plan.put, plan.remove);
+    } else {
+      next = fresh ? data : data.successor();
+      const replaced = new Set([...plan.remove, ...plan.put.map((u) => u.key)]);
+      gone = fresh ? [] : [...data.units.values()].filter((u) => replaced.has(u.key));
+      const kept = fresh ? [] : [...data.units.values()].filter((u) => !replaced.has(u.key));
+      for (const part of [kept, plan.put]) {
+        for (let i = 0; i < part.length; i += APPLY_CHUNK) {
+          const s0 = performance.now();
+          next.apply(part.slice(i, i + APPLY_CHUNK));
+          maxSlice = Math.max(maxSlice, performance.now() - s0);
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
+      }
+    }
+    const t2 = performance.now();
+    next.setDatacenters(catalog.datacenters.keys());
+    const version: Source = { live: true };
     let zone: Zone;
     try {
-      zone = buildZone(catalog, {
-        config: this.config,
-        serialFor: (hash) =>
-          this.state && this.state.contentHash === hash ? this.state.serial : nextSerial(this.state?.serial ?? null, this.clock() / 1000),
-        warn: (msg) => this.log.warn({ source }, msg),
-      });
+      // One name memo for the store, emptied for each version (names may resolve differently now).
+      this.memo.clear();
+      zone = zoneVersion(tr, next, catalog, (hash) => this.serialFor(hash), version, this.memo);
     } catch (e) {
-      this.lastError = { at: this.clock(), message: (e as Error).message };
-      this.log.error({ err: e, source }, 'zone build failed; serving the previous zone');
-      throw e;
+      if (next === data && !fresh) {
+        // Put the previous units back: the serving zone must not see a half-applied commit.
+        data.apply(gone, plan.put.filter((u) => !gone.some((g) => g.key === u.key)).map((u) => u.key));
+        for (const g of gone) g.live = true;
+      }
+      return this.failed(e, source);
     }
+    if (next !== data) for (const g of gone) next.kill(g);
     const changed = this.zone === null || this.zone.contentHash !== zone.contentHash;
-    this.zone = zone; // the swap: readers pick it up on their next query
+    this.version.live = false;
+    this.version = version;
+    this.zone = zone;
+    this.data = next;
+    this.tr = tr;
+    this.catalog = catalog;
+    maxSlice = Math.max(maxSlice, performance.now() - (next === data && !fresh ? t1 : t2));
     this.lastSuccess = this.clock();
     this.lastError = null;
     this.commits++;
@@ -68,12 +174,34 @@ export class ZoneStore {
       this.state = { serial: zone.serial, contentHash: zone.contentHash };
       this.saveState();
     }
-    const ms = Math.round((performance.now() - t0) * 10) / 10;
+    const round = (x: number) => Math.round(x * 10) / 10;
+    const result: CommitResult = { zone, changed, units: plan.put.length + plan.remove.length, ms: round(performance.now() - t0), maxSliceMs: round(maxSlice), diff };
     if (changed) {
-      this.log.info({ serial: zone.serial, names: zone.stats.names, records: zone.stats.records, reverseZones: zone.reverseZones?.length ?? null, ms, source }, 'zone committed');
+      this.log.info({ serial: zone.serial, names: zone.stats.names, records: zone.stats.records, reverseZones: zone.reverseZones?.length ?? null, units: result.units, ms: result.ms, maxSliceMs: result.maxSliceMs, source }, 'zone committed');
+    } else {
+      this.log.debug({ serial: zone.serial, ms: result.ms, source }, 'zone unchanged');
     }
-    else this.log.debug({ serial: zone.serial, ms, source }, 'zone unchanged');
-    return { zone, changed, ms };
+    return result;
+  }
+
+  /** What applying `plan` to `data` adds and removes, from the units' records. */
+  private diffOf(data: ZoneData, plan: Plan, tr: Translator): RecordDiff {
+    const before: RR[] = [];
+    const after: RR[] = [];
+    const list = (u: Unit | undefined, into: RR[]) => { if (u) into.push(...unitRecords(u, tr.domain, tr.localDc)); };
+    for (const u of plan.put) { list(data.units.get(u.key), before); list(u, after); }
+    for (const k of plan.remove) list(data.units.get(k), before);
+    return diffRecords(before, after);
+  }
+
+  private serialFor(hash: string): number {
+    return this.state && this.state.contentHash === hash ? this.state.serial : nextSerial(this.state?.serial ?? null, this.clock() / 1000);
+  }
+
+  private failed(e: unknown, source: string): never {
+    this.lastError = { at: this.clock(), message: (e as Error).message };
+    this.log.error({ err: e, source }, 'zone build failed; serving the previous zone');
+    throw e;
   }
 
   /** Records a failed sync without touching the zone. */

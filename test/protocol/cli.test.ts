@@ -63,7 +63,7 @@ describe('catalog-dns command', () => {
     [['--catalog-file', demo, '--udp-answer-limit', '0'], '--udp-answer-limit: expected an integer 1-65535'],
     [['--catalog-file', demo, '--bogus'], '--bogus: unknown option'],
     [['--catalog-file', demo, '--reverse-zones', '10.0.0.0/12'], '--reverse-zones: "10.0.0.0/12": IPv4 reverse zones are on octet boundaries'],
-    [[], '--catalog-file: is required'],
+    [[], '--catalog-file: or --consul is required'],
   ])('rejects bad options with exit 2 and one message: %j', async (args, msg) => {
     const r = await run(args);
     expect(r.code).toBe(2);

@@ -17,7 +17,7 @@ export interface TestServer {
 
 export async function startServer(opts: { catalogFile?: string; config?: Record<string, unknown>; verbose?: boolean } = {}): Promise<TestServer> {
   const config = loadConfig({
-    object: { dns: '127.0.0.1:0', catalog_file: opts.catalogFile ?? DEMO_CATALOG, ...opts.config },
+    object: { dns: '127.0.0.1:0', http: 'off', catalog_file: opts.catalogFile ?? DEMO_CATALOG, ...opts.config },
   });
   const app = new App({ config, logger: opts.verbose ? createLogger('debug', process.stderr) : silentLogger() });
   await app.start();

@@ -1,0 +1,130 @@
+/**
+ * One blocking-query loop over a Consul endpoint, following Consul's rules for blocking queries:
+ * wait past the last X-Consul-Index; start over from 0 when the index goes backwards (snapshot
+ * restore, upgrades); never send an index below 1; a token bucket per watch so an endpoint that
+ * changes constantly cannot make the loop spin; exponential backoff with full jitter on errors,
+ * reset after a success. A response whose index did not move is not reported (a timeout or an
+ * idempotent write); the data of one that did is.
+ */
+import type { ConsulClient, ConsulResponse, QueryOptions } from './consul-client.js';
+
+export interface WatchTiming {
+  /** Blocking wait sent to Consul (default 5 min). */
+  readonly waitMs: number;
+  /** Backoff after the first error, doubled per error up to `maxBackoffMs` (defaults 250 ms, 10 s). */
+  readonly backoffMs: number;
+  readonly maxBackoffMs: number;
+  /** Token bucket: `burst` requests at once, refilled at `ratePerSec` (defaults 2 and 2/s). */
+  readonly burst: number;
+  readonly ratePerSec: number;
+}
+
+/**
+ * Defaults: consul-template's 250 ms first backoff, but at most 10 s (not 1 min): a DNS layer must
+ * notice quickly that Consul is back; the jitter spreads the retries of many watches.
+ */
+export const DEFAULT_TIMING: WatchTiming = { waitMs: 300_000, backoffMs: 250, maxBackoffMs: 10_000, burst: 2, ratePerSec: 2 };
+
+export interface WatchDeps {
+  readonly now?: () => number;
+  readonly sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  readonly random?: () => number;
+}
+
+const realSleep = (ms: number, signal: AbortSignal) => new Promise<void>((resolve) => {
+  if (signal.aborted) { resolve(); return; }
+  const t = setTimeout(done, ms);
+  function done() { clearTimeout(t); signal.removeEventListener('abort', done); resolve(); }
+  signal.addEventListener('abort', done, { once: true });
+});
+
+export class BlockingWatch<T> {
+  private readonly abort = new AbortController();
+  private index = 0;
+  private tokens: number;
+  private refilledAt: number;
+  private failures = 0;
+  private running: Promise<void> | null = null;
+  private readonly now: () => number;
+  private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+  private readonly random: () => number;
+  /** Responses received, and those whose index went backwards. */
+  responses = 0;
+  resets = 0;
+
+  constructor(
+    private readonly client: ConsulClient,
+    private readonly path: string,
+    private readonly query: Omit<QueryOptions, 'index' | 'waitMs' | 'signal'>,
+    private readonly onData: (r: ConsulResponse<T>) => void,
+    private readonly onError: (e: unknown, failures: number) => void,
+    private readonly timing: WatchTiming = DEFAULT_TIMING,
+    deps: WatchDeps = {},
+  ) {
+    this.now = deps.now ?? Date.now;
+    this.sleep = deps.sleep ?? realSleep;
+    this.random = deps.random ?? Math.random;
+    this.tokens = timing.burst;
+    this.refilledAt = this.now();
+  }
+
+  /** The last index seen (0 before the first response). */
+  get lastIndex(): number {
+    return this.index;
+  }
+
+  start(): void {
+    this.running ??= this.loop();
+  }
+
+  /** Stops the loop and the request in flight. */
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await this.running;
+  }
+
+  private async loop(): Promise<void> {
+    const signal = this.abort.signal;
+    while (!signal.aborted) {
+      await this.take(signal);
+      if (signal.aborted) return;
+      let r: ConsulResponse<T>;
+      try {
+        r = await this.client.get<T>(this.path, { ...this.query, index: this.index, waitMs: this.timing.waitMs, signal });
+      } catch (e) {
+        if (signal.aborted) return;
+        this.failures++;
+        this.onError(e, this.failures);
+        // Full jitter: a random wait up to the exponential bound, so many watches do not retry together.
+        const bound = Math.min(this.timing.maxBackoffMs, this.timing.backoffMs * 2 ** Math.min(this.failures - 1, 20));
+        await this.sleep(bound * (0.5 + this.random() / 2), signal);
+        continue;
+      }
+      this.failures = 0;
+      this.responses++;
+      const idx = Math.max(1, r.index); // Consul never returns 0; a proxy might
+      if (idx < this.index) {
+        // The index went backwards: everything is suspect, start over (and report the data).
+        this.resets++;
+        this.index = 0;
+        this.onData(r);
+        continue;
+      }
+      if (idx === this.index) continue; // a timeout or an idempotent write: nothing new
+      this.index = idx;
+      this.onData(r);
+    }
+  }
+
+  /** Waits for a token of the bucket. */
+  private async take(signal: AbortSignal): Promise<void> {
+    const t = this.now();
+    this.tokens = Math.min(this.timing.burst, this.tokens + ((t - this.refilledAt) / 1000) * this.timing.ratePerSec);
+    this.refilledAt = t;
+    if (this.tokens >= 1) { this.tokens -= 1; return; }
+    const waitMs = ((1 - this.tokens) / this.timing.ratePerSec) * 1000;
+    await this.sleep(waitMs, signal);
+    this.tokens = 0;
+    this.refilledAt = this.now();
+  }
+}

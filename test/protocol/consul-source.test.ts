@@ -1,0 +1,220 @@
+/**
+ * The server following a live Consul (the test Consul, a real HTTP server) over real UDP: answers
+ * follow registrations, deregistrations and health changes; every Consul fault leaves the last good
+ * zone serving.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { App } from '../../src/app.js';
+import { ConsulClient } from '../../src/catalog/consul-client.js';
+import { ConsulCatalogSource } from '../../src/catalog/consul-source.js';
+import { DEFAULT_TIMING } from '../../src/catalog/watch.js';
+import { loadConfig } from '../../src/config.js';
+import { silentLogger } from '../../src/log.js';
+import { udpQuery } from '../support/dns-client.js';
+import { startFakeConsul, type FakeConsul } from '../support/fake-consul.js';
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });
+
+async function setup(): Promise<{ consul: FakeConsul; app: App; source: ConsulCatalogSource; port: number }> {
+  const consul = await startFakeConsul({ jitter: false });
+  cleanups.push(() => consul.close());
+  for (let i = 1; i <= 3; i++) {
+    consul.registerService({ Node: `web-${i}`, Address: `10.0.1.${i}` }, { ID: `web-${i}`, Service: 'web', Port: 8080, Tags: ['v1'] },
+      { checks: [{ CheckID: `service:web-${i}`, Status: 'passing', ServiceID: `web-${i}` }] });
+  }
+  consul.registerNode({ Node: 'bare', Address: '10.0.9.9' });
+  const client = new ConsulClient({ addresses: [consul.url], timeoutMs: 2000 });
+  const source = new ConsulCatalogSource({
+    client, logger: silentLogger(), quiet: { minMs: 20, maxMs: 200 },
+    timing: { ...DEFAULT_TIMING, waitMs: 10_000, backoffMs: 20, maxBackoffMs: 200, ratePerSec: 50, burst: 10 },
+  });
+  const app = new App({ config: loadConfig({ object: { dns: '127.0.0.1:0', http: 'off' } }), logger: silentLogger(), source });
+  await app.start();
+  cleanups.push(() => app.close());
+  return { consul, app, source, port: app.dnsAddress.port };
+}
+
+const addresses = async (port: number, name: string) =>
+  (await udpQuery(port, name, 'A', { edns: 4096 })).answers.map((a) => a.data as string).sort();
+
+/** Polls until `f` returns what `ok` accepts (bounded: 300 tries, 15 s and more: a retry may be in a 10 s backoff). */
+async function eventually<T>(f: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
+  let v = await f();
+  for (let i = 0; i < 300 && !ok(v); i++) { await new Promise((r) => setTimeout(r, 50)); v = await f(); }
+  expect(ok(v)).toBe(true);
+  return v;
+}
+
+describe('following a live Consul', () => {
+  it('serves the catalog once read, and follows registration, health and deregistration', async () => {
+    const { consul, port } = await setup();
+    expect(await addresses(port, 'web.service.consul')).toEqual(['10.0.1.1', '10.0.1.2', '10.0.1.3']);
+    expect(await addresses(port, 'bare.node.consul')).toEqual(['10.0.9.9']);
+    consul.registerService({ Node: 'web-4', Address: '10.0.1.4' }, { ID: 'web-4', Service: 'web', Port: 8080 });
+    await eventually(() => addresses(port, 'web.service.consul'), (a) => a.includes('10.0.1.4'));
+    consul.setCheck('web-2', 'service:web-2', 'critical', { serviceId: 'web-2' });
+    await eventually(() => addresses(port, 'web.service.consul'), (a) => !a.includes('10.0.1.2'));
+    consul.deregisterService('web-1', 'web-1');
+    await eventually(() => addresses(port, 'web.service.consul'), (a) => a.join() === '10.0.1.3,10.0.1.4');
+    consul.registerService({ Node: 'db-1', Address: '10.0.2.1' }, { ID: 'db-1', Service: 'db', Port: 5432 });
+    await eventually(() => addresses(port, 'db.service.consul'), (a) => a.join() === '10.0.2.1');
+  });
+
+  it('keeps answering from the last good zone through every Consul fault, and catches up after', async () => {
+    const { consul, source, port } = await setup();
+    const faults = [
+      { kind: 'no-leader' }, { kind: 'rate-limit' }, { kind: 'forbidden' }, { kind: 'status', status: 500, body: 'No cluster leader' },
+      { kind: 'bad-json' }, { kind: 'truncate' }, { kind: 'reset' }, { kind: 'hang' },
+    ] as const;
+    for (const f of faults) {
+      const id = consul.addFault(f as never);
+      // A change while Consul is faulty (parked watches may still deliver it; new requests fail).
+      consul.setCheck('web-3', 'service:web-3', 'critical', { serviceId: 'web-3' });
+      for (let i = 0; i < 5; i++) {
+        const r = await udpQuery(port, 'web.service.consul', 'A', { edns: 4096 });
+        expect(r.rcode, f.kind).toBe('NOERROR');
+        expect(r.answers.length).toBeGreaterThan(0);
+      }
+      consul.clearFault(id);
+      await eventually(() => addresses(port, 'web.service.consul'), (a) => !a.includes('10.0.1.3'));
+      consul.setCheck('web-3', 'service:web-3', 'passing', { serviceId: 'web-3' });
+      await eventually(() => addresses(port, 'web.service.consul'), (a) => a.includes('10.0.1.3'));
+    }
+    await consul.stop(); // connection refused
+    for (let i = 0; i < 5; i++) expect(await addresses(port, 'web.service.consul')).toEqual(['10.0.1.1', '10.0.1.2', '10.0.1.3']);
+    await eventually(async () => source.reachable, (r) => r === false);
+    await consul.start();
+    consul.registerService({ Node: 'web-5', Address: '10.0.1.5' }, { ID: 'web-5', Service: 'web', Port: 8080 });
+    await eventually(() => addresses(port, 'web.service.consul'), (a) => a.includes('10.0.1.5'));
+    expect(source.reachable).toBe(true);
+  }, 60_000);
+});
+
+describe('the removal guard', () => {
+  it('holds back an update that removes most instances until it has lasted removal_guard_hold; a recovery in between is never applied', async () => {
+    const consul = await startFakeConsul({ jitter: false });
+    cleanups.push(() => consul.close());
+    for (let i = 1; i <= 12; i++) consul.registerService({ Node: `n${i}`, Address: `10.0.3.${i}` }, { ID: `api-${i}`, Service: 'api', Port: 80 });
+    const client = new ConsulClient({ addresses: [consul.url], timeoutMs: 2000 });
+    const source = new ConsulCatalogSource({
+      client, logger: silentLogger(), quiet: { minMs: 20, maxMs: 200 }, guard: { share: 0.5, holdMs: 1500 },
+      timing: { ...DEFAULT_TIMING, waitMs: 10_000, backoffMs: 20, maxBackoffMs: 200, ratePerSec: 50, burst: 10 },
+    });
+    const app = new App({ config: loadConfig({ object: { dns: '127.0.0.1:0', http: 'off' } }), logger: silentLogger(), source });
+    await app.start();
+    cleanups.push(() => app.close());
+    const port = app.dnsAddress.port;
+    const count = async () => (await addresses(port, 'api.service.consul')).length;
+    expect(await count()).toBe(12);
+    // One write that takes 10 of the 12 away (a token losing its rights looks like this), then
+    // one that brings them back within the hold: the zone never loses them.
+    const full = consul.snapshot();
+    const cut = structuredClone(full);
+    cut.datacenters.dc1!.services!.api = cut.datacenters.dc1!.services!.api!.slice(10);
+    consul.load(cut);
+    await eventually(async () => source.heldBack, (n) => n === 1);
+    expect(await count()).toBe(12);
+    consul.load(full);
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(await count()).toBe(12);
+    // A removal that lasts is applied after the hold.
+    consul.load(cut);
+    await eventually(async () => source.heldBack, (n) => n === 2);
+    expect(await count()).toBe(12);
+    await eventually(count, (n) => n === 2);
+    // Once applied, it is the new reference: small changes after it go through.
+    consul.registerService({ Node: 'n1', Address: '10.0.3.1' }, { ID: 'api-1', Service: 'api', Port: 80 });
+    await eventually(count, (n) => n === 3);
+    expect(source.heldBack).toBe(2);
+  }, 30_000);
+});
+
+describe('configured from the options (--consul, --data-dir, max_stale)', () => {
+  const config = (o: Record<string, unknown>) => loadConfig({ object: { dns: '127.0.0.1:0', http: '127.0.0.1:0', ...o } });
+
+  it('one catalog source: --consul with --catalog-file, or neither, stops the start naming the options', () => {
+    expect(() => new App({ config: config({ consul: 'http://127.0.0.1:1', catalog_file: '/x.json' }) })).toThrow(/--consul: cannot be used with --catalog-file/);
+    expect(() => new App({ config: config({}) })).toThrow(/--catalog-file: or --consul is required/);
+    expect(() => loadConfig({ object: { consul: 'ftp://x' } })).toThrow(/consul: "ftp:\/\/x": only http and https/);
+    expect(() => new App({ config: config({ consul: 'http://127.0.0.1:1', consul_cacert: '/nonexistent.pem' }) })).toThrow(/consul_cacert: cannot read/);
+    expect(loadConfig({ env: { CONSUL_HTTP_ADDR: '10.0.0.1:8501', CONSUL_HTTP_SSL: 'true', CONSUL_HTTP_TOKEN: 't' } })).toMatchObject({ consul: ['https://10.0.0.1:8501'], consulToken: 't' });
+  });
+
+  it('a restart while Consul is down answers from the snapshot on disk; max_stale turns answers into SERVFAIL', async () => {
+    const consul = await startFakeConsul({ jitter: false });
+    cleanups.push(() => consul.close());
+    consul.registerService({ Node: 'web-1', Address: '10.0.1.1' }, { ID: 'web-1', Service: 'web', Port: 80 });
+    const { mkdtempSync, rmSync, existsSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'cdns-consul-'));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+
+    const first = new App({ config: config({ consul: consul.url, data_dir: dir }), logger: silentLogger() });
+    await first.start();
+    expect(await addresses(first.dnsAddress.port, 'web.service.consul')).toEqual(['10.0.1.1']);
+    await eventually(async () => existsSync(join(dir, 'catalog.json')), (x) => x);
+    // A change just before the stop (the snapshot is rewritten at most every 5 s): the stop writes it.
+    consul.registerService({ Node: 'web-9', Address: '10.0.1.9' }, { ID: 'web-9', Service: 'web', Port: 80 });
+    await eventually(() => addresses(first.dnsAddress.port, 'web.service.consul'), (a) => a.length === 2);
+    await first.close();
+
+    await consul.stop(); // Consul down for the restart
+    const second = new App({ config: config({ consul: consul.url, data_dir: dir, max_stale: '2s' }), logger: silentLogger() });
+    await second.start();
+    cleanups.push(() => second.close());
+    expect(await addresses(second.dnsAddress.port, 'web.service.consul')).toEqual(['10.0.1.1', '10.0.1.9']);
+    // Never heard from Consul in this run: max_stale counts from the last contact, so the snapshot
+    // keeps serving; once Consul answered and then went away, max_stale applies.
+    await consul.start();
+    consul.registerService({ Node: 'web-2', Address: '10.0.1.2' }, { ID: 'web-2', Service: 'web', Port: 80 });
+    await eventually(() => addresses(second.dnsAddress.port, 'web.service.consul'), (a) => a.length === 3);
+    await consul.stop();
+    await eventually(async () => (await udpQuery(second.dnsAddress.port, 'web.service.consul', 'A')).rcode, (r) => r === 'SERVFAIL');
+    await consul.start();
+    await eventually(async () => (await udpQuery(second.dnsAddress.port, 'web.service.consul', 'A')).rcode, (r) => r === 'NOERROR');
+    await second.close();
+
+    // A corrupt snapshot is moved aside and logged; the start waits for Consul instead.
+    const { writeFileSync, readdirSync } = await import('node:fs');
+    writeFileSync(join(dir, 'catalog.json'), '{"datacenter": "dc1", "datac');
+    const third = new App({ config: config({ consul: consul.url, data_dir: dir }), logger: silentLogger() });
+    await third.start();
+    cleanups.push(() => third.close());
+    expect((await addresses(third.dnsAddress.port, 'web.service.consul')).length).toBe(3);
+    expect(readdirSync(dir).some((f) => f.startsWith('catalog.json.corrupt-'))).toBe(true);
+  }, 60_000);
+});
+
+describe('health and metrics over HTTP', () => {
+  it('/healthcheck follows the zone and Consul; /metrics counts queries, commits and Consul requests', async () => {
+    const consul = await startFakeConsul({ jitter: false });
+    cleanups.push(() => consul.close());
+    consul.registerService({ Node: 'web-1', Address: '10.0.1.1' }, { ID: 'web-1', Service: 'web', Port: 80 });
+    const app = new App({ config: loadConfig({ object: { dns: '127.0.0.1:0', http: '127.0.0.1:0', consul: consul.url, max_stale: '2s' } }), logger: silentLogger() });
+    await app.start();
+    cleanups.push(() => app.close());
+    const base = `http://127.0.0.1:${app.httpAddress!.port}`;
+    const health = async () => { const r = await fetch(`${base}/healthcheck`); return { code: r.status, body: (await r.json()) as Record<string, unknown> }; };
+    expect(await health()).toMatchObject({ code: 200, body: { status: 'ok', source: 'consul', consul: { reachable: true } } });
+    for (let i = 0; i < 40; i++) await udpQuery(app.dnsAddress.port, 'web.service.consul', 'A');
+    await udpQuery(app.dnsAddress.port, 'nosuch.service.consul', 'SRV');
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    const value = (line: string) => Number(metrics.split('\n').find((l) => l.startsWith(line))?.slice(line.length).trim());
+    expect(value('catalog_dns_queries_total{transport="udp",qtype="A"}')).toBe(40);
+    expect(value('catalog_dns_queries_total{transport="udp",qtype="SRV"}')).toBe(1);
+    expect(value('catalog_dns_responses_total{rcode="NXDOMAIN"}')).toBe(1);
+    expect(value('catalog_dns_zone_commits_total')).toBeGreaterThanOrEqual(1);
+    expect(value('catalog_dns_consul_up')).toBe(1);
+    expect(value('catalog_dns_consul_watches')).toBe(3);
+    expect(value('catalog_dns_answer_duration_seconds_count')).toBeGreaterThanOrEqual(1);
+    expect(metrics).toContain('catalog_dns_zone_serial ');
+    // Consul goes away: still answering (stale, 200), then past max_stale withheld (503).
+    await consul.stop();
+    await eventually(async () => (await health()).body.status, (s) => s === 'stale' || s === 'withheld');
+    await eventually(async () => (await health()).code, (c) => c === 503);
+    expect((await health()).body.status).toBe('withheld');
+    expect((await fetch(`${base}/nope`)).status).toBe(404);
+  }, 30_000);
+});

@@ -1,0 +1,153 @@
+/**
+ * The Consul client and the blocking-query loop against the test Consul (a real HTTP server):
+ * index rules, failover, errors with stable codes, the token in a header, backoff and its reset.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { ConsulClient, ConsulError, type ConsulResponse } from '../../src/catalog/consul-client.js';
+import { BlockingWatch, DEFAULT_TIMING } from '../../src/catalog/watch.js';
+import { startFakeConsul, type FakeConsul } from '../support/fake-consul.js';
+
+const started: Array<{ close(): Promise<void> } | { destroy(): Promise<void> } | { stop(): Promise<void> }> = [];
+afterEach(async () => {
+  for (const x of started.splice(0).reverse()) {
+    if ('stop' in x) await x.stop();
+    else if ('destroy' in x) await x.destroy();
+    else await x.close();
+  }
+});
+
+async function consul(): Promise<FakeConsul> {
+  const c = await startFakeConsul({ jitter: false });
+  started.push(c);
+  c.registerService({ Node: 'n1', Address: '10.0.0.1' }, { ID: 'web-1', Service: 'web', Port: 80 },
+    { checks: [{ CheckID: 'service:web-1', Status: 'passing', ServiceID: 'web-1' }] });
+  return c;
+}
+
+function client(addresses: string[], token?: string): ConsulClient {
+  const c = new ConsulClient({ addresses, timeoutMs: 3000, ...(token ? { token } : {}) });
+  started.push(c);
+  return c;
+}
+
+/** A watch that records what it sees; `next(n)` waits until it has seen n responses with data. */
+function recorder<T>(cl: ConsulClient, path: string, timing = DEFAULT_TIMING) {
+  const seen: Array<ConsulResponse<T>> = [];
+  const errors: unknown[] = [];
+  let wake: (() => void) | null = null;
+  const w = new BlockingWatch<T>(cl, path, { stale: true }, (r) => { seen.push(r); wake?.(); }, (e) => { errors.push(e); wake?.(); }, timing);
+  started.push(w);
+  const until = async (pred: () => boolean) => {
+    for (let i = 0; i < 200 && !pred(); i++) await new Promise<void>((r) => { wake = r; setTimeout(r, 100); });
+    expect(pred()).toBe(true);
+  };
+  return { w, seen, errors, until };
+}
+
+describe('ConsulClient', () => {
+  it('reads a body with its index and consistency headers', async () => {
+    const c = await consul();
+    const r = await client([c.url]).get<unknown[]>('/v1/health/service/web', { stale: true });
+    expect(r.body).toHaveLength(1);
+    expect(r.index).toBeGreaterThan(0);
+    expect(r.knownLeader).toBe(true);
+  });
+
+  it('sends the token in X-Consul-Token, and a 403 is CDNS_ERR_CONSUL_ACL', async () => {
+    const c = await consul();
+    c.setAcl({ tokens: { s3cret: 'read' } });
+    const ok = await client([c.url], 's3cret').get<unknown[]>('/v1/health/service/web');
+    expect(ok.body).toHaveLength(1);
+    const e = await client([c.url], 'wrong').get('/v1/health/service/web').catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ConsulError);
+    expect((e as ConsulError).code).toBe('CDNS_ERR_CONSUL_ACL');
+    expect((e as ConsulError).message).not.toContain('wrong');
+  });
+
+  it('gives each failure a stable code: no leader, rate limit, bad JSON, cut-off body, refused', async () => {
+    const c = await consul();
+    const cl = client([c.url]);
+    const codeOf = async () => ((await cl.get('/v1/health/service/web').catch((x: unknown) => x)) as ConsulError).code;
+    const cases: Array<[Parameters<FakeConsul['addFault']>[0], string]> = [
+      [{ kind: 'no-leader' } as never, 'CDNS_ERR_CONSUL_HTTP'],
+      [{ kind: 'rate-limit' } as never, 'CDNS_ERR_CONSUL_RATE_LIMITED'],
+      [{ kind: 'bad-json' } as never, 'CDNS_ERR_CONSUL_BAD_RESPONSE'],
+      [{ kind: 'truncate' } as never, 'CDNS_ERR_CONSUL_BAD_RESPONSE'],
+    ];
+    for (const [fault, code] of cases) {
+      const id = c.addFault(fault);
+      expect(await codeOf(), JSON.stringify(fault)).toBe(code);
+      c.clearFault(id);
+    }
+    await c.stop();
+    expect(await codeOf()).toBe('CDNS_ERR_CONSUL_UNAVAILABLE');
+  });
+
+  it('fails over to the next address when one is down', async () => {
+    const down = await consul();
+    const up = await consul();
+    await down.stop();
+    const cl = client([down.url, up.url]);
+    await expect(cl.get('/v1/catalog/services')).rejects.toThrow(ConsulError);
+    const r = await cl.get<Record<string, unknown>>('/v1/catalog/services');
+    expect(Object.keys(r.body)).toContain('web');
+    expect(r.address).toBe(new URL(up.url).origin);
+  });
+});
+
+describe('BlockingWatch', () => {
+  it('reports the first state, then each change, waiting in between (one parked request)', async () => {
+    const c = await consul();
+    const { w, seen, until } = recorder<unknown[]>(client([c.url]), '/v1/health/service/web');
+    w.start();
+    await until(() => seen.length === 1);
+    await c.until((k) => k.parked === 1);
+    c.registerService({ Node: 'n2', Address: '10.0.0.2' }, { ID: 'web-2', Service: 'web', Port: 80 });
+    await until(() => seen.length === 2);
+    expect(seen[1]!.body).toHaveLength(2);
+    expect(seen[1]!.index).toBeGreaterThan(seen[0]!.index);
+    // An unrelated write does not wake it.
+    c.registerService({ Node: 'n3', Address: '10.0.0.3' }, { ID: 'db-1', Service: 'db', Port: 5432 });
+    await c.until((k) => k.parked === 1);
+    expect(seen).toHaveLength(2);
+  });
+
+  it('starts over when the index goes backwards (snapshot restore)', async () => {
+    const c = await consul();
+    c.setCheck('n1', 'service:web-1', 'warning', { serviceId: 'web-1' });
+    c.setCheck('n1', 'service:web-1', 'passing', { serviceId: 'web-1' });
+    const { w, seen, until } = recorder<unknown[]>(client([c.url]), '/v1/health/service/web');
+    w.start();
+    await until(() => seen.length === 1);
+    expect(seen[0]!.index).toBeGreaterThan(2);
+    await c.until((k) => k.parked === 1);
+    c.resetIndex(1);
+    await until(() => w.resets === 1);
+    c.registerService({ Node: 'n2', Address: '10.0.0.2' }, { ID: 'web-2', Service: 'web', Port: 80 });
+    await until(() => seen.some((r) => (r.body as unknown[]).length === 2));
+    expect(w.lastIndex).toBeLessThan(seen[0]!.index + 5);
+  });
+
+  it('backs off on errors and recovers when Consul does, reporting each failure', async () => {
+    const c = await consul();
+    const timing = { ...DEFAULT_TIMING, backoffMs: 20, maxBackoffMs: 100 };
+    const { w, seen, errors, until } = recorder<unknown[]>(client([c.url]), '/v1/health/service/web', timing);
+    const fault = c.addFault({ kind: 'status', status: 500, body: 'No cluster leader' } as never);
+    w.start();
+    await until(() => errors.length >= 3);
+    expect(seen).toHaveLength(0);
+    c.clearFault(fault);
+    await until(() => seen.length === 1);
+    expect((errors[0] as ConsulError).code).toBe('CDNS_ERR_CONSUL_HTTP');
+  });
+
+  it('stop() ends a parked request at once', async () => {
+    const c = await consul();
+    const { w, seen, until } = recorder<unknown[]>(client([c.url]), '/v1/health/service/web');
+    w.start();
+    await until(() => seen.length === 1);
+    await c.until((k) => k.parked === 1);
+    await w.stop();
+    await c.until((k) => k.parked === 0);
+  });
+});
