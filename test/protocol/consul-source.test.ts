@@ -218,3 +218,39 @@ describe('health and metrics over HTTP', () => {
     expect((await fetch(`${base}/nope`)).status).toBe(404);
   }, 30_000);
 });
+
+describe('the ACL token', () => {
+  it('goes in X-Consul-Token only: never in a log line, an error message or a URL, whatever fails', async () => {
+    const { PassThrough } = await import('node:stream');
+    const { createLogger } = await import('../../src/log.js');
+    const consul = await startFakeConsul({ jitter: false });
+    cleanups.push(() => consul.close());
+    consul.setAcl({ tokens: { 'tok-5ecret-value': 'read' } });
+    consul.registerService({ Node: 'web-1', Address: '10.0.1.1' }, { ID: 'web-1', Service: 'web', Port: 80 });
+    const lines: string[] = [];
+    const sink = new PassThrough();
+    sink.on('data', (d: Buffer) => lines.push(d.toString()));
+    const app = new App({
+      config: loadConfig({ object: { dns: '127.0.0.1:0', http: 'off', consul: consul.url }, env: { CONSUL_HTTP_TOKEN: 'tok-5ecret-value' } }),
+      logger: createLogger('trace', sink),
+    });
+    await app.start();
+    cleanups.push(() => app.close());
+    expect(await addresses(app.dnsAddress.port, 'web.service.consul')).toEqual(['10.0.1.1']);
+    // Every kind of failure, each logged at some level.
+    for (const f of [{ kind: 'forbidden' }, { kind: 'status', status: 500, body: 'No cluster leader' }, { kind: 'bad-json' }, { kind: 'reset' }] as const) {
+      const id = consul.addFault(f as never);
+      consul.setCheck('web-1', 'serfHealth', 'warning');
+      await new Promise((r) => setTimeout(r, 300));
+      consul.clearFault(id);
+    }
+    consul.setAcl({ tokens: {} }); // the token is no longer known: 403 "ACL not found"
+    consul.setCheck('web-1', 'serfHealth', 'passing');
+    await new Promise((r) => setTimeout(r, 500));
+    const all = lines.join('');
+    expect(all.length).toBeGreaterThan(0);
+    expect(all).toContain('consul unavailable');
+    expect(all).not.toContain('tok-5ecret-value');
+    expect(JSON.stringify(app.store.lastError ?? '')).not.toContain('tok-5ecret-value');
+  }, 30_000);
+});
