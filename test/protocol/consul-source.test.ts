@@ -254,3 +254,44 @@ describe('the ACL token', () => {
     expect(JSON.stringify(app.store.lastError ?? '')).not.toContain('tok-5ecret-value');
   }, 30_000);
 });
+
+describe('TLS to Consul', () => {
+  it('verifies Consul against the configured CA, presents the client certificate, and refuses an unknown CA', async () => {
+    const { mkdtempSync, rmSync, readFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { execFileSync } = await import('node:child_process');
+    const dir = mkdtempSync(join(tmpdir(), 'cdns-tls-'));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+    // A CA made here, a server certificate for 127.0.0.1 and a client certificate, both signed by it.
+    ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=test CA');
+    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=consul.test');
+    (await import('node:fs')).writeFileSync(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:consul.test\n');
+    ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '1', '-extfile', 'san.ext');
+    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'client.key', '-out', 'client.csr', '-subj', '/CN=catalog-dns');
+    ssl('x509', '-req', '-in', 'client.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'client.pem', '-days', '1');
+    ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'other.key', '-out', 'other.pem', '-days', '1', '-subj', '/CN=other CA');
+    const f = (n: string) => join(dir, n);
+    const consul = await startFakeConsul({ jitter: false, tls: { key: readFileSync(f('server.key')), cert: readFileSync(f('server.pem')), ca: readFileSync(f('ca.pem')) } });
+    cleanups.push(() => consul.close());
+    expect(consul.url).toMatch(/^https:/);
+    consul.registerService({ Node: 'web-1', Address: '10.0.1.1' }, { ID: 'web-1', Service: 'web', Port: 80 });
+    const config = (o: Record<string, unknown>) => loadConfig({ object: { dns: '127.0.0.1:0', http: 'off', consul: consul.url, ...o } });
+
+    const app = new App({ config: config({ consul_cacert: f('ca.pem'), consul_client_cert: f('client.pem'), consul_client_key: f('client.key') }), logger: silentLogger() });
+    await app.start();
+    cleanups.push(() => app.close());
+    expect(await addresses(app.dnsAddress.port, 'web.service.consul')).toEqual(['10.0.1.1']);
+
+    // Consul's certificate checked against another CA: never trusted, so the first read never comes.
+    const { ConsulClient } = await import('../../src/catalog/consul-client.js');
+    const wrongCa = new ConsulClient({ addresses: [consul.url], tls: { ca: readFileSync(f('other.pem')), cert: readFileSync(f('client.pem')), key: readFileSync(f('client.key')) } });
+    cleanups.push(() => wrongCa.destroy());
+    await expect(wrongCa.get('/v1/catalog/datacenters')).rejects.toMatchObject({ code: 'CDNS_ERR_CONSUL_UNAVAILABLE' });
+    // Without a client certificate, Consul (verify_incoming) refuses the connection.
+    const noCert = new ConsulClient({ addresses: [consul.url], tls: { ca: readFileSync(f('ca.pem')) } });
+    cleanups.push(() => noCert.destroy());
+    await expect(noCert.get('/v1/catalog/datacenters')).rejects.toMatchObject({ code: 'CDNS_ERR_CONSUL_UNAVAILABLE' });
+  }, 60_000);
+});
