@@ -218,3 +218,80 @@ describe('health and metrics over HTTP', () => {
     expect((await fetch(`${base}/nope`)).status).toBe(404);
   }, 30_000);
 });
+
+describe('the ACL token', () => {
+  it('goes in X-Consul-Token only: never in a log line, an error message or a URL, whatever fails', async () => {
+    const { PassThrough } = await import('node:stream');
+    const { createLogger } = await import('../../src/log.js');
+    const consul = await startFakeConsul({ jitter: false });
+    cleanups.push(() => consul.close());
+    consul.setAcl({ tokens: { 'tok-5ecret-value': 'read' } });
+    consul.registerService({ Node: 'web-1', Address: '10.0.1.1' }, { ID: 'web-1', Service: 'web', Port: 80 });
+    const lines: string[] = [];
+    const sink = new PassThrough();
+    sink.on('data', (d: Buffer) => lines.push(d.toString()));
+    const app = new App({
+      config: loadConfig({ object: { dns: '127.0.0.1:0', http: 'off', consul: consul.url }, env: { CONSUL_HTTP_TOKEN: 'tok-5ecret-value' } }),
+      logger: createLogger('trace', sink),
+    });
+    await app.start();
+    cleanups.push(() => app.close());
+    expect(await addresses(app.dnsAddress.port, 'web.service.consul')).toEqual(['10.0.1.1']);
+    // Every kind of failure, each logged at some level.
+    for (const f of [{ kind: 'forbidden' }, { kind: 'status', status: 500, body: 'No cluster leader' }, { kind: 'bad-json' }, { kind: 'reset' }] as const) {
+      const id = consul.addFault(f as never);
+      consul.setCheck('web-1', 'serfHealth', 'warning');
+      await new Promise((r) => setTimeout(r, 300));
+      consul.clearFault(id);
+    }
+    consul.setAcl({ tokens: {} }); // the token is no longer known: 403 "ACL not found"
+    consul.setCheck('web-1', 'serfHealth', 'passing');
+    await new Promise((r) => setTimeout(r, 500));
+    const all = lines.join('');
+    expect(all.length).toBeGreaterThan(0);
+    expect(all).toContain('consul unavailable');
+    expect(all).not.toContain('tok-5ecret-value');
+    expect(JSON.stringify(app.store.lastError ?? '')).not.toContain('tok-5ecret-value');
+  }, 30_000);
+});
+
+describe('TLS to Consul', () => {
+  it('verifies Consul against the configured CA, presents the client certificate, and refuses an unknown CA', async () => {
+    const { mkdtempSync, rmSync, readFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { execFileSync } = await import('node:child_process');
+    const dir = mkdtempSync(join(tmpdir(), 'cdns-tls-'));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+    // A CA made here, a server certificate for 127.0.0.1 and a client certificate, both signed by it.
+    ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=test CA');
+    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=consul.test');
+    (await import('node:fs')).writeFileSync(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:consul.test\n');
+    ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '1', '-extfile', 'san.ext');
+    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'client.key', '-out', 'client.csr', '-subj', '/CN=catalog-dns');
+    ssl('x509', '-req', '-in', 'client.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'client.pem', '-days', '1');
+    ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'other.key', '-out', 'other.pem', '-days', '1', '-subj', '/CN=other CA');
+    const f = (n: string) => join(dir, n);
+    const consul = await startFakeConsul({ jitter: false, tls: { key: readFileSync(f('server.key')), cert: readFileSync(f('server.pem')), ca: readFileSync(f('ca.pem')) } });
+    cleanups.push(() => consul.close());
+    expect(consul.url).toMatch(/^https:/);
+    consul.registerService({ Node: 'web-1', Address: '10.0.1.1' }, { ID: 'web-1', Service: 'web', Port: 80 });
+    const config = (o: Record<string, unknown>) => loadConfig({ object: { dns: '127.0.0.1:0', http: 'off', consul: consul.url, ...o } });
+
+    const app = new App({ config: config({ consul_cacert: f('ca.pem'), consul_client_cert: f('client.pem'), consul_client_key: f('client.key') }), logger: silentLogger() });
+    await app.start();
+    cleanups.push(() => app.close());
+    expect(await addresses(app.dnsAddress.port, 'web.service.consul')).toEqual(['10.0.1.1']);
+
+    // Consul's certificate checked against another CA: never trusted, so the first read never comes.
+    const { ConsulClient } = await import('../../src/catalog/consul-client.js');
+    const wrongCa = new ConsulClient({ addresses: [consul.url], tls: { ca: readFileSync(f('other.pem')), cert: readFileSync(f('client.pem')), key: readFileSync(f('client.key')) } });
+    cleanups.push(() => wrongCa.destroy());
+    await expect(wrongCa.get('/v1/catalog/datacenters')).rejects.toMatchObject({ code: 'CDNS_ERR_CONSUL_UNAVAILABLE' });
+    // Without a client certificate, Consul (verify_incoming) refuses the connection.
+    const noCert = new ConsulClient({ addresses: [consul.url], tls: { ca: readFileSync(f('ca.pem')) } });
+    cleanups.push(() => noCert.destroy());
+    await expect(noCert.get('/v1/catalog/datacenters')).rejects.toMatchObject({ code: 'CDNS_ERR_CONSUL_UNAVAILABLE' });
+  }, 60_000);
+});

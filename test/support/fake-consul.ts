@@ -50,6 +50,7 @@
 // relies on it fails loudly), ?near, ?cached, namespaces and partitions (fields pass through untouched).
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 
 // ---------------------------------------------------------------------------------------------
@@ -168,6 +169,8 @@ export interface FakeConsulOptions {
   acl?: AclOptions | null;
   /** Add Consul's random jitter (up to wait/16) to blocking waits. Default true. */
   jitter?: boolean;
+  /** Serve HTTPS with this key and certificate (PEM), asking for a client certificate signed by `ca` when given. */
+  tls?: { key: string | Buffer; cert: string | Buffer; ca?: string | Buffer };
 }
 
 export const ENDPOINTS = [
@@ -434,7 +437,7 @@ export class FakeConsul {
   readonly counters: FakeConsulCounters;
 
   private readonly dcs = new Map<string, DcState>();
-  private readonly server: Server;
+  private readonly server: Server | HttpsServer;
   private readonly sockets = new Set<Socket>();
   /** Requests a 'hang' fault holds: their release, by the fault's id. */
   private readonly hungRequests = new Map<() => void, number>();
@@ -475,8 +478,13 @@ export class FakeConsul {
     for (const dc of opts.datacenters ?? []) this.dcOrCreate(dc);
     if (opts.catalog) this.load(opts.catalog);
 
-    this.server = createServer((req, res) => this.onRequest(req, res));
-    this.server.on('connection', (socket: Socket) => {
+    const handler = (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res);
+    this.tls = !!opts.tls;
+    this.server = opts.tls
+      ? createHttpsServer({ key: opts.tls.key, cert: opts.tls.cert, ...(opts.tls.ca ? { ca: opts.tls.ca, requestCert: true, rejectUnauthorized: true } : {}) }, handler)
+      : createServer(handler);
+    // TLS sockets are counted when the handshake is done (a plain socket when it connects).
+    this.server.on(opts.tls ? 'secureConnection' : 'connection', (socket: Socket) => {
       this.sockets.add(socket);
       this.counters.connections++;
       this.counters.connectionsTotal++;
@@ -536,7 +544,8 @@ export class FakeConsul {
 
   get port(): number { return this.listenPort; }
   /** http://host:port */
-  get url(): string { return `http://${this.host}:${this.listenPort}`; }
+  get url(): string { return `${this.tls ? 'https' : 'http'}://${this.host}:${this.listenPort}`; }
+  private tls = false;
 
   // ---- test API: the catalog ------------------------------------------------------------
 
