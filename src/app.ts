@@ -34,10 +34,26 @@ export interface AppOptions {
   /** Overrides the source built from the config (tests, embedding). */
   readonly source?: CatalogSource;
   readonly clock?: () => number;
+  /** Reads the configuration again (SIGHUP): the same flags, environment and --config file. */
+  readonly reloadConfig?: () => Config;
 }
 
+/**
+ * What a reloaded configuration may change while running, by where it applies; any other change
+ * needs a restart (listen addresses, the catalog source, the data dir, TCP and rate-limit settings,
+ * the cache size) and is logged as such.
+ */
+const ZONE_KEYS: ReadonlyArray<keyof Config> = ['domain', 'compat', 'nodeTtl', 'serviceTtl', 'onlyPassing', 'enableAdditionalNodeMetaTxt',
+  'translateWanAddrs', 'soa', 'ptrTtl', 'negativeTtl', 'reverseZones'];
+const ANSWER_KEYS: ReadonlyArray<keyof Config> = ['udpAnswerLimit', 'aRecordLimit', 'enableTruncate', 'maxUdpSize'];
+const LIVE_KEYS: ReadonlyArray<keyof Config> = ['maxStale'];
+
 export class App {
-  readonly config: Config;
+  private cfg: Config;
+  get config(): Config {
+    return this.cfg;
+  }
+  private readonly reloadConfig: (() => Config) | null;
   readonly counters = new DnsCounters();
   readonly store: ZoneStore;
   readonly source: CatalogSource;
@@ -49,7 +65,8 @@ export class App {
   readonly rrl: ResponseRateLimiter | null;
 
   constructor(opts: AppOptions) {
-    this.config = opts.config;
+    this.cfg = opts.config;
+    this.reloadConfig = opts.reloadConfig ?? null;
     this.log = opts.logger ?? silentLogger();
     if (opts.config.dataDir) checkDataDir(opts.config.dataDir);
     this.store = new ZoneStore({ config: opts.config, logger: this.log, ...(opts.clock ? { clock: opts.clock } : {}) });
@@ -150,10 +167,10 @@ export class App {
 
   /** max_stale: past it without contact with Consul, the zone is withheld and queries get SERVFAIL. */
   private watchStaleness(): void {
-    const maxStale = this.config.maxStale;
     const src = this.source;
-    if (maxStale === null || !(src instanceof ConsulCatalogSource)) return;
+    if (!(src instanceof ConsulCatalogSource)) return;
     this.staleTimer = setInterval(() => {
+      const maxStale = this.config.maxStale ?? Infinity; // reloadable
       const since = src.lastContact === null ? null : Date.now() - src.lastContact;
       const tooOld = since !== null && since > maxStale * 1000;
       if (tooOld !== this.store.withheld) {
@@ -232,9 +249,37 @@ export class App {
     }
   }
 
-  /** Re-reads the catalog source where that means something (SIGHUP for the file source). */
+  /**
+   * SIGHUP: reads the configuration again and applies what can change while running (an invalid
+   * one is logged and the running one kept), then re-reads the catalog file.
+   */
   async reload(): Promise<void> {
+    if (this.reloadConfig) {
+      let next: Config | null = null;
+      try {
+        next = this.reloadConfig();
+      } catch (e) {
+        this.log.error({ reason: (e as Error).message }, 'configuration reload rejected; keeping the running configuration');
+      }
+      if (next) await this.applyConfig(next);
+    }
     if (this.source instanceof FileCatalogSource) await this.source.reload();
+  }
+
+  private async applyConfig(next: Config): Promise<void> {
+    const prev = this.cfg;
+    const differs = (k: keyof Config) => JSON.stringify(prev[k]) !== JSON.stringify(next[k]);
+    const changed = (Object.keys(next) as Array<keyof Config>).filter(differs);
+    if (changed.length === 0) { this.log.info('configuration reloaded: unchanged'); return; }
+    const later = changed.filter((k) => !ZONE_KEYS.includes(k) && !ANSWER_KEYS.includes(k) && !LIVE_KEYS.includes(k));
+    if (later.length) this.log.warn({ keys: later }, 'configuration reloaded: these take effect at the next restart');
+    // What applies now: the running configuration with the reloadable keys of the new one.
+    const applied = { ...prev } as Record<keyof Config, unknown>;
+    for (const k of changed) if (!later.includes(k)) applied[k] = next[k];
+    this.cfg = applied as unknown as Config;
+    if (changed.some((k) => ANSWER_KEYS.includes(k))) this.handler?.reconfigure(this.cfg);
+    this.log.info({ keys: changed.filter((k) => !later.includes(k)) }, 'configuration reloaded');
+    if (changed.some((k) => ZONE_KEYS.includes(k))) await this.store.reconfigure(this.cfg)?.catch(() => {});
   }
 
   /** A file read the source's close() did not wait for is still out (see FileCatalogSource.close). */

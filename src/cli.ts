@@ -40,7 +40,7 @@ taking over 5 s, ends the process at once); SIGUSR1 is ignored (it never opens t
 }
 
 /** Parses argv (without node and script). Throws ConfigError for unknown or malformed options. */
-export function parseArgs(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): CliResult {
+export function parseArgs(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, opts: { regularConfigOnly?: boolean } = {}): CliResult {
   const byFlag = new Map(OPTIONS.filter((s) => !s.noFlag).map((s) => [flagName(s), s]));
   const flags: Record<string, unknown> = {};
   let configFile: string | null = env.CATALOG_DNS_CONFIG ?? null;
@@ -68,5 +68,5 @@ export function parseArgs(argv: readonly string[], env: Readonly<Record<string, 
     // Lists (--consul) may be given several times.
     flags[spec.key] = spec.kind === 'urls' && flags[spec.key] !== undefined ? [...(flags[spec.key] as string[]), value] : value;
   }
-  return { kind: 'run', config: loadConfig({ flags, env, configFile }) };
+  return { kind: 'run', config: loadConfig({ flags, env, configFile, ...(opts.regularConfigOnly ? { regularConfigOnly: true } : {}) }) };
 }

@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { ConfigError } from './errors.js';
+import { notRegularFile } from './files.js';
 import { parseReverseZones } from './zone/reverse-zones.js';
 
 export type Compat = 'rfc' | 'consul';
@@ -298,6 +299,11 @@ export interface Sources {
   readonly configFile?: string | null;
   /** An already parsed config object (tests, embedding). Same keys as the file. */
   readonly object?: Readonly<Record<string, unknown>>;
+  /**
+   * Refuse a --config path that is not a regular file instead of reading it (a reload must never
+   * block on a FIFO; at start, waiting on one is the operator's choice).
+   */
+  readonly regularConfigOnly?: boolean;
 }
 
 function flattenFile(doc: Record<string, unknown>, where: string): Map<string, unknown> {
@@ -335,6 +341,10 @@ export function loadConfig(src: Sources = {}): Config {
     for (const [k, raw] of entries) apply(byKey.get(k)!, raw, name(byKey.get(k)!));
   };
   if (src.object) layer(flattenFile(src.object as Record<string, unknown>, ''), (s) => s.key);
+  if (src.configFile && src.regularConfigOnly) {
+    const why = notRegularFile(src.configFile);
+    if (why) throw new ConfigError('--config', why);
+  }
   if (src.configFile) {
     let doc: unknown;
     try {

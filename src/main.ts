@@ -35,7 +35,8 @@ async function main(): Promise<number | null> {
   lifecycle.setLogger(logger);
   let app;
   try {
-    app = new App({ config, logger });
+    // SIGHUP reads the configuration again: the same flags, environment and --config file.
+    app = new App({ config, logger, reloadConfig: () => { const r = parseArgs(process.argv.slice(2), process.env, { regularConfigOnly: true }); if (r.kind !== 'run') throw new Error('not a run'); return r.config; } });
     lifecycle.catchStopSignals();
     await app.start();
   } catch (e) {

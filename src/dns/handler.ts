@@ -40,11 +40,11 @@ interface HitEdns { udpSize: number; version: number; dnssecOk: boolean; ecs: Bu
 
 export class QueryHandler {
   private readonly store: ZoneReader;
-  private readonly config: Config;
+  private config: Config;
   private readonly log: Logger;
   private readonly counters: DnsCounters;
   private readonly writer: ResponseWriter;
-  private readonly udpAnswerLimit: number;
+  private udpAnswerLimit: number;
   private readonly budget: number;
   /**
    * UDP responses for repeated questions (response-cache.ts), per zone version. Shuffled answers
@@ -54,7 +54,7 @@ export class QueryHandler {
   private cacheLiveness: Liveness | null = null;
   private tick = 0;
   private readonly onSample: ((seconds: number) => void) | null;
-  private readonly tcpLimits: Limits;
+  private tcpLimits: Limits;
   private readonly udpLimitsBySize = new Map<number, Limits>();
   private readonly hitEdns: HitEdns = { udpSize: 512, version: 0, dnssecOk: false, ecs: null, hasOptions: false };
   private readonly hitQuery: HitQuery = { ok: true, msg: EMPTY, id: 0, copyFlags: 0, questionEnd: 12, qtype: 0, qclass: 1, key: '', edns: null };
@@ -216,6 +216,18 @@ export class QueryHandler {
       }
     }
     return w.buf;
+  }
+
+  /**
+   * New answer limits (udp_answer_limit, a_record_limit, enable_truncate, max_udp_size) from a
+   * reloaded configuration; cached responses were made under the old ones, so they go.
+   */
+  reconfigure(config: Config): void {
+    this.config = config;
+    this.udpAnswerLimit = Math.min(MAX_UDP_ANSWER_LIMIT, config.udpAnswerLimit);
+    this.tcpLimits = { maxSize: TCP_MAX, maxAnswers: Infinity, aRecordLimit: config.aRecordLimit, setTruncated: config.enableTruncate, answersBeforeGlue: true };
+    this.udpLimitsBySize.clear();
+    this.cache?.clear();
   }
 
   /** UDP limits by the query's EDNS size, prepared once per size seen. */

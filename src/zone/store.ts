@@ -52,7 +52,7 @@ export class ZoneStore {
   private state: SerialState | null;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly statePath: string | null;
-  private readonly config: Config;
+  private config: Config;
   private readonly log: Logger;
   private readonly clock: () => number;
   lastSuccess: number | null = null;
@@ -202,6 +202,17 @@ export class ZoneStore {
     this.lastError = { at: this.clock(), message: (e as Error).message };
     this.log.error({ err: e, source }, 'zone build failed; serving the previous zone');
     throw e;
+  }
+
+  /**
+   * A reloaded configuration that changes the zone (domain, TTLs, SOA, compat, reverse zones, ...):
+   * the catalog being served is built again from scratch under it (in slices, as any large commit),
+   * and swapped in whole.
+   */
+  reconfigure(config: Config): Promise<CommitResult> | null {
+    this.config = config;
+    this.tr = null; // the next commit is a build from scratch
+    return this.catalog ? this.commit(this.catalog, 'config') : null;
   }
 
   /** Records a failed sync without touching the zone. */

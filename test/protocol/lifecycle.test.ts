@@ -206,6 +206,36 @@ describe('signals', () => {
     }
   });
 
+  it('SIGHUP reads the --config file again: what can change applies at once, an invalid file is refused, the rest waits for a restart', async () => {
+    const port = await freePort();
+    const cfg = join(dir, 'reload-config.json');
+    writeFileSync(cfg, JSON.stringify({ soa: { min_ttl: 5 } }));
+    const cli = new Cli(['--config', cfg, '--catalog-file', demoPath, '--dns', `127.0.0.1:${port}`]);
+    const soaTtl = async () => (await udpQuery(port, 'consul', 'SOA')).answers[0]!.ttl;
+    try {
+      await cli.waitForLog((l) => l.msg === 'serving', '"serving"');
+      expect(await soaTtl()).toBe(5);
+      writeFileSync(cfg, JSON.stringify({ soa: { min_ttl: 30 }, udp_answer_limit: 2 }));
+      cli.signal('SIGHUP');
+      await cli.waitForLog((l) => l.msg === 'zone committed' && l.source === 'config', 'zone rebuilt under the new config');
+      expect(await soaTtl()).toBe(30);
+      expect((await udpQuery(port, 'web.service.consul', 'A')).answers).toHaveLength(2); // no EDNS: udp_answer_limit
+      writeFileSync(cfg, JSON.stringify({ soa: { min_ttl: 'soon' } }));
+      cli.signal('SIGHUP');
+      const bad = await cli.waitForLog((l) => l.msg === 'configuration reload rejected; keeping the running configuration', 'reload rejected');
+      expect(String(bad.reason)).toContain('soa.min_ttl');
+      expect(await soaTtl()).toBe(30);
+      writeFileSync(cfg, JSON.stringify({ soa: { min_ttl: 30 }, udp_answer_limit: 2, tcp_max_connections: 10 }));
+      cli.signal('SIGHUP');
+      const later = await cli.waitForLog((l) => l.msg === 'configuration reloaded: these take effect at the next restart', 'restart needed');
+      expect(later.keys).toEqual(['tcpMaxConnections']);
+      cli.signal('SIGTERM');
+      expect(await cli.ended()).toEqual({ code: 0, signal: null });
+    } finally {
+      await cli.kill();
+    }
+  });
+
   it('SIGHUP and SIGUSR1 during the start are honoured: no exit, no inspector, a reload once started', async () => {
     // The start is held reading a --config FIFO (after the signal listeners are installed).
     const cfg = join(dir, 'held-config');
