@@ -20,7 +20,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { loadavg, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -268,8 +268,10 @@ async function loadChild(o) {
   await paced(o.warmup * 1000, false);
   process.stdout.write('{"ready":true}\n');
   t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   recording = true;
   await paced(o.seconds * 1000, true);
+  const cpu = process.cpuUsage(cpu0);
   const sendMs = performance.now() - t0;
   for (let waited = 0; waited < 2000 && answered < sent; waited += 10) await sleep(10);
   for (const sock of socks) sock.close();
@@ -280,6 +282,7 @@ async function loadChild(o) {
   process.stdout.write(JSON.stringify({
     sent, answered, lost: sent - answered, truncated, rcodes, achievedQps: Math.round((sent * 1000) / sendMs), maxBehind,
     p50: pct(0.5), p99: pct(0.99), p999: pct(0.999), max: answered ? sorted[answered - 1] : null, over5, over50,
+    cpuMs: (cpu.user + cpu.system) / 1000,
   }) + '\n');
 }
 
@@ -402,14 +405,34 @@ function spawnNode(args, { nofile, limits, stdio, children }) {
   return child;
 }
 
-/** SIGTERM by PID, SIGKILL after 5 s; resolves once it has exited. */
-async function stopChild(child) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
+/** SIGTERM by PID, SIGKILL after `killAfterMs`; resolves once it has exited, with the time that took. */
+async function stopChild(child, killAfterMs = 5000) {
+  if (child.exitCode !== null || child.signalCode !== null) return 0;
+  const t0 = performance.now();
   const exited = new Promise((r) => child.once('exit', r));
   try { process.kill(child.pid, 'SIGTERM'); } catch {}
-  const t = setTimeout(() => { try { process.kill(child.pid, 'SIGKILL'); } catch {} }, 5000);
+  const t = setTimeout(() => { try { process.kill(child.pid, 'SIGKILL'); } catch {} }, killAfterMs);
   await exited;
   clearTimeout(t);
+  return performance.now() - t0;
+}
+
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' })) || 100;
+
+/** CPU time (user + system) a process has used, in ms (/proc/PID/stat fields 14 and 15). */
+function cpuMsOf(pid) {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+  } catch { return NaN; }
+}
+
+/** CPU time the whole machine has been busy, in ms summed over cores (/proc/stat). */
+function machineBusyMs() {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = f;
+  return ((user + nice + system + irq + softirq + (steal ?? 0)) * 1000) / CLK_TCK;
 }
 
 /** A request/reply channel to the fake's process (replies carry the request's id; id 0 is "ready"). */
@@ -568,10 +591,12 @@ async function runSize(services, o, { tmp, mainJs, extra, limits, children }) {
       + ` p99.9 ${fmtMs(lr.p999)}, max ${fmtMs(lr.max)}; over 5 ms ${lr.over5}, over 50 ms ${lr.over50}; rcodes ${JSON.stringify(lr.rcodes)}`;
 
     // 3. At rest (no change in the catalog), the same DNS load as under changes, for comparison.
-    const rest = await underLoad(o.restSeconds, o.seed + 5, () => phase(ctl, o.restSeconds, async () => sleep(o.restSeconds * 1000)));
+    const pids = { cdns: cdns.pid, fake: fake.pid };
+    const rest = await underLoad(o.restSeconds, o.seed + 5, () => phase(ctl, pids, async () => sleep(o.restSeconds * 1000)));
     r.rest = rest.value;
     r.restLoad = rest.load;
     log(`at rest ${o.restSeconds} s: ${fmtPhase(r.rest)}`);
+    log(`CPU at rest: ${fmtCpu(r.rest, r.restLoad)}`);
     log(`DNS at ${o.qps} qps at rest: ${fmtLoad(r.restLoad)}`);
 
     // 4. Freshness: one change at a time, from the write (the request to the fake) to the first DNS answer showing it.
@@ -596,7 +621,7 @@ async function runSize(services, o, { tmp, mainJs, extra, limits, children }) {
 
     // 5. Changes at a steady rate, the DNS load meanwhile.
     const churned = await underLoad(o.churnSeconds, o.seed + 7,
-      () => phase(ctl, o.churnSeconds, () => ctl.call({ type: 'churn', rate: o.churnRate, seconds: o.churnSeconds })));
+      () => phase(ctl, pids, () => ctl.call({ type: 'churn', rate: o.churnRate, seconds: o.churnSeconds })));
     r.churn = churned.value;
     r.load = churned.load;
     const churn = r.churn.value;
@@ -604,11 +629,13 @@ async function runSize(services, o, { tmp, mainJs, extra, limits, children }) {
     r.rssEnd = mem.rss;
     r.rssPeak = mem.hwm;
     log(`${o.churnRate} changes/s for ${o.churnSeconds} s (${churn.changes} made, at most ${churn.maxLate} late): ${fmtPhase(r.churn)}`);
+    log(`CPU under changes: ${fmtCpu(r.churn, r.load)}`);
     log(`DNS at ${o.qps} qps meanwhile: ${fmtLoad(r.load)}`);
     log(`catalog-dns RSS: ${mib(r.rssSync)} MiB after sync, ${mib(r.rssEnd)} MiB at the end, peak ${mib(r.rssPeak)} MiB`);
     if (!alive()) throw new Error('catalog-dns exited during the run');
     // catalog-dns first, so it does not see Consul go away (and log it) before it stops.
-    await stopChild(cdns);
+    r.stopMs = await stopChild(cdns, 30_000);
+    log(`catalog-dns stopped ${fmtS(r.stopMs)} after SIGTERM (exit ${cdns.exitCode ?? cdns.signalCode})`);
     await ctl.call({ type: 'close' }).catch(() => {});
   } catch (e) {
     r.failed = true;
@@ -639,10 +666,14 @@ async function runSize(services, o, { tmp, mainJs, extra, limits, children }) {
   return r;
 }
 
-/** Counters of the fake before and after `run`, sampled every second in between. */
-async function phase(ctl, seconds, run) {
+/**
+ * Counters of the fake before and after `run`, sampled every second in between, and the CPU used by
+ * catalog-dns, the fake, this process and the machine as a whole meanwhile.
+ */
+async function phase(ctl, pids, run) {
   const a = await ctl.call({ type: 'counters' });
   const t0 = performance.now();
+  const cpuA = { machine: machineBusyMs(), cdns: cpuMsOf(pids.cdns), fake: cpuMsOf(pids.fake), bench: process.cpuUsage() };
   let minConn = a.connections, maxConn = a.connections, sampling = true;
   const sampler = (async () => {
     while (sampling) {
@@ -660,6 +691,9 @@ async function phase(ctl, seconds, run) {
     sampling = false;
     await sampler;
   }
+  const bench = process.cpuUsage(cpuA.bench);
+  const cpu = { machine: machineBusyMs() - cpuA.machine, cdns: cpuMsOf(pids.cdns) - cpuA.cdns, fake: cpuMsOf(pids.fake) - cpuA.fake,
+    bench: (bench.user + bench.system) / 1000 };
   const b = await ctl.call({ type: 'counters' });
   const s = (performance.now() - t0) / 1000;
   const byEndpoint = {};
@@ -669,7 +703,7 @@ async function phase(ctl, seconds, run) {
   return {
     seconds: s, connections: b.connections, minConn: Math.min(minConn, b.connections), maxConn: Math.max(maxConn, b.connections),
     newConnections: b.connectionsTotal - a.connectionsTotal, reqPerSec: (b.requests - a.requests) / s, bytesPerSec: (b.bytes - a.bytes) / s,
-    byEndpoint, non200, parked: b.parked, fakeRss: b.rss, value,
+    byEndpoint, non200, parked: b.parked, fakeRss: b.rss, value, cpu,
   };
 }
 
@@ -701,6 +735,13 @@ function stats(xs) {
   return { n: s.length, p50: pct(0.5), p99: pct(0.99), max: s[s.length - 1] };
 }
 
+/** CPU use during a phase, in % of one core: catalog-dns, the fake, the load process, this process, everything else on the machine. */
+const fmtCpu = (p, load) => {
+  const pc = (ms) => `${((ms / p.seconds) / 10).toFixed(0)}%`;
+  const others = p.cpu.machine - p.cpu.cdns - p.cpu.fake - p.cpu.bench - (load?.cpuMs ?? 0);
+  return `catalog-dns ${pc(p.cpu.cdns)}, fake Consul ${pc(p.cpu.fake)}, DNS load ${load ? pc(load.cpuMs) : '-'}, bench ${pc(p.cpu.bench)},`
+    + ` other processes ${pc(Math.max(0, others))} (% of one core; ${cpus().length} cores)`;
+};
 const fmtLoadAvg = () => loadavg().map((x) => x.toFixed(2)).join(' ');
 const mib = (b) => (Number.isFinite(b) ? (b / 2 ** 20).toFixed(0) : '?');
 const fmtMs = (x) => (x === null || x === undefined ? '-' : x >= 100 ? `${x.toFixed(0)} ms` : `${x.toFixed(1)} ms`);
@@ -711,28 +752,38 @@ const fmtPhase = (p) => `${p.connections} connections open (${p.minConn}-${p.max
 
 /** The tables, and the targets: freshness p99 < 1 s at every size; DNS p99 < 5 ms and max < 50 ms at the largest. */
 function report(results, o) {
-  const pad = (s, n) => String(s).padStart(n);
   const num = (x, d = 0) => (x === null || x === undefined || Number.isNaN(x) ? '-' : x.toFixed(d));
-  console.log('');
-  console.log('catalog-dns and the Consul side (connections open at the end of the phase; requests and bytes sent by the fake)');
-  console.log(`${pad('services', 8)} ${pad('first answer', 12)} ${pad('all parked', 10)} ${pad('RSS sync', 8)} ${pad('RSS peak', 8)} |`
-    + ` ${pad('rest conns', 10)} ${pad('req/s', 6)} ${pad('KiB/s', 7)} | ${pad('churn conns', 11)} ${pad('req/s', 6)} ${pad('KiB/s', 7)}`);
-  for (const r of results) {
-    console.log(`${pad(r.services, 8)} ${pad(r.firstMs ? fmtS(r.firstMs) : '-', 12)} ${pad(r.parkedMs ? fmtS(r.parkedMs) : '-', 10)}`
-      + ` ${pad(`${mib(r.rssSync)} MiB`, 8)} ${pad(`${mib(r.rssPeak)} MiB`, 8)} |`
-      + ` ${pad(r.rest?.connections ?? '-', 10)} ${pad(num(r.rest?.reqPerSec, 1), 6)} ${pad(num(r.rest && r.rest.bytesPerSec / 1024, 1), 7)} |`
-      + ` ${pad(r.churn?.connections ?? '-', 11)} ${pad(num(r.churn?.reqPerSec, 1), 6)} ${pad(num(r.churn && r.churn.bytesPerSec / 1024, 1), 7)}`);
-  }
-  console.log('');
-  console.log(`freshness (write -> first DNS answer showing it, ${o.changes} changes) and DNS latency at ${o.qps} qps under ${o.churnRate} changes/s`);
-  console.log(`${pad('services', 8)} ${pad('fresh p50', 9)} ${pad('p99', 8)} ${pad('max', 8)} ${pad('missed', 6)} | ${pad('dns p50', 8)} ${pad('p99', 8)} ${pad('max', 8)} ${pad('lost', 5)} ${pad('>5ms', 5)} ${pad('>50ms', 5)}`);
+  const pcCore = (p, ms) => (p ? `${num(ms / p.seconds / 10)}%` : '-');
+  const others = (p, load) => (p ? Math.max(0, p.cpu.machine - p.cpu.cdns - p.cpu.fake - p.cpu.bench - (load?.cpuMs ?? 0)) : NaN);
+  const table = (title, head, rows) => {
+    const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
+    console.log('');
+    console.log(title);
+    for (const r of [head, ...rows]) console.log(r.map((c, i) => String(c).padStart(w[i])).join('  '));
+  };
+  table(`Consul side (the fake's counters): connections open at the end of the phase; requests and bytes per second sent to catalog-dns;`
+    + ` rest ${o.restSeconds} s, changes ${o.churnRate}/s for ${o.churnSeconds} s`,
+  ['services', 'rest conns', 'req/s', 'KiB/s', 'changes conns', 'new conns', 'req/s', 'KiB/s', 'services-list reads/s'],
+  results.map((r) => [r.services, r.rest?.connections ?? '-', num(r.rest?.reqPerSec, 1), num(r.rest && r.rest.bytesPerSec / 1024, 1),
+    r.churn?.connections ?? '-', r.churn?.newConnections ?? '-', num(r.churn?.reqPerSec, 1), num(r.churn && r.churn.bytesPerSec / 1024, 1),
+    num(r.churn && (r.churn.byEndpoint['catalog/services'] ?? 0) / r.churn.seconds, 1)]));
+  table('catalog-dns: from spawn to its first DNS answer (full initial sync) and to every watch parked; RSS; CPU in % of one core; SIGTERM to exit',
+    ['services', 'first answer', 'all parked', 'RSS synced', 'RSS peak', 'CPU rest', 'CPU changes', 'stop'],
+    results.map((r) => [r.services, r.firstMs ? fmtS(r.firstMs) : '-', r.parkedMs ? fmtS(r.parkedMs) : '-', `${mib(r.rssSync)} MiB`,
+      `${mib(r.rssPeak)} MiB`, pcCore(r.rest, r.rest?.cpu.cdns), pcCore(r.churn, r.churn?.cpu.cdns), r.stopMs ? fmtS(r.stopMs) : '-']));
+  table(`freshness: write -> first DNS answer showing it, ${o.changes} changes one at a time; DNS latency at ${o.qps} qps at rest and under`
+    + ` ${o.churnRate} changes/s; "other CPU": everything else on the machine meanwhile (noise), % of one core`,
+  ['services', 'fresh p50', 'p99', 'max', 'missed', 'rest dns p99', 'max', 'changes dns p50', 'p99', 'max', 'lost', '>5ms', '>50ms', 'other CPU'],
+  results.map((r) => {
+    const f = r.fresh ?? {}, l = r.load ?? {}, q = r.restLoad ?? {};
+    return [r.services, fmtMs(f.p50), fmtMs(f.p99), fmtMs(f.max), f.missed ?? '-', fmtMs(q.p99), fmtMs(q.max),
+      fmtMs(l.p50), fmtMs(l.p99), fmtMs(l.max), l.lost ?? '-', l.over5 ?? '-', l.over50 ?? '-', pcCore(r.churn, others(r.churn, r.load))];
+  }));
   let status = 0;
   const verdicts = [];
   for (const r of results) {
-    const f = r.fresh ?? {}, l = r.load ?? {};
-    console.log(`${pad(r.services, 8)} ${pad(fmtMs(f.p50), 9)} ${pad(fmtMs(f.p99), 8)} ${pad(fmtMs(f.max), 8)} ${pad(f.missed ?? '-', 6)} |`
-      + ` ${pad(fmtMs(l.p50), 8)} ${pad(fmtMs(l.p99), 8)} ${pad(fmtMs(l.max), 8)} ${pad(l.lost ?? '-', 5)} ${pad(l.over5 ?? '-', 5)} ${pad(l.over50 ?? '-', 5)}`);
     if (r.failed) { status = 1; verdicts.push(`${r.services}: FAILED (${r.error})`); continue; }
+    const f = r.fresh;
     const ok = f.p99 !== null && f.p99 < 1000 && f.missed === 0;
     verdicts.push(`${r.services}: freshness p99 < 1 s ${ok ? 'met' : 'MISSED'}`);
     if (!ok) status = 1;
