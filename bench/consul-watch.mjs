@@ -23,6 +23,7 @@ import net from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 
 const INSTANCES = 5;
@@ -219,6 +220,7 @@ async function loadChild(o) {
   const total = Math.ceil(o.qps * o.seconds);
   const lat = new Float64Array(total + 16);
   const rcodes = {};
+  const worst = new Float64Array(Math.ceil(o.seconds) + 1);
   let answered = 0, sent = 0, seq = 0, recording = false, t0 = 0, truncated = 0;
   const sendAt = Array.from({ length: SOCKETS }, () => new Float64Array(65536).fill(-1));
   const nextId = new Uint16Array(SOCKETS);
@@ -234,6 +236,8 @@ async function loadChild(o) {
       sendAt[s][id] = -1;
       if (!recording || t < t0) return;
       lat[answered++] = now - t;
+      const sec = Math.min(worst.length - 1, Math.floor((t - t0) / 1000));
+      if (now - t > worst[sec]) worst[sec] = now - t;
       if (msg[2] & 0x02) truncated++;
       const rc = msg[3] & 0x0f;
       rcodes[rc] = (rcodes[rc] ?? 0) + 1;
@@ -267,11 +271,14 @@ async function loadChild(o) {
   });
   await paced(o.warmup * 1000, false);
   process.stdout.write('{"ready":true}\n');
+  const eld = monitorEventLoopDelay({ resolution: 1 });
+  eld.enable();
   t0 = performance.now();
   const cpu0 = process.cpuUsage();
   recording = true;
   await paced(o.seconds * 1000, true);
   const cpu = process.cpuUsage(cpu0);
+  eld.disable();
   const sendMs = performance.now() - t0;
   for (let waited = 0; waited < 2000 && answered < sent; waited += 10) await sleep(10);
   for (const sock of socks) sock.close();
@@ -282,7 +289,7 @@ async function loadChild(o) {
   process.stdout.write(JSON.stringify({
     sent, answered, lost: sent - answered, truncated, rcodes, achievedQps: Math.round((sent * 1000) / sendMs), maxBehind,
     p50: pct(0.5), p99: pct(0.99), p999: pct(0.999), max: answered ? sorted[answered - 1] : null, over5, over50,
-    cpuMs: (cpu.user + cpu.system) / 1000,
+    cpuMs: (cpu.user + cpu.system) / 1000, clientEldMaxMs: eld.max / 1e6, worstBySecond: [...worst].map((x) => Math.round(x)),
   }) + '\n');
 }
 
@@ -302,6 +309,8 @@ async function main() {
       seed: { type: 'string', default: '1' },
       'log-level': { type: 'string', default: 'warn' },
       'cpu-prof': { type: 'string' },
+      'node-options': { type: 'string', default: '' },
+      pin: { type: 'string', default: 'off' },
       addresses: { type: 'string', default: 'dense' },
       main: { type: 'string', default: join(ROOT, 'dist/main.js') },
       help: { type: 'boolean', default: false },
@@ -309,6 +318,7 @@ async function main() {
   });
   const usage = 'usage: node bench/consul-watch.mjs [--sizes 100,1000,10000] [--rest-seconds 20] [--churn-seconds 30]\n'
     + '         [--churn-rate 10] [--changes 100] [--qps 3000] [--poll-ms 5] [--seed 1] [--log-level warn] [--cpu-prof DIR]\n'
+    + '         [--node-options=--trace-gc] [--pin on|off]\n'
     + '         [--addresses dense|sparse] [--main dist/main.js]\n';
   if (opt.help) { process.stdout.write(usage); return; }
   const sizes = opt.sizes.split(',').map(Number);
@@ -316,10 +326,12 @@ async function main() {
     restSeconds: Number(opt['rest-seconds']), churnSeconds: Number(opt['churn-seconds']), churnRate: Number(opt['churn-rate']),
     changes: Number(opt.changes), qps: Number(opt.qps), pollMs: Number(opt['poll-ms']), seed: Number(opt.seed),
     logLevel: opt['log-level'], cpuProf: opt['cpu-prof'] ?? null, addresses: opt.addresses,
+    nodeOptions: opt['node-options'].split(/\s+/).filter(Boolean),
+    pin: opt.pin === 'on',
   };
   if (!sizes.every((n) => Number.isInteger(n) && n >= 10 && n <= 50_000) || !(o.restSeconds > 0) || !(o.churnSeconds > 0)
     || !(o.churnRate > 0) || !(Number.isInteger(o.changes) && o.changes > 0) || !(o.qps > 0) || !(o.pollMs >= 1) || !Number.isInteger(o.seed)
-    || !Object.hasOwn(addressing, o.addresses)) {
+    || !Object.hasOwn(addressing, o.addresses) || !['on', 'off'].includes(opt.pin)) {
     process.stderr.write(usage);
     process.exit(2);
   }
@@ -347,9 +359,11 @@ async function main() {
     compileFake(tmp);
     const limits = openFileLimits();
     const extra = httpOffFlag(mainJs);
+    if (o.pin) o.pin = pinSelf();
     console.log(`consul-watch bench: ${mainJs}; sizes ${sizes.join(', ')} x ${INSTANCES}, ${o.addresses} node addresses; rest ${o.restSeconds} s;`
       + ` ${o.churnRate} changes/s for ${o.churnSeconds} s; DNS load ${o.qps} qps; freshness over ${o.changes} changes polled every ${o.pollMs} ms;`
-      + ` open files soft ${limits.soft} hard ${limits.hard}; load average ${fmtLoadAvg()}`);
+      + ` open files soft ${limits.soft} hard ${limits.hard}; ${o.pin ? 'catalog-dns on CPU 0, the fake, the load and this process on CPU 1' : 'no CPU pinning'};`
+      + ` load average ${fmtLoadAvg()}`);
     for (const services of sizes) {
       const r = await runSize(services, o, { tmp, mainJs, extra, limits, children });
       results.push(r);
@@ -385,6 +399,17 @@ function openFileLimits() {
   return { soft, hard };
 }
 
+/** Pins this process to CPU 1 (children are pinned as they start); false when that is not possible (one core, no taskset). */
+function pinSelf() {
+  if (cpus().length < 2) return false;
+  try {
+    execFileSync('taskset', ['-pc', '1', String(process.pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Newer builds serve HTTP (/healthcheck, /metrics) on a fixed default port; turn it off when the build has it. */
 function httpOffFlag(mainJs) {
   const help = execFileSync(process.execPath, [mainJs, '--help'], { encoding: 'utf8' });
@@ -395,11 +420,13 @@ function httpOffFlag(mainJs) {
  * Spawns `node args` with at least `nofile` open files allowed (raising the soft limit through a shell
  * that then execs node, so the PID is node's), and registers it for cleanup.
  */
-function spawnNode(args, { nofile, limits, stdio, children }) {
+function spawnNode(args, { nofile, limits, stdio, children, cpu = null }) {
   if (nofile > limits.hard) throw new Error(`needs ${nofile} open files; the hard limit is ${limits.hard} (raise it, e.g. ulimit -Hn)`);
+  // taskset execs node, and so does the shell: the child's PID is node's either way.
+  const cmd = cpu === null ? [process.execPath, ...args] : ['taskset', '-c', String(cpu), process.execPath, ...args];
   const child = nofile > limits.soft
-    ? spawn('/bin/sh', ['-c', 'ulimit -Sn "$0" && exec "$@"', String(nofile), process.execPath, ...args], { stdio })
-    : spawn(process.execPath, args, { stdio });
+    ? spawn('/bin/sh', ['-c', 'ulimit -Sn "$0" && exec "$@"', String(nofile), ...cmd], { stdio })
+    : spawn(cmd[0], cmd.slice(1), { stdio });
   children.add(child);
   child.once('exit', () => children.delete(child));
   return child;
@@ -545,7 +572,7 @@ async function runSize(services, o, { tmp, mainJs, extra, limits, children }) {
   try {
     // 1. The test Consul, loaded.
     fake = spawnNode([SELF, 'fake', join(tmp, 'fake/fake-consul.js'), String(services), String(o.seed), o.addresses],
-      { nofile, limits, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], children });
+      { nofile, limits, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], children, cpu: o.pin ? 1 : null });
     const ctl = rpc(fake);
     const ready = await ctl.ready;
     r.instances = ready.instances;
@@ -557,8 +584,8 @@ async function runSize(services, o, { tmp, mainJs, extra, limits, children }) {
     const logFd = openSync(logPath, 'w');
     const t0 = performance.now();
     const prof = o.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProf, '--cpu-prof-name', `catalog-dns-${services}.cpuprofile`] : [];
-    cdns = spawnNode([...prof, mainJs, '--consul', `http://${HOST}:${ready.port}`, '--dns', `${HOST}:${dnsPort}`, '--log-level', o.logLevel, ...extra],
-      { nofile, limits, stdio: ['ignore', logFd, logFd], children });
+    cdns = spawnNode([...o.nodeOptions, ...prof, mainJs, '--consul', `http://${HOST}:${ready.port}`, '--dns', `${HOST}:${dnsPort}`, '--log-level', o.logLevel, ...extra],
+      { nofile, limits, stdio: ['ignore', logFd, logFd], children, cpu: o.pin ? 0 : null });
     closeSync(logFd);
     r.logPath = logPath;
     const alive = () => cdns.exitCode === null && cdns.signalCode === null;
@@ -578,7 +605,7 @@ async function runSize(services, o, { tmp, mainJs, extra, limits, children }) {
     // A DNS load from its own process over `seconds`, while `run` goes on in this one.
     const underLoad = async (seconds, seed, run) => {
       load = spawnNode([SELF, 'load', JSON.stringify({ port: dnsPort, qps: o.qps, seconds, warmup: 2, services, seed })],
-        { nofile: 1024, limits, stdio: ['ignore', 'pipe', 'inherit'], children });
+        { nofile: 1024, limits, stdio: ['ignore', 'pipe', 'inherit'], children, cpu: o.pin ? 1 : null });
       const lines = lineReader(load.stdout);
       if (!(await lines.next())?.ready) throw new Error('load process did not start');
       const value = await run();
@@ -588,11 +615,14 @@ async function runSize(services, o, { tmp, mainJs, extra, limits, children }) {
       return { value, load: figures };
     };
     const fmtLoad = (lr) => `${lr.answered}/${lr.sent} answered (${lr.achievedQps} qps sent), p50 ${fmtMs(lr.p50)}, p99 ${fmtMs(lr.p99)},`
-      + ` p99.9 ${fmtMs(lr.p999)}, max ${fmtMs(lr.max)}; over 5 ms ${lr.over5}, over 50 ms ${lr.over50}; rcodes ${JSON.stringify(lr.rcodes)}`;
+      + ` p99.9 ${fmtMs(lr.p999)}, max ${fmtMs(lr.max)}; over 5 ms ${lr.over5}, over 50 ms ${lr.over50}; rcodes ${JSON.stringify(lr.rcodes)};`
+      + ` the load process's own worst event-loop delay ${fmtMs(lr.clientEldMaxMs)}`;
 
     // 3. At rest (no change in the catalog), the same DNS load as under changes, for comparison.
     const pids = { cdns: cdns.pid, fake: fake.pid };
-    const rest = await underLoad(o.restSeconds, o.seed + 5, () => phase(ctl, pids, async () => sleep(o.restSeconds * 1000)));
+    r.phases = {};
+    const mark = (name, run) => async () => { const a = (performance.now() - t0) / 1000; const v = await run(); r.phases[name] = [a, (performance.now() - t0) / 1000]; return v; };
+    const rest = await underLoad(o.restSeconds, o.seed + 5, mark('rest', () => phase(ctl, pids, async () => sleep(o.restSeconds * 1000))));
     r.rest = rest.value;
     r.restLoad = rest.load;
     log(`at rest ${o.restSeconds} s: ${fmtPhase(r.rest)}`);
@@ -621,7 +651,7 @@ async function runSize(services, o, { tmp, mainJs, extra, limits, children }) {
 
     // 5. Changes at a steady rate, the DNS load meanwhile.
     const churned = await underLoad(o.churnSeconds, o.seed + 7,
-      () => phase(ctl, pids, () => ctl.call({ type: 'churn', rate: o.churnRate, seconds: o.churnSeconds })));
+      mark('changes', () => phase(ctl, pids, () => ctl.call({ type: 'churn', rate: o.churnRate, seconds: o.churnSeconds }))));
     r.churn = churned.value;
     r.load = churned.load;
     const churn = r.churn.value;
@@ -631,6 +661,7 @@ async function runSize(services, o, { tmp, mainJs, extra, limits, children }) {
     log(`${o.churnRate} changes/s for ${o.churnSeconds} s (${churn.changes} made, at most ${churn.maxLate} late): ${fmtPhase(r.churn)}`);
     log(`CPU under changes: ${fmtCpu(r.churn, r.load)}`);
     log(`DNS at ${o.qps} qps meanwhile: ${fmtLoad(r.load)}`);
+    log(`  worst latency in each second (ms): ${r.load.worstBySecond.join(' ')}`);
     log(`catalog-dns RSS: ${mib(r.rssSync)} MiB after sync, ${mib(r.rssEnd)} MiB at the end, peak ${mib(r.rssPeak)} MiB`);
     if (!alive()) throw new Error('catalog-dns exited during the run');
     // catalog-dns first, so it does not see Consul go away (and log it) before it stops.
@@ -646,8 +677,16 @@ async function runSize(services, o, { tmp, mainJs, extra, limits, children }) {
     for (const c of [load, cdns, fake]) if (c) await stopChild(c);
     if (r.logPath) {
       const lines = readFileSync(r.logPath, 'utf8').split('\n').filter(Boolean);
-      const parsed = lines.map((l) => { try { return JSON.parse(l); } catch { return { level: 50, msg: l }; } });
+      const parsed = lines.map((l) => { try { return JSON.parse(l); } catch { return { text: l }; } });
       const bad = parsed.filter((l) => l.level >= 40);
+      const other = parsed.filter((l) => l.text !== undefined);
+      if (other.length) log(`catalog-dns wrote ${other.length} lines that are not log lines (${r.logPath} is removed at the end; e.g. ${other[0].text.slice(0, 200)})`);
+      r.gc = gcPauses(other.map((l) => l.text));
+      if (r.gc) {
+        log(`GC (--trace-gc): ${r.gc.count} pauses, ${r.gc.over20} over 20 ms, longest ${r.gc.max} ms (${r.gc.maxLine})`);
+        log(`  major GCs (s after start: heap MB before -> after, main-thread pause): ${r.gc.major.map((g) => `${g.atS.toFixed(1)}: ${g.fromMB} -> ${g.toMB}, ${g.pauseMs} ms`).join('; ')}`);
+        if (r.phases) log(`  phases (s after spawn): ${Object.entries(r.phases).map(([k, v]) => `${k} ${v.map((x) => x.toFixed(1)).join('-')}`).join(', ')}`);
+      }
       r.logWarnings = bad.length;
       if (bad.length) {
         log(`catalog-dns logged ${bad.length} lines at warn or above; first ones:`);
@@ -664,6 +703,25 @@ async function runSize(services, o, { tmp, mainJs, extra, limits, children }) {
     }
   }
   return r;
+}
+
+/**
+ * Node's --trace-gc lines ("[pid:0x..]  54935 ms: Mark-Compact 564.6 (592.0) -> 400.2 (530.0) MB, 12.3 / 0.0 ms ..."):
+ * the pauses, and the major collections with their time since the process started and heap sizes.
+ */
+function gcPauses(lines) {
+  let count = 0, over20 = 0, max = 0, maxLine = '';
+  const major = [];
+  for (const l of lines) {
+    const m = /([\d.]+) ms: (Scavenge|Mark-Compact|Mark-sweep|Minor Mark-Sweep)\S*\s+([\d.]+) \(([\d.]+)\) -> ([\d.]+) \(([\d.]+)\) MB,\s*([\d.]+)\s*\/\s*([\d.]+)\s*ms/.exec(l);
+    if (!m) continue;
+    const ms = Number(m[7]);
+    count++;
+    if (ms > 20) over20++;
+    if (ms > max) { max = ms; maxLine = l.trim().slice(0, 160); }
+    if (m[2] === 'Mark-Compact' || m[2] === 'Mark-sweep') major.push({ atS: Number(m[1]) / 1000, fromMB: Number(m[3]), toMB: Number(m[5]), pauseMs: ms });
+  }
+  return count ? { count, over20, max, maxLine, major } : null;
 }
 
 /**
