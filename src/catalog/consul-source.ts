@@ -209,7 +209,12 @@ export class ConsulCatalogSource implements CatalogSource {
       st.pending.delete(name);
       const queued = this.queue.indexOf(starters.get(w)!);
       if (queued >= 0) this.queue.splice(queued, 1);
-      if (st.services.delete(name)) this.dirtyServices.add(`${st.name}\0${name}`);
+      const gone = st.services.get(name);
+      if (gone) {
+        this.instanceCount -= gone.length;
+        st.services.delete(name);
+        this.dirtyServices.add(`${st.name}\0${name}`);
+      }
     }
     st.servicesRead = true;
     this.changed();
@@ -240,6 +245,7 @@ export class ConsulCatalogSource implements CatalogSource {
       return;
     }
     if (v.instances.length === 0 && r.filteredByAcls) this.log.warn({ dc: st.name, service: name }, 'results filtered by ACLs: the token cannot read this service');
+    this.instanceCount += v.instances.length - (st.services.get(name)?.length ?? 0);
     st.services.set(name, v.instances);
     this.dirtyServices.add(`${st.name}\0${name}`);
     this.changed();
@@ -272,9 +278,11 @@ export class ConsulCatalogSource implements CatalogSource {
     this.pendingSince = null;
     this.dirtyServices.clear();
     this.dirtyNodes.clear();
+    // The source's own maps, not copies (a copy per commit would cost what the catalog holds): a
+    // commit compares the entries it is told about with what each unit was built from, and every
+    // entry (a service's instance list, a node) is replaced, never changed in place.
     const datacenters = new Map<string, DatacenterCatalog>();
-    // New maps per catalog (entries shared): a catalog handed out is never changed afterwards.
-    for (const [dc, st] of this.dcs) datacenters.set(dc, { nodes: new Map(st.nodes), services: new Map(st.services) });
+    for (const [dc, st] of this.dcs) datacenters.set(dc, st);
     const first = this.commits === 0;
     this.commits++;
     this.delivered = this.instances();
@@ -287,11 +295,11 @@ export class ConsulCatalogSource implements CatalogSource {
     }
   }
 
+  /** Instances in the catalog, kept as services come and go (not counted per commit). */
   private instances(): number {
-    let n = 0;
-    for (const st of this.dcs.values()) for (const l of st.services.values()) n += l.length;
-    return n;
+    return this.instanceCount;
   }
+  private instanceCount = 0;
 
   /**
    * The removal guard: an update that takes away more than `guard.share` of all instances (a token

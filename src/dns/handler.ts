@@ -47,7 +47,8 @@ export class QueryHandler {
   private udpAnswerLimit: number;
   private readonly budget: number;
   /**
-   * UDP responses for repeated questions (response-cache.ts), per zone version. Shuffled answers
+   * UDP responses for repeated questions (response-cache.ts), kept across commits while the answers
+   * they were made from hold (zone Liveness). Shuffled answers
    * are re-ordered on every hit (ResponseWriter.reorder), so each query still gets its own order.
    */
   private readonly cache: ResponseCache | null;

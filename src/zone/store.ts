@@ -177,7 +177,7 @@ export class ZoneStore {
     const round = (x: number) => Math.round(x * 10) / 10;
     const result: CommitResult = { zone, changed, units: plan.put.length + plan.remove.length, ms: round(performance.now() - t0), maxSliceMs: round(maxSlice), diff };
     if (changed) {
-      this.log.info({ serial: zone.serial, names: zone.stats.names, records: zone.stats.records, reverseZones: zone.reverseZones?.length ?? null, units: result.units, ms: result.ms, maxSliceMs: result.maxSliceMs, source }, 'zone committed');
+      this.log.info({ serial: zone.serial, names: zone.stats.names, records: zone.stats.records, reverseZones: zone.reverseZoneCount, units: result.units, ms: result.ms, maxSliceMs: result.maxSliceMs, source }, 'zone committed');
     } else {
       this.log.debug({ serial: zone.serial, ms: result.ms, source }, 'zone unchanged');
     }

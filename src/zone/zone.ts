@@ -713,6 +713,12 @@ export class Zone {
     return new TypedOwner(byType, z.nodata);
   }
 
+  /** How many reverse zones are served (null: every reverse name, Consul's way); cheap, unlike reverseZones. */
+  get reverseZoneCount(): number | null {
+    if (this.configuredReverse === null && !this.rfc) return null;
+    return this.configuredReverse ? this.configuredReverse.size : this.data.defaultApexes.size;
+  }
+
   /** The apexes of the reverse zones served, sorted (null: every reverse name, Consul's way). */
   get reverseZones(): readonly string[] | null {
     if (this.configuredReverse === null && !this.rfc) return null;
