@@ -118,7 +118,7 @@ export class QueryHandler {
       }
       hash = live ? cache.hash(msg) : null;
       if (live && cache.find(msg, hash!, live.gens)) {
-        const t = qtypeOf(msg);
+        const t = cache.qtype;
         this.counters.qtypesUdp[t < 256 ? t : 256]! += 1;
         return this.fromCache(cache, msg);
       }
@@ -211,9 +211,9 @@ export class QueryHandler {
     this.counters.response(rcode);
     if (cacheable) {
       if (ans.shuffle && w.answers < ans.units.length) {
-        this.cache!.putSubset(q.msg, hash, rcode, ans, q.questionEnd, q.copyFlags, q.edns ? q.edns.udpSize : 0, q.edns ? q.edns.dnssecOk : false);
+        this.cache!.putSubset(q.msg, hash, rcode, ans, q.questionEnd, q.copyFlags, q.edns ? q.edns.udpSize : 0, q.edns ? q.edns.dnssecOk : false, q.qtype);
       } else {
-        this.cache!.putReply(q.msg, hash, rcode, w.truncated, w.buf, w.layout, ans.slot, ans.gen);
+        this.cache!.putReply(q.msg, hash, rcode, w.truncated, w.buf, w.layout, ans.slot, ans.gen, q.qtype);
       }
     }
     return w.buf;
@@ -250,11 +250,4 @@ export class QueryHandler {
     }
     return lim;
   }
-}
-
-/** The qtype of a query already known to be well formed (a cached question): after its name. */
-function qtypeOf(msg: Buffer): number {
-  let o = 12;
-  while (o < msg.length && msg[o] !== 0) o += msg[o]! + 1;
-  return o + 2 < msg.length ? (msg[o + 1]! << 8) | msg[o + 2]! : 0;
 }

@@ -24,8 +24,8 @@ export const ENTRY_SUBSET = 2;
 export const ENTRY_LAYOUT = 4;
 
 const SUBSET_BODY = 9;
-/** Every entry's body starts with the liveness slot and generation (u32 each) of its answer. */
-const TAG = 8;
+/** Every entry's body starts with the liveness slot and generation (u32 each) of its answer, and the qtype (u16). */
+const TAG = 10;
 /**
  * Index sizing: a slot per 64-128 budget bytes (RingTable rounds to a power of two). Replies to the
  * usual questions are 60-600 bytes and their keys 30-60, so the arena fills before the index (at
@@ -67,7 +67,10 @@ export class ResponseCache extends RingTable {
   find(msg: Buffer, h: number, gens: Uint32Array): boolean {
     if (this.findBytes(msg, 2, msg.length, h)) {
       const seg = this.seg, b = this.body;
-      if (gens[seg.readUInt32BE(b)] === seg.readUInt32BE(b + 4)) {
+      const slot = ((seg[b]! << 24) | (seg[b + 1]! << 16) | (seg[b + 2]! << 8) | seg[b + 3]!) >>> 0;
+      const gen = ((seg[b + 4]! << 24) | (seg[b + 5]! << 16) | (seg[b + 6]! << 8) | seg[b + 7]!) >>> 0;
+      if (gens[slot] === gen) {
+        this.qtype = (seg[b + 8]! << 8) | seg[b + 9]!;
         this.body = b + TAG;
         this.hits++;
         return true;
@@ -79,24 +82,28 @@ export class ResponseCache extends RingTable {
     return false;
   }
 
-  /** Writes the tag (the answer's liveness slot and generation) in front of an entry's body. */
-  private tag(slot: number, gen: number): void {
+  /** The qtype of the question of the entry last found (for the per-qtype counters). */
+  qtype = 0;
+
+  /** Writes the tag (the answer's liveness slot and generation, the qtype) in front of an entry's body. */
+  private tag(slot: number, gen: number, qtype: number): void {
     this.seg.writeUInt32BE(slot, this.body);
     this.seg.writeUInt32BE(gen, this.body + 4);
+    this.seg.writeUInt16BE(qtype, this.body + 8);
     this.body += TAG;
   }
 
   /** Keeps a reply, and its layout to re-order its answers per hit. */
-  putReply(msg: Buffer, h: number, rcode: number, truncated: boolean, reply: Buffer, layout: Layout | null, slot: number, gen: number): void {
+  putReply(msg: Buffer, h: number, rcode: number, truncated: boolean, reply: Buffer, layout: Layout | null, slot: number, gen: number, qtype: number): void {
     const flags = (truncated ? ENTRY_TRUNCATED : 0) | (layout ? ENTRY_LAYOUT : 0);
     if (!this.addBytes(msg, 2, msg.length, h, TAG + reply.length + (layout ? layoutBytes(layout) : 0), reply.length, flags, rcode)) return;
-    this.tag(slot, gen);
+    this.tag(slot, gen, qtype);
     this.seg.set(reply, this.body);
     if (layout) writeLayout(layout, this.seg, this.body + reply.length);
   }
 
   /** Keeps what is needed to write a new random subset of `ans` per hit. */
-  putSubset(msg: Buffer, h: number, rcode: number, ans: Answer, questionEnd: number, copyFlags: number, udpSize: number, dnssecOk: boolean): void {
+  putSubset(msg: Buffer, h: number, rcode: number, ans: Answer, questionEnd: number, copyFlags: number, udpSize: number, dnssecOk: boolean, qtype: number): void {
     const slot = ans.slot, gen = ans.gen;
     let id = this.answerIds.get(ans);
     if (id === undefined) {
@@ -106,7 +113,7 @@ export class ResponseCache extends RingTable {
       this.answerIds.set(ans, id);
     }
     if (!this.addBytes(msg, 2, msg.length, h, TAG + SUBSET_BODY, 0, ENTRY_SUBSET, rcode)) return;
-    this.tag(slot, gen);
+    this.tag(slot, gen, qtype);
     const seg = this.seg, b = this.body;
     seg.writeUInt16BE(id, b);
     seg.writeUInt16BE(questionEnd, b + 2);
