@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { prng } from './prng.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opt, positionals: extra } = parseArgs({
@@ -39,17 +40,6 @@ if (!MODES.every((m) => m === 'on' || m === 'off')) { process.stderr.write('cach
 const MAIN = join(ROOT, 'dist', 'main.js');
 try { readFileSync(MAIN); } catch { process.stderr.write('cache-memory: dist/main.js missing; run `npm run build` first\n'); process.exit(2); }
 
-// mulberry32, as in gen-catalog.mjs: the same query stream on every run.
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SERVICES = 1000, NODES = 1000;
 const pad4 = (i) => String(i).padStart(4, '0');

@@ -25,6 +25,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { prng } from './prng.mjs';
 
 const INSTANCES = 5;
 const KINDS = ['register', 'deregister', 'health'];
@@ -35,17 +36,6 @@ const ROOT = join(dirname(SELF), '..');
 // ---------------------------------------------------------------------------------------------
 // Shared helpers
 
-/** A small seeded PRNG (mulberry32): the same seed makes the same catalog changes. */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Node n's address. dense: 250 nodes per /24 (10.1.0.1 ...), as nodes sit in a datacenter's subnets;

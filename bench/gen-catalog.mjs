@@ -8,6 +8,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { prng } from './prng.mjs';
 
 const { values: opt, positionals } = parseArgs({
   allowPositionals: true,
@@ -33,17 +34,6 @@ if (INSTANCES > NODES) throw new Error('--instances must not exceed --nodes (ins
 const DC = 'dc1';
 const TTL = 0; // Consul's default DNS TTL
 
-// mulberry32: small, fast, good enough for test data, and the same on every platform.
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rand = prng(Number(opt.seed));
 const randInt = (n) => Math.floor(rand() * n); // 0 .. n-1
 
