@@ -19,13 +19,13 @@
 import { execFileSync, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { prng } from './prng.mjs';
+import { freePort } from './dns-wire.mjs';
 
 const INSTANCES = 5;
 const KINDS = ['register', 'deregister', 'health'];
@@ -477,22 +477,6 @@ function rpc(child) {
   };
 }
 
-async function freePort() {
-  for (let tries = 0; tries < 50; tries++) {
-    const port = 20000 + Math.floor(Math.random() * 12768);
-    const ok = await new Promise((resolve) => {
-      const u = dgram.createSocket('udp4');
-      u.once('error', () => { u.close(); resolve(false); });
-      u.bind(port, HOST, () => {
-        const t = net.createServer();
-        t.once('error', () => { u.close(); resolve(false); });
-        t.listen(port, HOST, () => t.close(() => { u.close(); resolve(true); }));
-      });
-    });
-    if (ok) return port;
-  }
-  throw new Error('no free port in 50 tries');
-}
 
 function rssOf(pid) {
   try {
