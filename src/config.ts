@@ -67,6 +67,10 @@ export interface Config {
   /** Percent of all instances one update may remove before it is held back (0 = no guard), and for how long (s). */
   readonly removalGuard: number;
   readonly removalGuardHold: number;
+  /** A second domain answered like `domain`, names in its answers under it (Consul's alt_domain); null: none. */
+  readonly altDomain: string | null;
+  /** One log line per query (client, name, type, rcode, size, duration). */
+  readonly queryLog: boolean;
 }
 
 type Kind = 'httpaddr' | 'hostport' | 'domain' | 'path' | 'level' | 'compat' | 'duration' | 'int' | 'bool' | 'ttlmap' | 'reversezones' | 'urls' | 'labels' | 'secret';
@@ -135,6 +139,8 @@ export const OPTIONS: readonly Spec[] = [
   { key: 'removal_guard', kind: 'int', def: 50, help: 'percent of all instances an update from Consul may remove at once; a larger removal is held back for removal_guard_hold (0 = no guard)', min: 0, max: 100 },
   { key: 'removal_guard_hold', kind: 'duration', def: 60, help: 'how long a removal beyond removal_guard must persist before it is applied', min: 1, max: 86400 },
   { key: 'reverse_zones', kind: 'reversezones', def: null, help: 'reverse zones served: CIDR prefixes on octet/nibble boundaries or zone names, "10.0.0.0/8,2001:db8::/32" (default: the /24 or /64 of each PTR address)' },
+  { key: 'alt_domain', kind: 'domain', def: null, help: 'a second domain answered like domain, with the names in answers under it (Consul\'s "alt_domain")' },
+  { key: 'query_log', kind: 'bool', def: false, help: 'log one line per query: client, name, type, rcode, size, duration' },
 ];
 
 export const flagName = (s: Spec): string => `--${s.key.replace(/[._]/g, '-')}`;
@@ -211,6 +217,7 @@ function coerce(spec: Spec, raw: unknown): unknown | string {
       return typeof r === 'string' ? bad(r) : r;
     }
     case 'domain': {
+      if (raw === null) return null;
       if (typeof raw !== 'string') return bad('expected a domain name');
       const d = raw.trim().toLowerCase().replace(/\.$/, '');
       if (d === '' || !d.split('.').every((l) => /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/.test(l)) || d.length > 200) {
@@ -420,6 +427,8 @@ export function loadConfig(src: Sources = {}): Config {
     maxStale: g<number | null>('max_stale'),
     removalGuard: g<number>('removal_guard'),
     removalGuardHold: g<number>('removal_guard_hold'),
+    altDomain: g<string | null>('alt_domain'),
+    queryLog: g<boolean>('query_log'),
   };
 }
 
