@@ -1,75 +1,15 @@
 // unbound as a recursive resolver with a stub-zone for consul. pointing at catalog-dns, QNAME
 // minimisation on: what a client gets through it, and what unbound asked on the way.
-import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Daemon, printLogsOnFailure, startUnbound } from '../support/daemons.js';
+import { type Daemon, printLogsOnFailure, rootTrustAnchor, startUnbound, startUnboundWithConfig } from '../support/daemons.js';
 import { requireProgram } from '../support/programs.js';
+import { readmeRecipe, withoutLines, withPlaceholders } from '../support/recipes.js';
 import { startServer } from '../support/server.js';
-
-const run = promisify(execFile);
+import {
+  addressesV4, catalogDnsRecipeConfig, datas, DC, demoNode, digAt, type Reply, reverseName, served, srvRecords,
+} from './resolvers.js';
 const dig = requireProgram('dig', 'bind9-dnsutils');
 const unboundBin = requireProgram('unbound', 'unbound');
-
-// ---- expectations from the fixture (docs/consul-dns.md §4, §5) ---------------------------------
-
-interface Check { Status: string; ServiceID: string }
-interface Instance {
-  Node: { Node: string; Address: string };
-  Service: { ID: string; Address: string; Port: number; Weights?: { Passing: number; Warning: number } };
-  Checks: Check[];
-}
-interface Catalog { datacenter: string; datacenters: Record<string, { services: Record<string, Instance[]> }> }
-
-const catalog = JSON.parse(
-  readFileSync(new URL('../../fixtures/demo-catalog.json', import.meta.url), 'utf8'),
-) as Catalog;
-const DC = catalog.datacenter;
-const ownChecks = (i: Instance): Check[] => i.Checks.filter((c) => c.ServiceID === '' || c.ServiceID === i.Service.ID);
-const served = (svc: string): Instance[] =>
-  (catalog.datacenters[DC]?.services[svc] ?? []).filter((i) => !ownChecks(i).some((c) => c.Status === 'critical'));
-const isV4 = (a: string): boolean => /^\d+\.\d+\.\d+\.\d+$/.test(a);
-const hexV4 = (a: string): string => a.split('.').map((o) => Number(o).toString(16).padStart(2, '0')).join('');
-
-function addressesV4(svc: string): string[] {
-  return [...new Set(served(svc).map((i) => i.Service.Address || i.Node.Address).filter(isV4))].sort();
-}
-
-function srvRecords(svc: string): string[] {
-  return [...new Set(served(svc).map((i) => {
-    const w = i.Service.Weights ?? { Passing: 1, Warning: 1 };
-    const weight = ownChecks(i).some((c) => c.Status === 'warning') ? w.Warning : w.Passing;
-    const target = isV4(i.Service.Address) ? `${hexV4(i.Service.Address)}.addr.${DC}.consul.` : `${i.Node.Node}.node.${DC}.consul.`;
-    return `1 ${weight} ${i.Service.Port} ${target}`;
-  }))].sort();
-}
-
-// ---- dig output -------------------------------------------------------------------------------
-
-interface Record { owner: string; type: string; data: string }
-interface Reply { status: string; flags: string[]; answer: Record[]; authority: Record[]; text: string }
-
-function parseReply(text: string): Reply {
-  const reply: Reply = {
-    status: /status: ([A-Z]+)/.exec(text)?.[1] ?? 'NO-REPLY',
-    flags: (/^;; flags:([^;]*);/im.exec(text)?.[1] ?? '').trim().split(/\s+/),
-    answer: [], authority: [], text,
-  };
-  let section: Record[] | null = null;
-  for (const line of text.split('\n')) {
-    if (line.startsWith(';; ANSWER SECTION:')) section = reply.answer;
-    else if (line.startsWith(';; AUTHORITY SECTION:')) section = reply.authority;
-    else if (line.trim() === '') section = null;
-    else if (section !== null && !line.startsWith(';')) {
-      const m = /^(\S+)\s+\d+\s+IN\s+(\S+)\s+(.*)$/.exec(line.trim());
-      if (m !== null) section.push({ owner: m[1]!, type: m[2]!, data: m[3]!.trim() });
-    }
-  }
-  return reply;
-}
-
-const datas = (r: Reply, type: string): string[] => r.answer.filter((a) => a.type === type).map((a) => a.data).sort();
 
 describe.skipIf(dig.skip || unboundBin.skip)('unbound (stub-zone, QNAME minimisation) in front of catalog-dns', () => {
   let server: Awaited<ReturnType<typeof startServer>> | undefined;
@@ -85,8 +25,7 @@ describe.skipIf(dig.skip || unboundBin.skip)('unbound (stub-zone, QNAME minimisa
   printLogsOnFailure(() => [unbound]);
 
   async function resolve(qname: string, qtype: string): Promise<Reply> {
-    const args = ['@127.0.0.1', '-p', String(unbound!.port), qname, qtype, '+tries=1', '+time=5'];
-    const reply = parseReply((await run(dig.path, args, { timeout: 10_000 })).stdout);
+    const reply = await digAt(dig.path, unbound!.port, qname, qtype);
     expect(reply.flags, reply.text).toContain('ra');
     return reply;
   }
@@ -130,8 +69,8 @@ describe.skipIf(dig.skip || unboundBin.skip)('unbound (stub-zone, QNAME minimisa
 // an SOA from another zone (such as `consul.`) as out of bailiwick. Each reverse zone catalog-dns
 // serves has its own SOA, so a negative reverse answer reaches the client whole and is cached.
 describe.skipIf(dig.skip || unboundBin.skip)('unbound in front of catalog-dns for reverse zones', () => {
-  const web1 = catalog.datacenters[DC]!.services.web!.find((i) => i.Node.Node === 'web-1')!.Node;
-  const reverse = (a: string) => `${a.split('.').reverse().join('.')}.in-addr.arpa`;
+  const web1 = demoNode('web-1');
+  const reverse = reverseName;
   let server: Awaited<ReturnType<typeof startServer>> | undefined;
   let wide: Awaited<ReturnType<typeof startServer>> | undefined;
   let unbound: Daemon | undefined;
@@ -153,8 +92,7 @@ describe.skipIf(dig.skip || unboundBin.skip)('unbound in front of catalog-dns fo
   printLogsOnFailure(() => [unbound, unboundWide]);
 
   async function resolve(via: Daemon, qname: string, qtype: string): Promise<Reply> {
-    const args = ['@127.0.0.1', '-p', String(via.port), qname, qtype, '+tries=1', '+time=5'];
-    return parseReply((await run(dig.path, args, { timeout: 10_000 })).stdout);
+    return digAt(dig.path, via.port, qname, qtype);
   }
   const upstreamQueries = (d: Daemon, qname: string) =>
     d.log().split('\n').filter((l) => l.includes(`sending query: ${qname}. PTR IN`)).length;
@@ -184,5 +122,79 @@ describe.skipIf(dig.skip || unboundBin.skip)('unbound in front of catalog-dns fo
     const miss = await resolve(unboundWide!, '7.7.7.10.in-addr.arpa', 'PTR');
     expect(miss.status, miss.text).toBe('NXDOMAIN');
     expect(miss.authority.map((a) => `${a.owner} ${a.type}`), miss.text).toEqual(['10.in-addr.arpa. SOA']);
+  });
+});
+
+// README "Resolvers in front", unbound: the recipe exactly as documented, on a validating unbound
+// with the root trust anchor Debian installs, in front of catalog-dns run as the README's
+// catalog-dns recipe says (the reverse zone 10.in-addr.arpa).
+describe.skipIf(dig.skip || unboundBin.skip)('README recipe: unbound with DNSSEC validation in front of catalog-dns', () => {
+  const web1 = demoNode('web-1');
+  let server: Awaited<ReturnType<typeof startServer>> | undefined;
+  let unbound: Daemon | undefined;
+  let withoutInsecure: Daemon | undefined;
+  let withoutNodefault: Daemon | undefined;
+  beforeAll(async () => {
+    server = await startServer({ config: { ...catalogDnsRecipeConfig(), soa: { min_ttl: 60 } } });
+    const recipe = withPlaceholders(readmeRecipe('unbound'), { '127.0.0.1@8600': `127.0.0.1@${server.port}` });
+    unbound = await startUnboundWithConfig({ config: recipe, trustAnchor: rootTrustAnchor(), bin: unboundBin.path, verbosity: 3 });
+    withoutInsecure = await startUnboundWithConfig({
+      config: withoutLines(recipe, /^\s*domain-insecure:/), trustAnchor: rootTrustAnchor(), bin: unboundBin.path, verbosity: 3,
+    });
+    withoutNodefault = await startUnboundWithConfig({
+      config: withoutLines(recipe, /^\s*local-zone: "10\.in-addr\.arpa\." nodefault/), trustAnchor: rootTrustAnchor(), bin: unboundBin.path,
+    });
+  });
+  afterAll(async () => {
+    await unbound?.stop();
+    await withoutInsecure?.stop();
+    await withoutNodefault?.stop();
+    await server?.close();
+  });
+  printLogsOnFailure(() => [unbound, withoutInsecure, withoutNodefault]);
+
+  const resolve = (via: Daemon, qname: string, qtype: string): Promise<Reply> => digAt(dig.path, via.port, qname, qtype, ['+dnssec']);
+
+  it('web.service.consul A and _web._tcp SRV: the served instances, not authenticated (AD clear)', async () => {
+    const a = await resolve(unbound!, 'web.service.consul', 'A');
+    expect(a.status, a.text).toBe('NOERROR');
+    expect(datas(a, 'A'), a.text).toEqual(addressesV4('web'));
+    expect(a.flags, a.text).not.toContain('ad');
+    const srv = await resolve(unbound!, '_web._tcp.service.consul', 'SRV');
+    expect(srv.status, srv.text).toBe('NOERROR');
+    expect(datas(srv, 'SRV'), srv.text).toEqual(srvRecords('web'));
+    expect(served('web').length).toBeGreaterThan(2);
+  });
+
+  it('nosuch.service.consul: NXDOMAIN with the consul SOA', async () => {
+    const r = await resolve(unbound!, 'nosuch.service.consul', 'A');
+    expect(r.status, r.text).toBe('NXDOMAIN');
+    expect(r.authority.map((x) => `${x.owner} ${x.type}`), r.text).toContain('consul. SOA');
+  });
+
+  it('reverse: web-1\'s PTR through the 10.in-addr.arpa stub, and a miss NXDOMAIN with that zone\'s SOA', async () => {
+    const r = await resolve(unbound!, reverseName(web1.Address), 'PTR');
+    expect(r.status, r.text).toBe('NOERROR');
+    expect(datas(r, 'PTR'), r.text).toEqual([`web-1.node.${DC}.consul.`]);
+    const miss = await resolve(unbound!, '7.7.7.10.in-addr.arpa', 'PTR');
+    expect(miss.status, miss.text).toBe('NXDOMAIN');
+    expect(miss.authority.map((x) => `${x.owner} ${x.type}`), miss.text).toEqual(['10.in-addr.arpa. SOA']);
+  });
+
+  // The control: the trust anchor is really in force, and the recipe's domain-insecure lines are
+  // what make the answers above possible.
+  it('without the domain-insecure lines, the same unbound answers SERVFAIL', async () => {
+    for (const [qname, qtype] of [['web.service.consul', 'A'], [reverseName(web1.Address), 'PTR']] as const) {
+      const r = await digAt(dig.path, withoutInsecure!.port, qname, qtype, [], 15);
+      expect(r.status, r.text).toBe('SERVFAIL');
+      expect(r.answer, r.text).toEqual([]);
+    }
+  });
+
+  it('without `local-zone: "10.in-addr.arpa." nodefault`, unbound answers the reverse zone itself: NXDOMAIN', async () => {
+    const r = await digAt(dig.path, withoutNodefault!.port, reverseName(web1.Address), 'PTR');
+    expect(r.status, r.text).toBe('NXDOMAIN');
+    // unbound's own RFC 6303 zone, not catalog-dns's (whose SOA names ns.consul.)
+    expect(r.authority.map((x) => `${x.owner} ${x.type} ${x.data.split(' ')[0]}`), r.text).toEqual(['10.in-addr.arpa. SOA localhost.']);
   });
 });

@@ -11,7 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -292,5 +292,226 @@ export function startDnsmasq({ upstreamPort, bin }: DnsmasqOptions): Promise<Dae
         '--log-queries', '--log-facility=-',
       ],
     }),
+  });
+}
+
+// ---- resolvers run from a configuration given as text (the README recipes) -------------------
+
+/** The `server:` lines every test unbound has: loopback only, foreground, logs in its temp dir. */
+function unboundHarness(dir: string, port: number, verbosity: number): string[] {
+  return [
+    'server:',
+    `    interface: ${HOST}@${port}`,
+    '    do-ip6: no',
+    '    do-daemonize: no',
+    '    username: ""',
+    '    chroot: ""',
+    `    directory: "${dir}"`,
+    `    pidfile: "${dir}/unbound.pid"`,
+    '    use-syslog: no',
+    `    logfile: "${dir}/unbound.log"`,
+    `    verbosity: ${verbosity}`,
+    '    log-queries: yes',
+    '    log-replies: yes',
+    '    log-servfail: yes',
+    '    access-control: 127.0.0.0/8 allow',
+    `    outgoing-interface: ${HOST}`, // cannot reach beyond loopback even if it wanted to
+    '    so-reuseport: no',
+  ];
+}
+
+export interface UnboundConfigOptions {
+  /** unbound.conf text appended after the harness's own `server:` lines (e.g. a README recipe). */
+  config: string;
+  /**
+   * Turns DNSSEC validation on (`module-config: "validator iterator"`) with this root trust anchor
+   * (DS or DNSKEY records in zone-file form), written to the temp dir and given as
+   * `auto-trust-anchor-file`, as Debian's unbound does with /usr/share/dns/root.key.
+   */
+  trustAnchor?: string;
+  bin?: string;
+  verbosity?: number;
+}
+
+/**
+ * unbound with the given configuration on top of a loopback-only harness. Nothing else is set:
+ * no stub zones, no `do-not-query-localhost`, no local zones; the configuration must bring them.
+ */
+export function startUnboundWithConfig({ config, trustAnchor, bin, verbosity = 1 }: UnboundConfigOptions): Promise<Daemon> {
+  return startDaemon({
+    name: 'unbound',
+    bin: bin ?? findProgram('unbound') ?? 'unbound',
+    setup: (dir, port) => ({
+      args: ['-d', '-c', join(dir, 'unbound.conf')],
+      logFile: 'unbound.log',
+      files: {
+        ...(trustAnchor === undefined ? {} : { 'root.key': trustAnchor }),
+        'unbound.conf': [
+          ...unboundHarness(dir, port, verbosity),
+          trustAnchor === undefined ? '    module-config: "iterator"' : '    module-config: "validator iterator"',
+          ...(trustAnchor === undefined ? [] : [`    auto-trust-anchor-file: "${dir}/root.key"`]),
+          'remote-control:',
+          '    control-enable: no',
+          '',
+          config,
+          '',
+        ].join('\n'),
+      },
+    }),
+  });
+}
+
+/**
+ * The root zone's trust anchor: /usr/share/dns/root.key (Debian's dns-root-data, which unbound's
+ * package uses) when installed, else the IANA root KSK DS records (KSK-2017 and KSK-2024), which is
+ * the same anchor in DS form.
+ */
+export function rootTrustAnchor(path = '/usr/share/dns/root.key'): string {
+  if (existsSync(path)) return readFileSync(path, 'utf8');
+  return [
+    '. IN DS 20326 8 2 E06D44B80B8F1D39A95C0B0D7C65D08458E880409BBC683457104237C7F8EC8D',
+    '. IN DS 38696 8 2 683D2D0ACB8C9B712A1948B27F741219298D0A450D612C483AF444A4C0FB2B16',
+    '',
+  ].join('\n');
+}
+
+export interface DnsmasqConfigOptions {
+  /** dnsmasq.conf text (e.g. a README recipe), written to the temp dir and given as --conf-file. */
+  config: string;
+  /** More command-line options, e.g. `--stop-dns-rebind` as a router runs it. */
+  args?: readonly string[];
+  bin?: string;
+}
+
+/** dnsmasq with the given configuration file on loopback; no resolv.conf, no hosts file. */
+export function startDnsmasqWithConfig({ config, args = [], bin }: DnsmasqConfigOptions): Promise<Daemon> {
+  return startDaemon({
+    name: 'dnsmasq',
+    bin: bin ?? findProgram('dnsmasq') ?? 'dnsmasq',
+    setup: (dir, port) => ({
+      args: [
+        '--keep-in-foreground', `--conf-file=${join(dir, 'dnsmasq.conf')}`, '--no-resolv', '--no-hosts',
+        '--bind-interfaces', `--listen-address=${HOST}`, `--port=${port}`,
+        `--pid-file=${join(dir, 'dnsmasq.pid')}`, '--log-queries', '--log-facility=-', ...args,
+      ],
+      files: { 'dnsmasq.conf': config },
+    }),
+  });
+}
+
+export interface NamedOptions {
+  /** Statements inside `options { }` after the harness's own (e.g. `validate-except { ... };`). */
+  options?: string;
+  /** Top-level statements, e.g. zone statements. */
+  config: string;
+  bin?: string;
+}
+
+/**
+ * BIND's named as a validating recursive resolver (`dnssec-validation auto`, its built-in root key)
+ * on 127.0.0.1 at a free port. Its `port` option is that port too, which is also the port named
+ * sends queries to when a server is given without one (static-stub `server-addresses`). Queries
+ * leave from 127.0.0.1 only, so nothing reaches beyond loopback; no control channel.
+ */
+export function startNamed({ options = '', config, bin }: NamedOptions): Promise<Daemon> {
+  return startDaemon({
+    name: 'named',
+    bin: bin ?? findProgram('named') ?? 'named',
+    setup: (dir, port) => ({
+      args: ['-g', '-n', '1', '-c', join(dir, 'named.conf')],
+      files: {
+        'named.conf': [
+          'options {',
+          `    directory "${dir}";`,
+          `    pid-file "${dir}/named.pid";`,
+          `    session-keyfile "${dir}/session.key";`,
+          `    port ${port};`,
+          `    listen-on port ${port} { ${HOST}; };`,
+          '    listen-on-v6 { none; };',
+          `    query-source address ${HOST};`,
+          '    recursion yes;',
+          `    allow-query { ${HOST}; };`,
+          `    allow-recursion { ${HOST}; };`,
+          '    dnssec-validation auto;',
+          options,
+          '};',
+          'controls { };',
+          config,
+          '',
+        ].join('\n'),
+      },
+    }),
+    // Until "running", named may still be loading; a DNS probe would recurse (and wait) instead.
+    // 127.in-addr.arpa is one of named's automatic empty zones: answered at once, without recursion.
+    ready: async (p, log) => /\brunning\s*$/m.test(log()) && dnsProbe(p, '127.in-addr.arpa.', 1000),
+    readyTimeoutMs: 20_000,
+  });
+}
+
+export interface HaproxyOptions {
+  /** haproxy.cfg sections after the harness's `global` (runtime API socket) and `defaults`. */
+  config: string;
+  bin?: string;
+}
+
+/** The HAProxy runtime API socket of a daemon started by startHaproxy. */
+export const haproxySocket = (d: Daemon): string => join(d.dir, 'haproxy.sock');
+
+/** Sends one runtime API command (`show servers state web`) and returns the whole reply. */
+export function haproxyCommand(socketPath: string, command: string, timeoutMs = 5000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(socketPath);
+    let out = '';
+    const timer = setTimeout(() => { sock.destroy(); reject(new Error(`haproxy runtime API: no reply to '${command}' in ${timeoutMs} ms`)); }, timeoutMs);
+    sock.setEncoding('utf8');
+    sock.on('connect', () => sock.end(`${command}\n`));
+    sock.on('data', (d: string) => { out += d; });
+    sock.on('error', (e) => { clearTimeout(timer); reject(e); });
+    sock.on('close', () => { clearTimeout(timer); resolve(out); });
+  });
+}
+
+/**
+ * HAProxy in the foreground (`-db`) with a runtime API socket in its temp dir and a `frontend`
+ * listening on 127.0.0.1 at the daemon's port, sending to `backend web`.
+ */
+export function startHaproxy({ config, bin }: HaproxyOptions): Promise<Daemon> {
+  let socketPath = '';
+  return startDaemon({
+    name: 'haproxy',
+    bin: bin ?? findProgram('haproxy') ?? 'haproxy',
+    setup: (dir, port) => {
+      socketPath = join(dir, 'haproxy.sock');
+      return {
+        args: ['-db', '-f', join(dir, 'haproxy.cfg')],
+        files: {
+          'haproxy.cfg': [
+            'global',
+            `    stats socket ${socketPath} mode 600 level admin`,
+            `    pidfile ${join(dir, 'haproxy.pid')}`,
+            '',
+            'defaults',
+            '    mode http',
+            '    timeout connect 1s',
+            '    timeout client 5s',
+            '    timeout server 5s',
+            '',
+            'frontend fe',
+            `    bind ${HOST}:${port}`,
+            '    default_backend web',
+            '',
+            config,
+            '',
+          ].join('\n'),
+        },
+      };
+    },
+    ready: async () => {
+      try {
+        return /^Name: HAProxy$/m.test(await haproxyCommand(socketPath, 'show info', 1000));
+      } catch {
+        return false;
+      }
+    },
   });
 }
