@@ -1,73 +1,13 @@
 // dnsmasq forwarding consul. to catalog-dns: what a client gets through it.
-import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Daemon, printLogsOnFailure, startDnsmasq } from '../support/daemons.js';
+import { type Daemon, printLogsOnFailure, startDnsmasq, startDnsmasqWithConfig } from '../support/daemons.js';
 import { requireProgram } from '../support/programs.js';
+import { readmeRecipe, withoutLines, withPlaceholders } from '../support/recipes.js';
 import { startServer } from '../support/server.js';
-
-const run = promisify(execFile);
+import { addressesV4, catalogDnsRecipeConfig, datas, DC, demoNode, digAt, type Reply, reverseName, srvRecords } from './resolvers.js';
 const dig = requireProgram('dig', 'bind9-dnsutils');
 const dnsmasqBin = requireProgram('dnsmasq', 'dnsmasq');
-
-// ---- expectations from the fixture (docs/consul-dns.md §4, §5) ---------------------------------
-
-interface Check { Status: string; ServiceID: string }
-interface Instance {
-  Node: { Node: string; Address: string };
-  Service: { ID: string; Address: string; Port: number; Weights?: { Passing: number; Warning: number } };
-  Checks: Check[];
-}
-interface Catalog { datacenter: string; datacenters: Record<string, { services: Record<string, Instance[]> }> }
-
-const catalog = JSON.parse(
-  readFileSync(new URL('../../fixtures/demo-catalog.json', import.meta.url), 'utf8'),
-) as Catalog;
-const DC = catalog.datacenter;
-const ownChecks = (i: Instance): Check[] => i.Checks.filter((c) => c.ServiceID === '' || c.ServiceID === i.Service.ID);
-const served = (svc: string): Instance[] =>
-  (catalog.datacenters[DC]?.services[svc] ?? []).filter((i) => !ownChecks(i).some((c) => c.Status === 'critical'));
-const isV4 = (a: string): boolean => /^\d+\.\d+\.\d+\.\d+$/.test(a);
-const hexV4 = (a: string): string => a.split('.').map((o) => Number(o).toString(16).padStart(2, '0')).join('');
-
-function addressesV4(svc: string): string[] {
-  return [...new Set(served(svc).map((i) => i.Service.Address || i.Node.Address).filter(isV4))].sort();
-}
-
-function srvRecords(svc: string): string[] {
-  return [...new Set(served(svc).map((i) => {
-    const w = i.Service.Weights ?? { Passing: 1, Warning: 1 };
-    const weight = ownChecks(i).some((c) => c.Status === 'warning') ? w.Warning : w.Passing;
-    const target = isV4(i.Service.Address) ? `${hexV4(i.Service.Address)}.addr.${DC}.consul.` : `${i.Node.Node}.node.${DC}.consul.`;
-    return `1 ${weight} ${i.Service.Port} ${target}`;
-  }))].sort();
-}
-
-// ---- dig output -------------------------------------------------------------------------------
-
-interface Reply { status: string; flags: string[]; answer: Array<{ type: string; data: string }>; text: string }
-
-function parseReply(text: string): Reply {
-  const reply: Reply = {
-    status: /status: ([A-Z]+)/.exec(text)?.[1] ?? 'NO-REPLY',
-    flags: (/^;; flags:([^;]*);/im.exec(text)?.[1] ?? '').trim().split(/\s+/),
-    answer: [], text,
-  };
-  let inAnswer = false;
-  for (const line of text.split('\n')) {
-    if (line.startsWith(';; ANSWER SECTION:')) inAnswer = true;
-    else if (line.trim() === '') inAnswer = false;
-    else if (inAnswer && !line.startsWith(';')) {
-      const m = /^\S+\s+\d+\s+IN\s+(\S+)\s+(.*)$/.exec(line.trim());
-      if (m !== null) reply.answer.push({ type: m[1]!, data: m[2]!.trim() });
-    }
-  }
-  return reply;
-}
-
-const datas = (r: Reply, type: string): string[] => r.answer.filter((a) => a.type === type).map((a) => a.data).sort();
 
 describe.skipIf(dig.skip || dnsmasqBin.skip)('dnsmasq forwarding consul. to catalog-dns', () => {
   let server: Awaited<ReturnType<typeof startServer>> | undefined;
@@ -83,8 +23,7 @@ describe.skipIf(dig.skip || dnsmasqBin.skip)('dnsmasq forwarding consul. to cata
   printLogsOnFailure(() => [dnsmasq]);
 
   async function resolve(qname: string, qtype: string, opts: string[] = []): Promise<Reply> {
-    const args = ['@127.0.0.1', '-p', String(dnsmasq!.port), qname, qtype, '+tries=1', '+time=5', ...opts];
-    return parseReply((await run(dig.path, args, { timeout: 10_000 })).stdout);
+    return digAt(dig.path, dnsmasq!.port, qname, qtype, opts);
   }
 
   it('web.service.consul A: the served web addresses', async () => {
@@ -118,5 +57,68 @@ describe.skipIf(dig.skip || dnsmasqBin.skip)('dnsmasq forwarding consul. to cata
     // dnsmasq logs to a pipe: give the line a moment (bounded) to arrive.
     for (let i = 0; i < 40 && !line.test(dnsmasq!.log()); i++) await sleep(50);
     expect(dnsmasq!.log()).toMatch(line);
+  });
+});
+
+// README "Resolvers in front", dnsmasq: the recipe exactly as documented, on a dnsmasq run as routers
+// run it (stop-dns-rebind drops upstream answers with private addresses, bogus-priv answers private
+// reverse names itself), in front of catalog-dns run as the README's catalog-dns recipe says.
+describe.skipIf(dig.skip || dnsmasqBin.skip)('README recipe: dnsmasq with stop-dns-rebind and bogus-priv in front of catalog-dns', () => {
+  const ROUTER = ['--stop-dns-rebind', '--bogus-priv', '--domain-needed'];
+  const web1 = demoNode('web-1');
+  let server: Awaited<ReturnType<typeof startServer>> | undefined;
+  let dnsmasq: Daemon | undefined;
+  let withoutRebindOk: Daemon | undefined;
+  beforeAll(async () => {
+    server = await startServer({ config: catalogDnsRecipeConfig() });
+    const recipe = withPlaceholders(readmeRecipe('dnsmasq'), { '127.0.0.1#8600': `127.0.0.1#${server.port}` });
+    dnsmasq = await startDnsmasqWithConfig({ config: recipe, args: ROUTER, bin: dnsmasqBin.path });
+    withoutRebindOk = await startDnsmasqWithConfig({ config: withoutLines(recipe, /^rebind-domain-ok=/), args: ROUTER, bin: dnsmasqBin.path });
+  });
+  afterAll(async () => {
+    await dnsmasq?.stop();
+    await withoutRebindOk?.stop();
+    await server?.close();
+  });
+  printLogsOnFailure(() => [dnsmasq, withoutRebindOk]);
+
+  const resolve = (via: Daemon, qname: string, qtype: string, opts: string[] = []): Promise<Reply> => digAt(dig.path, via.port, qname, qtype, opts);
+
+  it('web.service.consul A: the private addresses get through', async () => {
+    const r = await resolve(dnsmasq!, 'web.service.consul', 'A');
+    expect(r.status, r.text).toBe('NOERROR');
+    expect(datas(r, 'A'), r.text).toEqual(addressesV4('web'));
+  });
+
+  it('_web._tcp.service.consul SRV, over UDP and TCP: every instance with its port', async () => {
+    for (const opts of [[], ['+tcp']]) {
+      const r = await resolve(dnsmasq!, '_web._tcp.service.consul', 'SRV', opts);
+      expect(r.status, r.text).toBe('NOERROR');
+      expect(datas(r, 'SRV'), r.text).toEqual(srvRecords('web'));
+    }
+  });
+
+  it('reverse: web-1\'s PTR from catalog-dns in spite of bogus-priv, a miss NXDOMAIN with catalog-dns\'s SOA', async () => {
+    const r = await resolve(dnsmasq!, reverseName(web1.Address), 'PTR');
+    expect(r.status, r.text).toBe('NOERROR');
+    expect(datas(r, 'PTR'), r.text).toEqual([`web-1.node.${DC}.consul.`]);
+    const miss = await resolve(dnsmasq!, '7.7.7.10.in-addr.arpa', 'PTR');
+    expect(miss.status, miss.text).toBe('NXDOMAIN');
+    expect(miss.authority.map((x) => `${x.owner} ${x.type} ${x.data.split(' ')[0]}`), miss.text).toEqual(['10.in-addr.arpa. SOA ns.consul.']);
+  });
+
+  it('without rebind-domain-ok, the rebind protection drops the addresses: NOERROR, no records, EDE 15 (Blocked)', async () => {
+    for (const qname of ['web.service.consul', `web-1.node.${DC}.consul`]) {
+      const r = await resolve(withoutRebindOk!, qname, 'A');
+      expect(r.status, r.text).toBe('NOERROR');
+      expect(r.answer, r.text).toEqual([]);
+      expect(r.text).toMatch(/EDE: 15 \(Blocked\)/);
+    }
+    // SRV records carry no address: they pass, but their targets' addresses do not (above).
+    const srv = await resolve(withoutRebindOk!, '_web._tcp.service.consul', 'SRV');
+    expect(datas(srv, 'SRV'), srv.text).toEqual(srvRecords('web'));
+    const line = /possible DNS-rebind attack detected: web\.service\.consul/;
+    for (let i = 0; i < 40 && !line.test(withoutRebindOk!.log()); i++) await sleep(50);
+    expect(withoutRebindOk!.log()).toMatch(line);
   });
 });
