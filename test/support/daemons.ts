@@ -489,8 +489,10 @@ export function startHaproxy({ config, bin }: HaproxyOptions): Promise<Daemon> {
             'global',
             `    stats socket ${socketPath} mode 600 level admin`,
             `    pidfile ${join(dir, 'haproxy.pid')}`,
+            '    log stderr format raw local0 info', // resolution and server state changes, for log()
             '',
             'defaults',
+            '    log global',
             '    mode http',
             '    timeout connect 1s',
             '    timeout client 5s',
