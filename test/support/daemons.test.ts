@@ -1,10 +1,15 @@
 import { existsSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type Daemon, dnsProbe, freePort, startDaemon, startDnsmasq, startUnbound } from './daemons.js';
+import {
+  type Daemon, dnsProbe, freePort, haproxyCommand, haproxySocket, rootTrustAnchor, startDaemon, startDnsmasq,
+  startDnsmasqWithConfig, startHaproxy, startNamed, startUnbound, startUnboundWithConfig,
+} from './daemons.js';
 import { requireProgram } from './programs.js';
 
 const unbound = requireProgram('unbound', 'unbound');
 const dnsmasq = requireProgram('dnsmasq', 'dnsmasq');
+const named = requireProgram('named', 'bind9');
+const haproxy = requireProgram('haproxy', 'haproxy');
 
 function pidAlive(pid: number): boolean {
   try {
@@ -16,14 +21,14 @@ function pidAlive(pid: number): boolean {
 }
 
 /** Starts, checks it runs and answers, stops, checks the PID and the temp dir are gone. */
-async function startStopCycle(start: () => Promise<Daemon>, logLine: RegExp): Promise<void> {
+async function startStopCycle(start: () => Promise<Daemon>, logLine: RegExp, answers: (d: Daemon) => Promise<boolean> = (d) => dnsProbe(d.port)): Promise<void> {
   const d = await start();
   try {
     expect(d.host).toBe('127.0.0.1');
     expect(d.port).toBeGreaterThan(1024);
     expect(pidAlive(d.pid)).toBe(true);
     expect(existsSync(d.dir)).toBe(true);
-    expect(await dnsProbe(d.port)).toBe(true);
+    expect(await answers(d)).toBe(true);
     expect(d.log()).toMatch(logLine);
   } finally {
     await d.stop();
@@ -82,5 +87,47 @@ describe.skipIf(dnsmasq.skip)('startDnsmasq', () => {
   it('starts, answers, and stops by PID', async () => {
     const upstreamPort = await freePort();
     await startStopCycle(() => startDnsmasq({ upstreamPort, bin: dnsmasq.path }), /started, version/);
+  });
+});
+
+describe.skipIf(unbound.skip)('startUnboundWithConfig', () => {
+  it('starts with the given configuration and a trust anchor, answers, and stops by PID', async () => {
+    const stubPort = await freePort();
+    const config = `stub-zone:\n    name: "consul"\n    stub-addr: 127.0.0.1@${stubPort}\n`;
+    await startStopCycle(() => startUnboundWithConfig({ config, trustAnchor: rootTrustAnchor(), bin: unbound.path }), /start of service/);
+  });
+
+  it('rootTrustAnchor: the root KSK, from dns-root-data or built in', () => {
+    expect(rootTrustAnchor()).toMatch(/^\.\s.*\b(DS|DNSKEY)\b/m);
+    expect(rootTrustAnchor('/nonexistent/root.key')).toMatch(/^\. IN DS 20326 8 2 /m);
+  });
+});
+
+describe.skipIf(dnsmasq.skip)('startDnsmasqWithConfig', () => {
+  it('starts with the given configuration file and options, answers, and stops by PID', async () => {
+    const upstreamPort = await freePort();
+    await startStopCycle(
+      () => startDnsmasqWithConfig({ config: `server=/consul/127.0.0.1#${upstreamPort}\n`, args: ['--stop-dns-rebind'], bin: dnsmasq.path }),
+      /using nameserver 127\.0\.0\.1#\d+ for domain consul/,
+    );
+  });
+});
+
+describe.skipIf(named.skip)('startNamed', () => {
+  it('starts, answers from its automatic empty zones, and stops by PID', async () => {
+    const upstreamPort = await freePort();
+    const config = `zone "consul" { type forward; forward only; forwarders { 127.0.0.1 port ${upstreamPort}; }; };`;
+    await startStopCycle(() => startNamed({ config, bin: named.path }), /running/, (d) => dnsProbe(d.port, '127.in-addr.arpa.', 1000));
+  });
+});
+
+describe.skipIf(haproxy.skip)('startHaproxy', () => {
+  it('starts, answers on its runtime API socket, and stops by PID', async () => {
+    const config = 'backend web\n    server s1 127.0.0.1:1 disabled\n';
+    await startStopCycle(
+      () => startHaproxy({ config, bin: haproxy.path }),
+      /-db -f \S+\/haproxy\.cfg/, // HAProxy logs nothing at a quiet start: the command line in log()
+      async (d) => /^# be_id/m.test(await haproxyCommand(haproxySocket(d), 'show servers state web')),
+    );
   });
 });
