@@ -1,6 +1,6 @@
 // README "Resolvers in front", HAProxy: a backend filled from `_web._tcp.service.consul` SRV records
-// by HAProxy's own resolver, with the README's recipe exactly as documented (only the two knobs the
-// README names, `hold valid` and `hold obsolete`, shortened), in front of catalog-dns serving a
+// by HAProxy's own resolver, with the README's recipe exactly as documented (only the knob the
+// README names, `hold obsolete`, shortened), in front of catalog-dns serving a
 // catalog file of the test's own. The backend is read with the runtime API; it must be the healthy
 // instances, and follow a rewrite of the catalog file (by rename, as README "Catalog file" says).
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
@@ -112,7 +112,7 @@ describe.skipIf(haproxyBin.skip)('README recipe: HAProxy server-template on _web
     await writeCatalog(catalogPath, BEFORE);
     server = await startServer({ catalogFile: catalogPath });
     let recipe = withPlaceholders(readmeRecipe('haproxy'), { '127.0.0.1:8600': `127.0.0.1:${server.port}` });
-    recipe = overrideLine(recipe, /^\s*hold valid\s/, 'hold valid 1s');
+    // The one knob README names for the test to change: how long a vanished SRV record is kept.
     recipe = overrideLine(recipe, /^\s*hold obsolete\s/, 'hold obsolete 1s');
     haproxy = await startHaproxy({ config: recipe, bin: haproxyBin.path });
   });
