@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { overrideLine, readmeRecipe, recipes, withoutLines, withPlaceholders } from './recipes.js';
+import { readFileSync } from 'node:fs';
+import { overrideLine, README, readmeRecipe, recipes, withoutLines, withPlaceholders } from './recipes.js';
 
 const doc = [
   '# title',
@@ -48,5 +49,20 @@ describe('recipes', () => {
 
   it('reads a named recipe from a README, and names the missing one', () => {
     expect(() => readmeRecipe('no-such-recipe')).toThrow(/no code block marked <!-- recipe: no-such-recipe -->/);
+  });
+});
+
+describe('README "Resolvers in front"', () => {
+  it('has exactly the recipes the interop tests run, plus the documented-only systemd-resolved one', () => {
+    expect([...recipes(readFileSync(README, 'utf8')).keys()].sort()).toEqual([
+      'bind-forward', 'bind-options', 'bind-static-stub', 'catalog-dns', 'dnsmasq', 'haproxy', 'systemd-resolved', 'unbound',
+    ]);
+  });
+
+  it('systemd-resolved (no test can run it): a [Resolve] drop-in routing consul and the reverse zone to catalog-dns', () => {
+    const lines = readmeRecipe('systemd-resolved').trim().split('\n');
+    expect(lines[0]).toBe('[Resolve]');
+    expect(lines).toContain('DNS=127.0.0.1:8600');
+    expect(lines.find((l) => l.startsWith('Domains='))?.split(/[= ]/).slice(1)).toEqual(['~consul', '~10.in-addr.arpa']);
   });
 });
