@@ -12,6 +12,7 @@ import type { Catalog } from './catalog/catalog.js';
 import { FileCatalogSource } from './catalog/file-source.js';
 import type { CatalogSource, ChangeHint } from './catalog/source.js';
 import type { Config } from './config.js';
+import { altDomainProblem } from './dns/alt-domain.js';
 import { DnsCounters } from './dns/counters.js';
 import { QueryHandler } from './dns/handler.js';
 import { ResponseRateLimiter } from './dns/rrl.js';
@@ -45,7 +46,7 @@ export interface AppOptions {
  */
 const ZONE_KEYS: ReadonlyArray<keyof Config> = ['domain', 'compat', 'nodeTtl', 'serviceTtl', 'onlyPassing', 'enableAdditionalNodeMetaTxt',
   'translateWanAddrs', 'soa', 'ptrTtl', 'negativeTtl', 'reverseZones'];
-const ANSWER_KEYS: ReadonlyArray<keyof Config> = ['udpAnswerLimit', 'aRecordLimit', 'enableTruncate', 'maxUdpSize'];
+const ANSWER_KEYS: ReadonlyArray<keyof Config> = ['udpAnswerLimit', 'aRecordLimit', 'enableTruncate', 'maxUdpSize', 'altDomain'];
 const LIVE_KEYS: ReadonlyArray<keyof Config> = ['maxStale'];
 
 export class App {
@@ -69,6 +70,8 @@ export class App {
     this.reloadConfig = opts.reloadConfig ?? null;
     this.log = opts.logger ?? silentLogger();
     if (opts.config.dataDir) checkDataDir(opts.config.dataDir);
+    const altProblem = altDomainCheck(opts.config);
+    if (altProblem) throw new ConfigError('--alt-domain', altProblem);
     this.store = new ZoneStore({ config: opts.config, logger: this.log, ...(opts.clock ? { clock: opts.clock } : {}) });
     const c = opts.config;
     if (opts.source) this.source = opts.source;
@@ -261,6 +264,11 @@ export class App {
       } catch (e) {
         this.log.error({ reason: (e as Error).message }, 'configuration reload rejected; keeping the running configuration');
       }
+      const altProblem = next && altDomainCheck(next);
+      if (altProblem) {
+        this.log.error({ reason: `--alt-domain: ${altProblem}` }, 'configuration reload rejected; keeping the running configuration');
+        next = null;
+      }
       if (next) await this.applyConfig(next);
     }
     if (this.source instanceof FileCatalogSource) await this.source.reload();
@@ -307,6 +315,11 @@ export class App {
     void this.source.close();
     this.udp = this.tcp = null;
   }
+}
+
+/** alt_domain must not nest with domain (README "DNS behaviour"); null when it is fine or unset. */
+function altDomainCheck(c: Config): string | null {
+  return c.altDomain === null ? null : altDomainProblem(c.domain, c.altDomain);
 }
 
 function fmtHost(h: string): string {
