@@ -294,8 +294,8 @@ export class AltDomain {
     return a && this.of(a);
   }
 
-  /** The alt form of a prepared answer: made once, kept while the answer is. */
-  of(a: Answer): Answer {
+  /** The alt form of a prepared answer (of the zone `reset` was last called for): made once, kept while the answer is. */
+  private of(a: Answer): Answer {
     let alt = this.answers.get(a);
     if (!alt) {
       const r = this.rewrite!;

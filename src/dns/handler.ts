@@ -3,11 +3,11 @@
  * rcodes, and the boundary that turns an unexpected throw into SERVFAIL, a log line and a counter.
  */
 import { cacheBudget } from '../cache-budget.js';
-import { AltDomain } from './alt-domain.js';
 import type { RingTableStats } from '../ring-table.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { Liveness, Verdict, Zone } from '../zone/zone.js';
+import { AltDomain } from './alt-domain.js';
 import type { DnsCounters } from './counters.js';
 import { parseQuery, REJECT_RCODE, type Edns, type Query } from './query.js';
 import { ResponseCache, ENTRY_LAYOUT, ENTRY_SUBSET, ENTRY_TRUNCATED, type ResponseCacheStats } from './response-cache.js';
@@ -59,9 +59,9 @@ export class QueryHandler {
   private tcpLimits: Limits;
   private readonly udpLimitsBySize = new Map<number, Limits>();
   private readonly hitEdns: HitEdns = { udpSize: 512, version: 0, dnssecOk: false, ecs: null, hasOptions: false };
+  private readonly hitQuery: HitQuery = { ok: true, msg: EMPTY, id: 0, copyFlags: 0, questionEnd: 12, qtype: 0, qclass: 1, key: '', edns: null };
   /** alt_domain (alt-domain.ts), asked only for names the zone refuses; null when unset. */
   private alt: AltDomain | null;
-  private readonly hitQuery: HitQuery = { ok: true, msg: EMPTY, id: 0, copyFlags: 0, questionEnd: 12, qtype: 0, qclass: 1, key: '', edns: null };
 
   constructor(opts: {
     store: ZoneReader; config: Config; logger: Logger; counters: DnsCounters; random?: () => number;
