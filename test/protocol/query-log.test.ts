@@ -133,6 +133,21 @@ describe('query_log on', () => {
     expect(l).toEqual({ name: 'catalog-dns', component: 'query', msg: 'query', proto: 'udp', client: `127.0.0.1:${r.port}`, qname: 'web.service.consul.', qtype: 'A', dropped: true });
   });
 
+  it('logs a TCP frame shorter than a header as dropped, without a question', async () => {
+    const n = queryLines(s.lines).length;
+    const local = await new Promise<number>((resolve, reject) => {
+      const sock = connect(s.port, '127.0.0.1');
+      let port = 0;
+      const t = setTimeout(() => { sock.destroy(); reject(new Error('the server did not close the connection')); }, 5000);
+      sock.on('connect', () => { port = sock.localPort!; sock.write(Buffer.from([0, 5, 1, 2, 3, 4, 5])); });
+      sock.on('data', () => {});
+      sock.on('error', () => {});
+      sock.on('close', () => { clearTimeout(t); resolve(port); });
+    });
+    await vi.waitFor(() => expect(queryLines(s.lines).length).toBe(n + 1), { timeout: 5000 });
+    expect(fields(queryLines(s.lines)[n]!)).toEqual({ name: 'catalog-dns', component: 'query', msg: 'query', proto: 'tcp', client: `127.0.0.1:${local}`, dropped: true });
+  });
+
   it('logs each query pipelined on a TCP connection, with the connection\'s port', async () => {
     const n = queryLines(s.lines).length;
     const t = await tcpFrom(s.port, [buildQuery('_web._tcp.service.consul', 'SRV'), buildQuery('nope.node.consul', 'A')]);
