@@ -12,8 +12,10 @@ import type { Catalog } from './catalog/catalog.js';
 import { FileCatalogSource } from './catalog/file-source.js';
 import type { CatalogSource, ChangeHint } from './catalog/source.js';
 import type { Config } from './config.js';
+import { altDomainProblem } from './dns/alt-domain.js';
 import { DnsCounters } from './dns/counters.js';
 import { QueryHandler } from './dns/handler.js';
+import { QueryLog } from './dns/query-log.js';
 import { ResponseRateLimiter } from './dns/rrl.js';
 import { CatalogDnsError, ConfigError } from './errors.js';
 import { ensureWritableDir, notRegularFile } from './files.js';
@@ -45,8 +47,8 @@ export interface AppOptions {
  */
 const ZONE_KEYS: ReadonlyArray<keyof Config> = ['domain', 'compat', 'nodeTtl', 'serviceTtl', 'onlyPassing', 'enableAdditionalNodeMetaTxt',
   'translateWanAddrs', 'soa', 'ptrTtl', 'negativeTtl', 'reverseZones'];
-const ANSWER_KEYS: ReadonlyArray<keyof Config> = ['udpAnswerLimit', 'aRecordLimit', 'enableTruncate', 'maxUdpSize'];
-const LIVE_KEYS: ReadonlyArray<keyof Config> = ['maxStale'];
+const ANSWER_KEYS: ReadonlyArray<keyof Config> = ['udpAnswerLimit', 'aRecordLimit', 'enableTruncate', 'maxUdpSize', 'altDomain'];
+const LIVE_KEYS: ReadonlyArray<keyof Config> = ['maxStale', 'queryLog'];
 
 export class App {
   private cfg: Config;
@@ -63,12 +65,17 @@ export class App {
   private port = 0;
   /** Response rate limiting for UDP, null when off (rrl_responses_per_second 0). */
   readonly rrl: ResponseRateLimiter | null;
+  /** query_log: handed to the listeners, null when off. */
+  private queryLog: QueryLog | null;
 
   constructor(opts: AppOptions) {
     this.cfg = opts.config;
     this.reloadConfig = opts.reloadConfig ?? null;
     this.log = opts.logger ?? silentLogger();
+    this.queryLog = opts.config.queryLog ? new QueryLog(this.log) : null;
     if (opts.config.dataDir) checkDataDir(opts.config.dataDir);
+    const altProblem = altDomainCheck(opts.config);
+    if (altProblem) throw new ConfigError('--alt-domain', altProblem);
     this.store = new ZoneStore({ config: opts.config, logger: this.log, ...(opts.clock ? { clock: opts.clock } : {}) });
     const c = opts.config;
     if (opts.source) this.source = opts.source;
@@ -230,11 +237,11 @@ export class App {
     const { dnsHost: host, dnsPort } = this.config;
     for (let attempt = 0; ; attempt++) {
       const udp = new UdpServer({ host, port: dnsPort, handler, counters: this.counters, logger: this.log,
-        maxReplySize: Math.max(512, this.config.maxUdpSize), rrl: this.rrl });
+        maxReplySize: Math.max(512, this.config.maxUdpSize), rrl: this.rrl, queryLog: this.queryLog });
       const port = await udp.start();
       const tcp = new TcpServer({ host, port, handler, counters: this.counters, logger: this.log,
         idleTimeoutMs: this.config.tcpIdleTimeoutMs, maxConnections: this.config.tcpMaxConnections,
-        frameTimeoutMs: this.config.tcpFrameTimeoutMs, maxConnectionsPerClient: this.config.tcpMaxConnectionsPerClient });
+        frameTimeoutMs: this.config.tcpFrameTimeoutMs, maxConnectionsPerClient: this.config.tcpMaxConnectionsPerClient, queryLog: this.queryLog });
       try {
         await tcp.start();
       } catch (e) {
@@ -261,6 +268,11 @@ export class App {
       } catch (e) {
         this.log.error({ reason: (e as Error).message }, 'configuration reload rejected; keeping the running configuration');
       }
+      const altProblem = next && altDomainCheck(next);
+      if (altProblem) {
+        this.log.error({ reason: `--alt-domain: ${altProblem}` }, 'configuration reload rejected; keeping the running configuration');
+        next = null;
+      }
       if (next) await this.applyConfig(next);
     }
     if (this.source instanceof FileCatalogSource) await this.source.reload();
@@ -278,6 +290,11 @@ export class App {
     for (const k of changed) if (!later.includes(k)) applied[k] = next[k];
     this.cfg = applied as unknown as Config;
     if (changed.some((k) => ANSWER_KEYS.includes(k))) this.handler?.reconfigure(this.cfg);
+    if (changed.includes('queryLog')) {
+      this.queryLog = this.cfg.queryLog ? new QueryLog(this.log) : null;
+      this.udp?.setQueryLog(this.queryLog);
+      this.tcp?.setQueryLog(this.queryLog);
+    }
     this.log.info({ keys: changed.filter((k) => !later.includes(k)) }, 'configuration reloaded');
     if (changed.some((k) => ZONE_KEYS.includes(k))) await this.store.reconfigure(this.cfg)?.catch(() => {});
   }
@@ -307,6 +324,11 @@ export class App {
     void this.source.close();
     this.udp = this.tcp = null;
   }
+}
+
+/** alt_domain must not nest with domain (README "DNS behaviour"); null when it is fine or unset. */
+function altDomainCheck(c: Config): string | null {
+  return c.altDomain === null ? null : altDomainProblem(c.domain, c.altDomain);
 }
 
 function fmtHost(h: string): string {

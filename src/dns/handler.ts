@@ -7,6 +7,7 @@ import type { RingTableStats } from '../ring-table.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { Liveness, Verdict, Zone } from '../zone/zone.js';
+import { AltDomain } from './alt-domain.js';
 import type { DnsCounters } from './counters.js';
 import { parseQuery, REJECT_RCODE, type Edns, type Query } from './query.js';
 import { ResponseCache, ENTRY_LAYOUT, ENTRY_SUBSET, ENTRY_TRUNCATED, type ResponseCacheStats } from './response-cache.js';
@@ -59,6 +60,8 @@ export class QueryHandler {
   private readonly udpLimitsBySize = new Map<number, Limits>();
   private readonly hitEdns: HitEdns = { udpSize: 512, version: 0, dnssecOk: false, ecs: null, hasOptions: false };
   private readonly hitQuery: HitQuery = { ok: true, msg: EMPTY, id: 0, copyFlags: 0, questionEnd: 12, qtype: 0, qclass: 1, key: '', edns: null };
+  /** alt_domain (alt-domain.ts), asked only for names the zone refuses; null when unset. */
+  private alt: AltDomain | null;
 
   constructor(opts: {
     store: ZoneReader; config: Config; logger: Logger; counters: DnsCounters; random?: () => number;
@@ -79,6 +82,7 @@ export class QueryHandler {
     this.cache = share === 0 ? null : new ResponseCache(share);
     const cfg = opts.config;
     this.tcpLimits = { maxSize: TCP_MAX, maxAnswers: Infinity, aRecordLimit: cfg.aRecordLimit, setTruncated: cfg.enableTruncate, answersBeforeGlue: true };
+    this.alt = cfg.altDomain === null ? null : new AltDomain(cfg.altDomain);
   }
 
   /**
@@ -193,10 +197,15 @@ export class QueryHandler {
       return writeError(q, RCODE.SERVFAIL);
     }
     const qt = q.qtype;
-    const ans = zone.answer(q.key, qt);
+    let ans = zone.answer(q.key, qt);
     if (!ans) {
-      this.counters.response(RCODE.REFUSED);
-      return writeError(q, RCODE.REFUSED);
+      // alt_domain (alt-domain.ts): only a name the zone refuses can be under the alt domain, so the
+      // primary domain pays nothing for it. The alt answer is then written and cached like any other.
+      if (this.alt !== null) ans = this.alt.answer(zone, q.key, qt);
+      if (!ans) {
+        this.counters.response(RCODE.REFUSED);
+        return writeError(q, RCODE.REFUSED);
+      }
     }
     if (qt === QTYPE.AXFR || qt === QTYPE.IXFR) {
       this.counters.response(RCODE.NOTIMP);
@@ -220,11 +229,12 @@ export class QueryHandler {
   }
 
   /**
-   * New answer limits (udp_answer_limit, a_record_limit, enable_truncate, max_udp_size) from a
-   * reloaded configuration; cached responses were made under the old ones, so they go.
+   * New answer limits (udp_answer_limit, a_record_limit, enable_truncate, max_udp_size) and
+   * alt_domain from a reloaded configuration; cached responses were made under the old ones, so they go.
    */
   reconfigure(config: Config): void {
     this.config = config;
+    this.alt = config.altDomain === null ? null : new AltDomain(config.altDomain);
     this.udpAnswerLimit = Math.min(MAX_UDP_ANSWER_LIMIT, config.udpAnswerLimit);
     this.tcpLimits = { maxSize: TCP_MAX, maxAnswers: Infinity, aRecordLimit: config.aRecordLimit, setTruncated: config.enableTruncate, answersBeforeGlue: true };
     this.udpLimitsBySize.clear();

@@ -6,11 +6,15 @@
  * never throws (see QueryHandler.handle). With response rate limiting on (README "Response rate
  * limiting"), the reply the handler returned, cached or not, is charged to the client's prefix
  * and sent, replaced by a minimal TC=1 reply, or dropped.
+ *
+ * The query log (query-log.ts), when on, wraps the one datagram listener in a second one that times
+ * it and logs what was sent; off, that second listener is not installed, so it costs nothing.
  */
-import { createSocket, type Socket } from 'node:dgram';
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
 import type { DnsCounters } from '../dns/counters.js';
 import type { QueryHandler } from '../dns/handler.js';
+import type { QueryLog } from '../dns/query-log.js';
 import { RRL_DROP, RRL_OK, RRL_SLIP, slipReply, type ResponseRateLimiter } from '../dns/rrl.js';
 import { CatalogDnsError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -31,15 +35,40 @@ export interface UdpOptions {
   readonly maxReplySize?: number;
   /** Response rate limiting; null or absent = off. */
   readonly rrl?: ResponseRateLimiter | null;
+  /** One log line per query (query_log); null or absent = off. See setQueryLog. */
+  readonly queryLog?: QueryLog | null;
 }
+
+type Serve = (msg: Buffer, rinfo: RemoteInfo) => Buffer | null;
 
 export class UdpServer {
   private socket: Socket | null = null;
   private readonly log: Logger;
   private oversizeLogged = false;
+  /** The datagram listener installed: `serve` itself, or `serve` wrapped by the query log. */
+  private listener: ((msg: Buffer, rinfo: RemoteInfo) => unknown) | null = null;
+  private serve: Serve | null = null;
+  private queryLog: QueryLog | null;
 
   constructor(private readonly opts: UdpOptions) {
     this.log = opts.logger.child({ component: 'udp' });
+    this.queryLog = opts.queryLog ?? null;
+  }
+
+  /**
+   * Turns the query log on (a QueryLog) or off (null), also while serving (SIGHUP): the datagram
+   * listener is swapped, so the path without the log has no check for it.
+   */
+  setQueryLog(q: QueryLog | null): void {
+    this.queryLog = q;
+    const socket = this.socket, serve = this.serve;
+    if (!socket || !serve) return;
+    if (this.listener) socket.off('message', this.listener);
+    this.listener = q === null ? serve : (msg: Buffer, rinfo: RemoteInfo) => {
+      const t0 = performance.now();
+      q.line('udp', rinfo.address, rinfo.port, msg, serve(msg, rinfo), t0);
+    };
+    socket.on('message', this.listener);
   }
 
   async start(): Promise<number> {
@@ -56,22 +85,23 @@ export class UdpServer {
       lookup: (address: string, _f: unknown, cb: (e: Error | null, a: string, f: number) => void) => cb(null, address, family),
     } as Parameters<typeof createSocket>[0]);
     this.socket = socket;
-    socket.on('message', (msg, rinfo) => {
+    // The reply sent for one datagram, or null when none was (the query log's view of it).
+    this.serve = (msg, rinfo) => {
       const rport = rinfo.port;
       // A datagram from port 0 (legal on the wire, RFC 768) cannot be answered: socket.send
       // throws ERR_SOCKET_BAD_PORT for it. Not worth answering either.
       if (!(rport > 0 && rport <= 65535)) {
         counters.sendErrors++;
-        return;
+        return null;
       }
       let resp = handler.handle(msg, false);
-      if (resp === null) return;
+      if (resp === null) return null;
       if (rrl !== null) {
         const v = rrl.check(resp, rinfo.address);
         if (v !== RRL_OK) {
           if (v === RRL_DROP) {
             counters.rrlDropped++;
-            return;
+            return null;
           }
           if (v === RRL_SLIP) {
             counters.rrlSlipped++;
@@ -84,18 +114,21 @@ export class UdpServer {
         // A bug, not a peer's doing: said once, counted always.
         if (!this.oversizeLogged) log.error({ bytes: resp.length, max: maxReply }, 'udp reply over the size bound; dropped (logged once)');
         this.oversizeLogged = true;
-        return;
+        return null;
       }
       try {
         // No callback: libuv may then send at once without a completion request. A failed send is a
         // lost datagram, which the client retries like any other loss. Only argument and state
         // checks throw synchronously (a closed socket, a bad port or address): counted, dropped.
         socket.send(resp, rport, rinfo.address);
+        return resp;
       } catch (e) {
         counters.sendErrors++;
         if (log.isLevelEnabled('debug')) log.debug({ err: e }, 'udp reply not sent');
+        return null;
       }
-    });
+    };
+    this.setQueryLog(this.queryLog);
     await new Promise<void>((resolve, reject) => {
       const fail = (e: Error) => reject(new CatalogDnsError('CDNS_ERR_BIND', `cannot bind UDP ${host}:${port}: ${e.message}`, { cause: e }));
       socket.once('error', fail);
