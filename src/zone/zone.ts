@@ -475,7 +475,9 @@ export class Zone {
   /**
    * The prepared answer for a question name given as its wire-format key (see wireKey: lower case,
    * latin1) and a qtype, or null when the name is outside the zone and the reverse trees (REFUSED).
-   * Consul answers SOA and NS queries for any name in its domain with the apex records.
+   * Consul answers SOA and NS queries for any name in its domain with the apex records, owners that
+   * do not match the question (resolvers that minimise QNAME, RFC 9156, take that for a broken
+   * reply); in rfc mode only the apex has them, other names answer NODATA or NXDOMAIN.
    */
   answer(key: string, qtype: number): Answer | null {
     const memo = this.memo;
@@ -492,7 +494,7 @@ export class Zone {
       if (!owner.perName) memo.addString(key, h, 0, 0, inZone ? IN_ZONE : 0, 0, owner);
     }
     if (owner === OUTSIDE) return null;
-    if (inZone && (qtype === QTYPE.SOA || qtype === QTYPE.NS)) return qtype === QTYPE.SOA ? this.answers.soa : this.answers.ns;
+    if (inZone && (qtype === QTYPE.SOA || qtype === QTYPE.NS) && (!this.rfc || key === this.domainKey)) return qtype === QTYPE.SOA ? this.answers.soa : this.answers.ns;
     // ANY at the apex: the SOA with the NS records (a subset, as RFC 8482 allows); Consul: NXDOMAIN.
     if (qtype === QTYPE.ANY && this.rfc && key === this.domainKey) return this.answers.soa;
     return owner.answer(qtype);
