@@ -461,7 +461,8 @@ export function loadConfigReport(src: Sources = {}): LoadedConfig {
       doc = JSON.parse(readFileSync(path, 'utf8'));
     } catch (e) {
       const hcl = /\.hcl$/i.test(path) && e instanceof SyntaxError ? ' (catalog-dns reads JSON: write the Consul configuration as JSON)' : '';
-      throw new ConfigError(fileFrom, `cannot read ${path}: ${(e as Error).message}${hcl}`, { cause: e });
+      // One line: a JSON parse error may quote the file, line breaks and all.
+      throw new ConfigError(fileFrom, `cannot read ${path}: ${(e as Error).message.replace(/\s+/g, ' ')}${hcl}`, { cause: e });
     }
     if (!isObject(doc)) throw new ConfigError(fileFrom, `${path}: expected a JSON object`);
     for (const e of fileEntries(doc, `${path}: `, warnings)) apply(e.key, e.value, `${path}: ${e.written}`);
