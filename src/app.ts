@@ -11,8 +11,7 @@ import { readSnapshot, writeSnapshot } from './catalog/snapshot.js';
 import type { Catalog } from './catalog/catalog.js';
 import { FileCatalogSource } from './catalog/file-source.js';
 import type { CatalogSource, ChangeHint } from './catalog/source.js';
-import type { Config } from './config.js';
-import { altDomainProblem } from './dns/alt-domain.js';
+import { optionSource, type Config } from './config.js';
 import { DnsCounters } from './dns/counters.js';
 import { QueryHandler } from './dns/handler.js';
 import { QueryLog } from './dns/query-log.js';
@@ -38,6 +37,8 @@ export interface AppOptions {
   readonly clock?: () => number;
   /** Reads the configuration again (SIGHUP): the same flags, environment and --config file. */
   readonly reloadConfig?: () => Config;
+  /** The version named in the start line. */
+  readonly version?: string;
 }
 
 /**
@@ -73,13 +74,12 @@ export class App {
     this.reloadConfig = opts.reloadConfig ?? null;
     this.log = opts.logger ?? silentLogger();
     this.queryLog = opts.config.queryLog ? new QueryLog(this.log) : null;
-    if (opts.config.dataDir) checkDataDir(opts.config.dataDir);
-    const altProblem = altDomainCheck(opts.config);
-    if (altProblem) throw new ConfigError('--alt-domain', altProblem);
+    this.version = opts.version ?? null;
+    if (opts.config.dataDir) checkDataDir(opts.config.dataDir, optionSource(opts.config, 'data_dir'));
     this.store = new ZoneStore({ config: opts.config, logger: this.log, ...(opts.clock ? { clock: opts.clock } : {}) });
     const c = opts.config;
     if (opts.source) this.source = opts.source;
-    else if (c.catalogFile && c.consul.length) throw new ConfigError('--consul', 'cannot be used with --catalog-file: give one catalog source');
+    else if (c.catalogFile && c.consul.length) throw new ConfigError(optionSource(c, 'consul'), `cannot be used with ${optionSource(c, 'catalog_file')}: give one catalog source`);
     else if (c.catalogFile) this.source = new FileCatalogSource({ path: c.catalogFile, logger: this.log });
     else if (c.consul.length) this.source = this.consulSource();
     else throw new ConfigError('--catalog-file', 'or --consul is required (the catalog to serve: a file, or a live Consul)');
@@ -98,7 +98,7 @@ export class App {
       try {
         return readFileSync(path);
       } catch (e) {
-        throw new ConfigError(key, `cannot read ${path}: ${(e as Error).message}`, { cause: e });
+        throw new ConfigError(optionSource(c, key), `cannot read ${path}: ${(e as Error).message}`, { cause: e });
       }
     };
     const tls = c.consulTls;
@@ -196,18 +196,29 @@ export class App {
 
   async start(): Promise<void> {
     let first: Promise<unknown> | null = null;
+    // What the first delivery was (assigned in the callback, read after the source's start).
+    const at: { catalog: Catalog | null; missingDc: ConfigError | null } = { catalog: null, missingDc: null };
     await this.source.start(
-      (catalog: Catalog, hint?: ChangeHint) => {
+      (delivered: Catalog, hint?: ChangeHint) => {
+        const catalog = this.withLocalDc(delivered);
+        if (catalog === null && first === null) {
+          // The configured local datacenter is not in the first catalog: a configuration error.
+          const c = this.config;
+          at.missingDc ??= new ConfigError(optionSource(c, 'datacenter'), `${JSON.stringify(c.datacenter)} is not in the catalog (its datacenters: ${[...delivered.datacenters.keys()].join(', ')})`);
+          return;
+        }
+        at.catalog ??= catalog ?? delivered;
         // A failure is logged and recorded by the store; the previous zone keeps serving.
-        const c = this.store.commit(catalog, this.source.name, hint).then((r) => {
+        const c = this.store.commit(catalog ?? delivered, this.source.name, hint).then((r) => {
           this.metrics.commitSeconds.observe(r.ms / 1000);
           if (hint?.since !== undefined) this.metrics.propagationSeconds.observe((Date.now() - hint.since) / 1000);
-          this.persist(catalog);
+          this.persist(delivered);
         }, () => {});
         first ??= c;
       },
       (reason) => this.store.recordFailure(reason),
     );
+    if (at.missingDc) throw at.missingDc;
     await first;
     if (!this.store.current()) throw new CatalogDnsError('CDNS_ERR_CATALOG_INVALID', 'the first catalog could not be turned into a zone');
     const handler = new QueryHandler({
@@ -228,8 +239,32 @@ export class App {
     }
     this.watchStaleness();
     const zone = this.store.current()!;
-    this.log.info({ dns: `${fmtHost(this.config.dnsHost)}:${this.port}`, domain: this.config.domain, source: this.source.name,
-      catalog: this.config.catalogFile, serial: zone.serial, compat: this.config.compat }, 'serving');
+    const c = this.config;
+    const counts = at.catalog ? catalogCounts(at.catalog) : null;
+    this.log.info({ version: this.version, dns: `${fmtHost(c.dnsHost)}:${this.port}`, domain: c.domain, source: this.source.name,
+      catalog: c.catalogFile, consul: c.consul.length ? c.consul : null, dataDir: c.dataDir, serial: zone.serial, compat: c.compat,
+      datacenter: at.catalog?.datacenter ?? null, ...counts }, 'serving');
+  }
+
+  private readonly version: string | null;
+  /** The configured datacenter was missing from the last catalog (logged once per absence). */
+  private localDcMissing = false;
+
+  /**
+   * The catalog with the configured local datacenter (`datacenter`) in place of its own; null when
+   * that datacenter is not in it (then the catalog's own is kept, and this is logged once).
+   */
+  private withLocalDc(catalog: Catalog): Catalog | null {
+    const want = this.config.datacenter;
+    if (want === null) return catalog;
+    const dc = [...catalog.datacenters.keys()].find((d) => d.toLowerCase() === want);
+    if (dc === undefined) {
+      if (!this.localDcMissing) this.log.warn({ datacenter: want, datacenters: [...catalog.datacenters.keys()] }, 'the configured datacenter is not in the catalog: names without a datacenter answer from the catalog\'s own');
+      this.localDcMissing = true;
+      return null;
+    }
+    this.localDcMissing = false;
+    return dc === catalog.datacenter ? catalog : { ...catalog, datacenter: dc };
   }
 
   /** Binds UDP and TCP on the same port; with port 0, retries until both get the same free port. */
@@ -267,11 +302,6 @@ export class App {
         next = this.reloadConfig();
       } catch (e) {
         this.log.error({ reason: (e as Error).message }, 'configuration reload rejected; keeping the running configuration');
-      }
-      const altProblem = next && altDomainCheck(next);
-      if (altProblem) {
-        this.log.error({ reason: `--alt-domain: ${altProblem}` }, 'configuration reload rejected; keeping the running configuration');
-        next = null;
       }
       if (next) await this.applyConfig(next);
     }
@@ -326,11 +356,6 @@ export class App {
   }
 }
 
-/** alt_domain must not nest with domain (README "DNS behaviour"); null when it is fine or unset. */
-function altDomainCheck(c: Config): string | null {
-  return c.altDomain === null ? null : altDomainProblem(c.domain, c.altDomain);
-}
-
 function fmtHost(h: string): string {
   return h.includes(':') ? `[${h}]` : h;
 }
@@ -339,14 +364,25 @@ function fmtHost(h: string): string {
  * The data directory must be a directory we can write (created if missing), and the state file in it,
  * read and written synchronously, must not be a FIFO or a device (it would block the whole process).
  */
-function checkDataDir(dir: string): void {
+function checkDataDir(dir: string, from: string): void {
   try {
     ensureWritableDir(dir);
   } catch (e) {
-    throw new ConfigError('--data-dir', (e as Error).message, { cause: e });
+    throw new ConfigError(from, (e as Error).message, { cause: e });
   }
   for (const name of ['serial.json', 'serial.json.tmp']) {
     const reason = notRegularFile(join(dir, name));
-    if (reason) throw new ConfigError('--data-dir', reason);
+    if (reason) throw new ConfigError(from, reason);
   }
+}
+
+/** Nodes, services and service instances of a catalog, over all its datacenters (for the start line). */
+function catalogCounts(c: Catalog): { datacenters: number; nodes: number; services: number; instances: number } {
+  let nodes = 0, services = 0, instances = 0;
+  for (const dc of c.datacenters.values()) {
+    nodes += dc.nodes.size;
+    services += dc.services.size;
+    for (const list of dc.services.values()) instances += list.length;
+  }
+  return { datacenters: c.datacenters.size, nodes, services, instances };
 }

@@ -1,10 +1,10 @@
 /** Command line: flags from the option table, --config, --help, --version. */
 import { readFileSync } from 'node:fs';
 import { ConfigError } from './errors.js';
-import { OPTIONS, envName, flagName, loadConfig, type Config } from './config.js';
+import { OPTIONS, envName, flagName, loadConfigReport, type Config, type ConfigWarning } from './config.js';
 
 export type CliResult =
-  | { readonly kind: 'run'; readonly config: Config }
+  | { readonly kind: 'run'; readonly config: Config; readonly warnings: readonly ConfigWarning[] }
   | { readonly kind: 'print'; readonly text: string };
 
 export function version(): string {
@@ -29,12 +29,16 @@ Usage: catalog-dns [options]
 Options (precedence: flag > environment > --config file > default):
 ${lines.join('\n')}
   --config PATH                   JSON file with the keys above (Consul's dns_config names; a nested
-                                  "dns_config" or "soa" object is accepted); env CATALOG_DNS_CONFIG
+                                  "dns_config" or "soa" object is accepted); a Consul agent's JSON
+                                  configuration is read as it is: its domain, alt_domain, datacenter,
+                                  data_dir, dns_config, ports.dns and addresses.dns are used, its other
+                                  settings ignored with a warning; env CATALOG_DNS_CONFIG
   --help                          this text
   --version                       print the version
 
-Durations take Go syntax (10s, 5m, 1h30m) or plain seconds.
-Signals: SIGHUP re-reads the catalog file; SIGTERM/SIGINT stop gracefully (a second one, or a stop
+Durations take Go syntax (10s, 5m, 1h30m) or plain seconds, and count whole seconds. An empty
+environment variable counts as unset.
+Signals: SIGHUP reads the configuration and the catalog file again; SIGTERM/SIGINT stop gracefully (a second one, or a stop
 taking over 5 s, ends the process at once); SIGUSR1 is ignored (it never opens the inspector).
 `;
 }
@@ -43,7 +47,9 @@ taking over 5 s, ends the process at once); SIGUSR1 is ignored (it never opens t
 export function parseArgs(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, opts: { regularConfigOnly?: boolean } = {}): CliResult {
   const byFlag = new Map(OPTIONS.filter((s) => !s.noFlag).map((s) => [flagName(s), s]));
   const flags: Record<string, unknown> = {};
-  let configFile: string | null = env.CATALOG_DNS_CONFIG ?? null;
+  // An empty variable counts as unset, as for every option.
+  let configFile: string | null = env.CATALOG_DNS_CONFIG || null;
+  let configFileFrom = 'CATALOG_DNS_CONFIG';
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--help' || arg === '-h') return { kind: 'print', text: helpText() };
@@ -53,6 +59,7 @@ export function parseArgs(argv: readonly string[], env: Readonly<Record<string, 
     const inline = eq > 0 ? arg.slice(eq + 1) : undefined;
     if (name === '--config') {
       configFile = inline ?? argv[++i] ?? null;
+      configFileFrom = '--config';
       if (!configFile) throw new ConfigError('--config', 'needs a path');
       continue;
     }
@@ -68,5 +75,6 @@ export function parseArgs(argv: readonly string[], env: Readonly<Record<string, 
     // Lists (--consul) may be given several times.
     flags[spec.key] = spec.kind === 'urls' && flags[spec.key] !== undefined ? [...(flags[spec.key] as string[]), value] : value;
   }
-  return { kind: 'run', config: loadConfig({ flags, env, configFile, ...(opts.regularConfigOnly ? { regularConfigOnly: true } : {}) }) };
+  const { config, warnings } = loadConfigReport({ flags, env, configFile, configFileFrom, ...(opts.regularConfigOnly ? { regularConfigOnly: true } : {}) });
+  return { kind: 'run', config, warnings };
 }

@@ -1,15 +1,20 @@
 /**
  * Configuration: one table of options drives flags, environment variables (CATALOG_DNS_*), the JSON
  * config file and --help. Precedence: flag > environment > file > default. Every bad value is a
- * ConfigError naming the option as the user wrote it and the reason.
+ * ConfigError naming where it came from (the flag, the variable, or the file and the key as written)
+ * and the reason; what is accepted but worth knowing (a key ignored, a value capped) is a warning.
  *
- * Where Consul's dns_config has the same concept, the file key is Consul's name (node_ttl, ...).
+ * Where Consul's dns_config has the same concept, the file key is Consul's name (node_ttl, ...), and a
+ * Consul agent's own configuration file is read as it is (src/config-consul.ts).
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { CONSUL_DNS_IGNORED, closest, consulAgentEntries, isConsulTopKey, type ConfigWarning, type FileEntry } from './config-consul.js';
 import { ConfigError } from './errors.js';
 import { notRegularFile } from './files.js';
 import { parseReverseZones } from './zone/reverse-zones.js';
+
+export type { ConfigWarning } from './config-consul.js';
 
 export type Compat = 'rfc' | 'consul';
 
@@ -71,9 +76,11 @@ export interface Config {
   readonly altDomain: string | null;
   /** One log line per query (client, name, type, rcode, size, duration). */
   readonly queryLog: boolean;
+  /** The local datacenter (names without a datacenter label), lower case; null: the catalog's own. */
+  readonly datacenter: string | null;
 }
 
-type Kind = 'httpaddr' | 'hostport' | 'domain' | 'path' | 'level' | 'compat' | 'duration' | 'int' | 'bool' | 'ttlmap' | 'reversezones' | 'urls' | 'labels' | 'secret';
+type Kind = 'httpaddr' | 'hostport' | 'domain' | 'path' | 'level' | 'compat' | 'duration' | 'int' | 'bool' | 'ttlmap' | 'reversezones' | 'urls' | 'labels' | 'secret' | 'label';
 
 interface Spec {
   /** JSON file key (Consul's dns_config name where one exists); dotted for nested (soa.refresh). */
@@ -92,6 +99,10 @@ interface Spec {
 }
 
 const MAX_TTL = 2147483647;
+/** Consul's DNS puts at most this many answers in a UDP reply without EDNS, whatever udp_answer_limit says. */
+export const MAX_UDP_ANSWER_LIMIT = 8;
+/** Below this, max_stale may fire between two liveness probes of a healthy, idle Consul (every 5 s). */
+const MAX_STALE_ADVISED_MIN = 10;
 
 export const OPTIONS: readonly Spec[] = [
   { key: 'dns', kind: 'hostport', def: '127.0.0.1:8600', help: 'UDP and TCP listen address, HOST:PORT or [IPv6]:PORT' },
@@ -141,26 +152,43 @@ export const OPTIONS: readonly Spec[] = [
   { key: 'reverse_zones', kind: 'reversezones', def: null, help: 'reverse zones served: CIDR prefixes on octet/nibble boundaries or zone names, "10.0.0.0/8,2001:db8::/32" (default: the /24 or /64 of each PTR address)' },
   { key: 'alt_domain', kind: 'domain', def: null, help: 'a second domain answered like domain, with the names in answers under it (Consul\'s "alt_domain")' },
   { key: 'query_log', kind: 'bool', def: false, help: 'log one line per query: client, name, type, rcode, size, duration' },
+  { key: 'datacenter', kind: 'label', def: null, help: 'the local datacenter, answering names without a datacenter label (default: the followed Consul agent\'s, or the catalog file\'s "datacenter")' },
 ];
 
 export const flagName = (s: Spec): string => `--${s.key.replace(/[._]/g, '-')}`;
 export const envName = (s: Spec): string => `CATALOG_DNS_${s.key.replace(/\./g, '_').toUpperCase()}`;
 
-/** Parses Go-style durations ("10s", "1m30s", "500ms", "2h") or plain seconds; returns whole seconds. */
+const NS: Readonly<Record<string, bigint>> = { ns: 1n, us: 1_000n, 'µs': 1_000n, 'μs': 1_000n, ms: 1_000_000n, s: 1_000_000_000n, m: 60_000_000_000n, h: 3_600_000_000_000n };
+
+/**
+ * Parses Go-style durations ("10s", "1m30s", "500ms", "1.5h") or plain seconds; returns seconds,
+ * exactly (a fraction when the duration has one: "1500ms" is 1.5), or null when it is not a duration.
+ * Options measured in seconds refuse a fraction rather than round it (see `wholeSeconds`).
+ */
 export function parseDuration(v: unknown): number | null {
-  if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? Math.floor(v) : null;
+  if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? v : null;
   if (typeof v !== 'string') return null;
   const s = v.trim();
   if (/^\d+$/.test(s)) return Number(s);
-  const re = /(\d+(?:\.\d+)?)(ms|h|m|s)/gy;
-  let total = 0, seen = 0, m: RegExpExecArray | null;
+  // Exact arithmetic in nanoseconds: 0.1s + 0.2s is 300ms, not 0.30000000000000004 s.
+  const re = /(\d+)(?:\.(\d+))?(ns|us|µs|μs|ms|h|m|s)/gy;
+  let ns = 0n, seen = 0, m: RegExpExecArray | null;
   while ((m = re.exec(s)) !== null) {
-    const n = Number(m[1]);
-    total += m[2] === 'h' ? n * 3600 : m[2] === 'm' ? n * 60 : m[2] === 's' ? n : n / 1000;
+    const frac = m[2] ?? '';
+    const scaled = BigInt(m[1]! + frac) * NS[m[3]!]!;
+    ns += scaled / 10n ** BigInt(frac.length);
     seen = re.lastIndex;
   }
   if (seen === 0 || seen !== s.length) return null;
-  return Math.floor(total);
+  return ns % 1_000_000_000n === 0n ? Number(ns / 1_000_000_000n) : Number(ns) / 1e9;
+}
+
+/** Why `d` seconds (from `raw`) is not a whole number of seconds, or null when it is. */
+function notWholeSeconds(d: number, raw: unknown): string | null {
+  if (Number.isInteger(d)) return null;
+  return d < 1
+    ? `${JSON.stringify(raw)} is less than a second; this option counts whole seconds`
+    : `${JSON.stringify(raw)} is not a whole number of seconds; this option counts whole seconds (${Math.floor(d)}s or ${Math.ceil(d)}s)`;
 }
 
 function parseHostPort(v: string): { host: string; port: number } | string {
@@ -196,6 +224,8 @@ function parseTtlMap(v: unknown): TtlRule[] | string {
   for (const [name, d] of Object.entries(obj)) {
     const ttl = parseDuration(d);
     if (ttl === null || ttl > MAX_TTL) return `${name}: ${JSON.stringify(d)} is not a duration`;
+    const frac = notWholeSeconds(ttl, d);
+    if (frac) return `${name}: ${frac}`;
     const wildcard = name.endsWith('*');
     rules.push({ prefix: (wildcard ? name.slice(0, -1) : name).toLowerCase(), wildcard, ttl });
   }
@@ -229,11 +259,15 @@ function coerce(spec: Spec, raw: unknown): unknown | string {
       if (raw === null) return null;
       if (typeof raw !== 'string' || raw === '') return bad('expected a path');
       return raw;
-    case 'level':
-      if (typeof raw !== 'string' || !['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(raw)) {
+    case 'level': {
+      // Case-insensitive, and Consul's "err", so that a Consul agent's log_level reads as it is.
+      const l = typeof raw === 'string' ? raw.trim().toLowerCase() : null;
+      const level = l === 'err' ? 'error' : l;
+      if (level === null || !['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level)) {
         return bad('expected one of fatal, error, warn, info, debug, trace, silent');
       }
-      return raw;
+      return level;
+    }
     case 'compat':
       if (raw !== 'rfc' && raw !== 'consul') return bad('expected rfc or consul');
       return raw;
@@ -241,6 +275,8 @@ function coerce(spec: Spec, raw: unknown): unknown | string {
       if (raw === null) return null;
       const d = parseDuration(raw);
       if (d === null) return bad(`${JSON.stringify(raw)} is not a duration (e.g. 30s, 5m, 1h, or seconds)`);
+      const frac = notWholeSeconds(d, raw);
+      if (frac) return bad(frac);
       if (spec.max !== undefined && d > spec.max) return bad(`must be at most ${spec.max}s`);
       if (spec.min !== undefined && d < spec.min) return bad(`must be at least ${spec.min}s`);
       return d;
@@ -286,6 +322,11 @@ function coerce(spec: Spec, raw: unknown): unknown | string {
       const badName = out.find((x) => !/^[A-Za-z0-9_-]{1,63}$/.test(x));
       return badName === undefined ? out : bad(`${JSON.stringify(badName)} is not a datacenter name`);
     }
+    case 'label': {
+      if (raw === null) return null;
+      if (typeof raw !== 'string' || !/^[A-Za-z0-9_-]{1,63}$/.test(raw.trim())) return bad(`${JSON.stringify(raw)} is not a datacenter name (letters, digits, - and _)`);
+      return raw.trim().toLowerCase();
+    }
     case 'secret':
       if (raw === null) return null;
       if (typeof raw !== 'string' || raw.trim() === '') return bad('expected a non-empty string');
@@ -304,6 +345,8 @@ export interface Sources {
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** Path of a JSON config file (from --config or CATALOG_DNS_CONFIG). */
   readonly configFile?: string | null;
+  /** Where the path came from, for errors about the file itself: "--config" (default) or "CATALOG_DNS_CONFIG". */
+  readonly configFileFrom?: string;
   /** An already parsed config object (tests, embedding). Same keys as the file. */
   readonly object?: Readonly<Record<string, unknown>>;
   /**
@@ -313,79 +356,164 @@ export interface Sources {
   readonly regularConfigOnly?: boolean;
 }
 
-function flattenFile(doc: Record<string, unknown>, where: string): Map<string, unknown> {
-  const out = new Map<string, unknown>();
-  const known = new Set(OPTIONS.map((s) => s.key));
-  const put = (k: string, v: unknown) => {
-    if (!known.has(k)) throw new ConfigError(`${where}${k}`, 'unknown option');
-    out.set(k, v);
+/** The configuration and what is worth a warning about it (ignored keys, capped values, unknown variables). */
+export interface LoadedConfig {
+  readonly config: Config;
+  readonly warnings: readonly ConfigWarning[];
+}
+
+const KNOWN_KEYS: ReadonlySet<string> = new Set(OPTIONS.map((s) => s.key));
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function unknownKey(name: string, key: string): ConfigError {
+  const near = closest(key, KNOWN_KEYS);
+  return new ConfigError(name, `unknown option${near ? ` (did you mean ${near}?)` : ''}`);
+}
+
+/**
+ * The entries of a config file (or object): our keys, Consul's dns_config and soa nested or not, and
+ * a Consul agent's own top-level keys (used where they mean something here, else warned about).
+ */
+function fileEntries(doc: Record<string, unknown>, where: string, warnings: ConfigWarning[]): FileEntry[] {
+  const out: FileEntry[] = [];
+  const put = (key: string, value: unknown, written: string) => {
+    if (!KNOWN_KEYS.has(key)) throw unknownKey(`${where}${written}`, key);
+    out.push({ key, value, written });
+  };
+  const soa = (v: unknown, written: string) => {
+    if (!isObject(v)) throw new ConfigError(`${where}${written}`, 'expected an object');
+    for (const [k, v2] of Object.entries(v)) put(`soa.${k}`, v2, `${written}.${k}`);
   };
   for (const [k, v] of Object.entries(doc)) {
-    if (k === 'dns_config' || k === 'soa') {
-      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(`${where}${k}`, 'expected an object');
+    if (k === 'dns_config') {
+      if (!isObject(v)) throw new ConfigError(`${where}${k}`, 'expected an object');
       for (const [k2, v2] of Object.entries(v)) {
-        if (k === 'soa') put(`soa.${k2}`, v2);
-        else if (k2 === 'soa' && typeof v2 === 'object' && v2 !== null) {
-          for (const [k3, v3] of Object.entries(v2)) put(`soa.${k3}`, v3);
-        } else put(k2, v2);
+        const ignored = CONSUL_DNS_IGNORED.get(k2);
+        if (k2 === 'soa') soa(v2, 'dns_config.soa');
+        else if (ignored) warnings.push({ where: `${where}dns_config.${k2}`, reason: ignored(v2) });
+        else put(k2, v2, `dns_config.${k2}`);
       }
-    } else put(k, v);
+    } else if (k === 'soa') {
+      soa(v, k);
+    } else if (KNOWN_KEYS.has(k) && !(k === 'consul' && isObject(v))) {
+      put(k, v, k);
+    } else if (!isConsulTopKey(k)) {
+      throw unknownKey(`${where}${k}`, k);
+    }
+  }
+  const consul = consulAgentEntries(doc, where, KNOWN_KEYS);
+  out.push(...consul.entries);
+  warnings.push(...consul.warnings);
+  if (consul.ignored.length) {
+    warnings.push({ where: where.replace(/: $/, '') || 'config', reason: `ignored Consul agent settings that do not apply to a DNS server fed from the catalog: ${consul.ignored.join(', ')}` });
   }
   return out;
 }
 
-/** Builds the effective configuration. Throws ConfigError naming the option and the reason. */
+/** Where each option's value came from (flag, variable, `file: key`), for errors found after loading. */
+const ORIGINS = new WeakMap<Config, ReadonlyMap<string, string>>();
+
+/**
+ * Where `key`'s value in `config` came from: its flag (`--data-dir`), its variable
+ * (`CATALOG_DNS_DATA_DIR`, `CONSUL_HTTP_ADDR`), or the file and the key as written
+ * (`/etc/consul.json: data_dir`); the flag when the value is the default.
+ */
+export function optionSource(config: Config, key: string): string {
+  const spec = OPTIONS.find((s) => s.key === key);
+  return ORIGINS.get(config)?.get(key) ?? (spec ? (spec.noFlag ? envName(spec) : flagName(spec)) : key);
+}
+
+/** An environment variable; empty counts as unset. */
+function envValue(env: Readonly<Record<string, string | undefined>>, name: string): string | undefined {
+  const v = env[name];
+  return v === undefined || v === '' ? undefined : v;
+}
+
+/** Builds the effective configuration. Throws ConfigError naming where the value came from and the reason. */
 export function loadConfig(src: Sources = {}): Config {
+  return loadConfigReport(src).config;
+}
+
+/** loadConfig, with the warnings: keys accepted but ignored, values capped, unknown CATALOG_DNS_* variables. */
+export function loadConfigReport(src: Sources = {}): LoadedConfig {
+  const warnings: ConfigWarning[] = [];
   const values = new Map<string, unknown>();
+  const origin = new Map<string, string>();
   for (const s of OPTIONS) values.set(s.key, s.def);
-  const apply = (s: Spec, raw: unknown, name: string) => {
+  const byKey = new Map(OPTIONS.map((s) => [s.key, s]));
+  const apply = (key: string, raw: unknown, name: string) => {
+    const s = byKey.get(key)!;
     const v = coerce(s, raw);
     if (typeof v === 'object' && v !== null && 'bad' in v) throw new ConfigError(name, (v as { bad: string }).bad);
     values.set(s.key, v);
+    origin.set(s.key, name);
   };
-  const byKey = new Map(OPTIONS.map((s) => [s.key, s]));
-  const layer = (entries: Map<string, unknown>, name: (s: Spec) => string) => {
-    for (const [k, raw] of entries) apply(byKey.get(k)!, raw, name(byKey.get(k)!));
-  };
-  if (src.object) layer(flattenFile(src.object as Record<string, unknown>, ''), (s) => s.key);
+  if (src.object) for (const e of fileEntries(src.object as Record<string, unknown>, '', warnings)) apply(e.key, e.value, e.written);
+  const fileFrom = src.configFileFrom ?? '--config';
   if (src.configFile && src.regularConfigOnly) {
     const why = notRegularFile(src.configFile);
-    if (why) throw new ConfigError('--config', why);
+    if (why) throw new ConfigError(fileFrom, why);
   }
   if (src.configFile) {
+    const path = src.configFile;
     let doc: unknown;
     try {
-      doc = JSON.parse(readFileSync(src.configFile, 'utf8'));
+      doc = JSON.parse(readFileSync(path, 'utf8'));
     } catch (e) {
-      throw new ConfigError('--config', `cannot read ${src.configFile}: ${(e as Error).message}`, { cause: e });
+      const hcl = /\.hcl$/i.test(path) && e instanceof SyntaxError ? ' (catalog-dns reads JSON: write the Consul configuration as JSON)' : '';
+      // One line: a JSON parse error may quote the file, line breaks and all.
+      throw new ConfigError(fileFrom, `cannot read ${path}: ${(e as Error).message.replace(/\s+/g, ' ')}${hcl}`, { cause: e });
     }
-    if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new ConfigError('--config', `${src.configFile}: expected a JSON object`);
-    layer(flattenFile(doc as Record<string, unknown>, `${src.configFile}: `), (s) => `${src.configFile}: ${s.key}`);
+    if (!isObject(doc)) throw new ConfigError(fileFrom, `${path}: expected a JSON object`);
+    for (const e of fileEntries(doc, `${path}: `, warnings)) apply(e.key, e.value, `${path}: ${e.written}`);
   }
   if (src.env) {
-    const e = new Map<string, unknown>();
-    const from = new Map<string, string>();
+    const env = src.env;
+    const known = new Set(['CATALOG_DNS_CONFIG']);
     for (const s of OPTIONS) {
+      known.add(envName(s));
       for (const name of [envName(s), ...(s.envAliases ?? [])]) {
-        const v = src.env[name];
-        if (v === undefined || v === '') continue;
+        const v = envValue(env, name);
+        if (v === undefined) continue;
         // CONSUL_HTTP_SSL=true: an address without a scheme is https, as for Consul's own CLI.
-        const ssl = name === 'CONSUL_HTTP_ADDR' && sslFromEnv(src.env) && !/^[a-z]+:\/\//i.test(v);
-        e.set(s.key, ssl ? `https://${v}` : v);
-        from.set(s.key, name);
+        const ssl = name === 'CONSUL_HTTP_ADDR' && sslFromEnv(env) && !/^[a-z]+:\/\//i.test(v);
+        apply(s.key, ssl ? `https://${v}` : v, name);
         break;
       }
     }
-    layer(e, (s) => from.get(s.key) ?? envName(s));
+    for (const name of Object.keys(env).sort()) {
+      if (!name.startsWith('CATALOG_DNS_') || known.has(name) || envValue(env, name) === undefined) continue;
+      const near = closest(name, known);
+      warnings.push({ where: name, reason: `unknown variable, ignored${near ? ` (did you mean ${near}?)` : ''}` });
+    }
   }
-  if (src.flags) layer(new Map(Object.entries(src.flags)), flagName);
+  if (src.flags) for (const [k, raw] of Object.entries(src.flags)) apply(k, raw, flagName(byKey.get(k)!));
+
+  const from = (k: string) => origin.get(k) ?? flagName(byKey.get(k)!);
+  const udpLimit = values.get('udp_answer_limit') as number;
+  if (udpLimit > MAX_UDP_ANSWER_LIMIT) {
+    warnings.push({ where: from('udp_answer_limit'), reason: `${udpLimit} is capped at ${MAX_UDP_ANSWER_LIMIT}, as by Consul's DNS: at most ${MAX_UDP_ANSWER_LIMIT} answers go into a UDP reply without EDNS` });
+  }
+  const maxStale = values.get('max_stale') as number | null;
+  if (maxStale !== null && maxStale < MAX_STALE_ADVISED_MIN) {
+    warnings.push({ where: from('max_stale'), reason: `${maxStale}s may withhold answers while Consul is healthy: catalog-dns hears from an idle Consul every 5 s, so give at least ${MAX_STALE_ADVISED_MIN}s` });
+  }
+  const dc = values.get('datacenter') as string | null;
+  const dcs = values.get('datacenters') as string[];
+  if (dc !== null && dcs.length && !dcs.some((d) => d.toLowerCase() === dc)) {
+    throw new ConfigError(from('datacenter'), `${JSON.stringify(dc)} is not among the datacenters followed (${from('datacenters')}: ${dcs.join(',')}); the local datacenter must be one of them`);
+  }
+
+  const alt = values.get('alt_domain') as string | null;
+  const altProblem = alt === null ? null : altDomainProblem(values.get('domain') as string, alt);
+  if (altProblem) throw new ConfigError(from('alt_domain'), altProblem);
 
   const g = <T>(k: string) => values.get(k) as T;
   const compat = g<Compat>('compat');
   const hp = g<{ host: string; port: number } | string>('dns');
   const dns = typeof hp === 'string' ? (parseHostPort(hp) as { host: string; port: number }) : hp;
   const hh = g<{ host: string; port: number } | string>('http');
-  return {
+  const config: Config = {
     dnsHost: dns.host,
     dnsPort: dns.port,
     http: hh === 'off' ? null : typeof hh === 'string' ? (parseHostPort(hh) as { host: string; port: number }) : hh,
@@ -418,7 +546,7 @@ export function loadConfig(src: Sources = {}): Config {
     tcpMaxConnectionsPerClient: g<number>('tcp_max_connections_per_client'),
     reverseZones: g<string[] | null>('reverse_zones'),
     consul: g<string[]>('consul'),
-    consulToken: consulToken(g<string | null>('consul_token'), g<string | null>('consul_token_file')),
+    consulToken: consulToken(g<string | null>('consul_token'), g<string | null>('consul_token_file'), from('consul_token_file')),
     consulTls: {
       ca: g<string | null>('consul_cacert'), cert: g<string | null>('consul_client_cert'),
       key: g<string | null>('consul_client_key'), serverName: g<string | null>('consul_tls_server_name'),
@@ -429,7 +557,10 @@ export function loadConfig(src: Sources = {}): Config {
     removalGuardHold: g<number>('removal_guard_hold'),
     altDomain: g<string | null>('alt_domain'),
     queryLog: g<boolean>('query_log'),
+    datacenter: g<string | null>('datacenter'),
   };
+  ORIGINS.set(config, origin);
+  return { config, warnings };
 }
 
 /** CONSUL_HTTP_SSL=true: addresses given without a scheme use https (as Consul's own CLI does). */
@@ -439,17 +570,17 @@ function sslFromEnv(env: Readonly<Record<string, string | undefined>> | undefine
 }
 
 /** The token itself, or the content of the token file (first line, trimmed). */
-function consulToken(token: string | null, file: string | null): string | null {
+function consulToken(token: string | null, file: string | null, from: string): string | null {
   if (token) return token;
   if (!file) return null;
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new ConfigError('consul_token_file', `cannot read ${file}: ${(e as Error).message}`, { cause: e });
+    throw new ConfigError(from, `cannot read ${file}: ${(e as Error).message}`, { cause: e });
   }
   const t = text.split('\n')[0]!.trim();
-  if (!t) throw new ConfigError('consul_token_file', `${file} is empty`);
+  if (!t) throw new ConfigError(from, `${file} is empty`);
   return t;
 }
 
@@ -462,4 +593,13 @@ export function serviceTtlFor(rules: readonly TtlRule[], name: string): number {
     if (r.wildcard && n.startsWith(r.prefix) && (!best || r.prefix.length > best.prefix.length)) best = r;
   }
   return best ? best.ttl : 0;
+}
+
+/** Why `alt` cannot be the alt domain of `domain` (both canonical: lower case, no trailing dot), or null. */
+export function altDomainProblem(domain: string, alt: string): string | null {
+  if (alt === domain) return `"${alt}" is the domain itself`;
+  if (alt.endsWith(`.${domain}`)) return `"${alt}" is inside the domain "${domain}" (its names are the domain's)`;
+  if (domain.endsWith(`.${alt}`)) return `"${alt}" contains the domain "${domain}"`;
+  if (alt === 'arpa' || alt.endsWith('.arpa')) return `"${alt}" is a reverse-lookup name (reverse zones are configured with reverse_zones)`;
+  return null;
 }

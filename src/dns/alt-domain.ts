@@ -19,14 +19,7 @@ import type { Answer, WireUnit, Zone } from '../zone/zone.js';
 import type { PackedBlock } from './pack.js';
 import { QTYPE, nameToWire } from './wire.js';
 
-/** Why `alt` cannot be the alt domain of `domain` (both canonical: lower case, no trailing dot), or null. */
-export function altDomainProblem(domain: string, alt: string): string | null {
-  if (alt === domain) return `"${alt}" is the domain itself`;
-  if (alt.endsWith(`.${domain}`)) return `"${alt}" is inside the domain "${domain}" (its names are the domain's)`;
-  if (domain.endsWith(`.${alt}`)) return `"${alt}" contains the domain "${domain}"`;
-  if (alt === 'arpa' || alt.endsWith('.arpa')) return `"${alt}" is a reverse-lookup name (reverse zones are configured with reverse_zones)`;
-  return null;
-}
+export { altDomainProblem } from '../config.js';
 
 const TYPE_SOA = QTYPE.SOA, TYPE_SRV = QTYPE.SRV, TYPE_MX = QTYPE.MX;
 /** RR types whose RDATA is one domain name (RFC 1035 §3.3; DNAME, RFC 6672). */

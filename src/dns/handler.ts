@@ -4,7 +4,7 @@
  */
 import { cacheBudget } from '../cache-budget.js';
 import type { RingTableStats } from '../ring-table.js';
-import type { Config } from '../config.js';
+import { MAX_UDP_ANSWER_LIMIT, type Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { Liveness, Verdict, Zone } from '../zone/zone.js';
 import { AltDomain } from './alt-domain.js';
@@ -31,7 +31,6 @@ const RCODE_OF: Readonly<Record<Verdict, number>> = {
   answer: RCODE.NOERROR, nodata: RCODE.NOERROR, empty: RCODE.NOERROR, nxdomain: RCODE.NXDOMAIN,
 };
 
-const MAX_UDP_ANSWER_LIMIT = 8; // Consul's hard cap (maxUDPAnswerLimit)
 const TCP_MAX = 65535;
 const EMPTY = Buffer.alloc(0);
 

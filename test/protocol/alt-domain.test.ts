@@ -223,9 +223,10 @@ describe('alt_domain longer than the domain: replies still fit', () => {
 });
 
 describe('alt_domain configuration', () => {
-  it('refuses an alt domain that nests with the domain at start', () => {
-    const config = loadConfig({ object: { dns: '127.0.0.1:0', http: 'off', catalog_file: DEMO_CATALOG, alt_domain: 'alt.consul' } });
-    expect(() => new App({ config, logger: silentLogger() })).toThrow(expect.objectContaining({ code: 'CDNS_ERR_CONFIG', message: expect.stringContaining('--alt-domain') }));
+  it('refuses an alt domain that nests with the domain when the configuration loads, naming where it came from', () => {
+    expect(() => loadConfig({ object: { dns: '127.0.0.1:0', http: 'off', catalog_file: DEMO_CATALOG, alt_domain: 'alt.consul' } }))
+      .toThrow(expect.objectContaining({ code: 'CDNS_ERR_CONFIG', message: expect.stringContaining('alt_domain: "alt.consul" is inside the domain') }));
+    expect(() => loadConfig({ flags: { alt_domain: 'consul' } })).toThrow(expect.objectContaining({ message: expect.stringContaining('--alt-domain: "consul" is the domain itself') }));
   });
 
   it('is applied by a reload (SIGHUP): on, changed (cached replies gone), rejected when nested, off', async () => {

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadConfig, parseDuration, serviceTtlFor, type Sources } from '../../src/config.js';
+import { OPTIONS, envName, loadConfig, loadConfigReport, parseDuration, serviceTtlFor, type Sources } from '../../src/config.js';
 import { ConfigError } from '../../src/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'catalog-dns-config-'));
@@ -85,6 +85,16 @@ describe('precedence: flag > environment > file > default', () => {
     expect(loadConfig({ env: { CATALOG_DNS_NOPE: 'x', PATH: '/bin' } }).nodeTtl).toBe(0);
   });
 
+  it('an empty environment variable counts as unset, for every option and alias', () => {
+    const env: Record<string, string> = {};
+    for (const s of OPTIONS) for (const name of [envName(s), ...(s.envAliases ?? [])]) env[name] = '';
+    const { config, warnings } = loadConfigReport({ env });
+    expect(config).toEqual(loadConfig());
+    expect(warnings).toEqual([]);
+    // And an empty CATALOG_DNS_* falls through to Consul's variable.
+    expect(loadConfig({ env: { CATALOG_DNS_CONSUL: '', CONSUL_HTTP_ADDR: '10.0.0.1:8500' } }).consul).toEqual(['http://10.0.0.1:8500']);
+  });
+
   it('nested soa settings in the file, in dns_config, and from env/flags', () => {
     const p = file({ dns_config: { soa: { refresh: '2h', min_ttl: 5 }, node_ttl: 7 } });
     const c = loadConfig({ configFile: p, env: { CATALOG_DNS_SOA_RETRY: '1m' }, flags: { 'soa.expire': '72h' } });
@@ -101,10 +111,26 @@ describe('precedence: flag > environment > file > default', () => {
 
 describe('durations (Go style or seconds, whole seconds)', () => {
   it.each([
-    ['30s', 30], ['5m', 300], ['1h', 3600], ['1m30s', 90], ['1h30m', 5400], ['2h0m5s', 7205],
-    ['1500ms', 1], ['500ms', 0], ['1.5s', 1], ['90', 90], [' 10s ', 10], [45, 45], [2.9, 2], [0, 0],
-  ] as const)('%j -> %i', (v, want) => {
+    ['30s', 30], ['5m', 300], ['1h', 3600], ['1m30s', 90], ['1h30m', 5400], ['2h0m5s', 7205], ['87600h', 315_360_000],
+    ['1.5h', 5400], ['0.5m', 30], ['1000ms', 1], ['2000000us', 2], ['3000000000ns', 3], ['0.1s', 0.1],
+    ['1500ms', 1.5], ['500ms', 0.5], ['1.5s', 1.5], ['90', 90], [' 10s ', 10], [45, 45], [2.9, 2.9], [0, 0], ['0s', 0],
+  ] as const)('%j -> %s seconds, exactly', (v, want) => {
     expect(parseDuration(v)).toBe(want);
+  });
+
+  it('adds exactly: 0.1s and 0.2s make 0.3 s, and 0.7s + 300ms a whole second', () => {
+    expect(parseDuration('0.1s200ms')).toBe(0.3);
+    expect(parseDuration('0.7s300ms')).toBe(1);
+  });
+
+  it.each([
+    [{ flags: { node_ttl: '1500ms' } }, '--node-ttl: "1500ms" is not a whole number of seconds; this option counts whole seconds (1s or 2s)'],
+    [{ env: { CATALOG_DNS_SOA_MIN_TTL: '500ms' } }, 'CATALOG_DNS_SOA_MIN_TTL: "500ms" is less than a second; this option counts whole seconds'],
+    [{ object: { dns_config: { node_ttl: 2.5 } } }, 'dns_config.node_ttl: 2.5 is not a whole number of seconds; this option counts whole seconds (2s or 3s)'],
+    [{ object: { service_ttl: { web: '1.5s' } } }, 'service_ttl: web: "1.5s" is not a whole number of seconds; this option counts whole seconds (1s or 2s)'],
+    [{ object: { tcp_idle_timeout: '0.5s' } }, 'tcp_idle_timeout: "0.5s" is less than a second; this option counts whole seconds'],
+  ] as Array<[Sources, string]>)('a fraction of a second is refused, never rounded: %j', (src, message) => {
+    expect(configError(src).message).toBe(message);
   });
 
   it.each([['abc'], ['10x'], ['-5s'], [-5], ['1m30'], [''], ['s'], [true], [null], [{}], [Number.NaN], [Infinity]])('%j is not a duration', (v) => {
@@ -249,6 +275,11 @@ describe('bad values name the option as the user wrote it', () => {
     [{ object: { rrl_ipv6_prefix: 129 } }, 'rrl_ipv6_prefix'],
     [{ object: { tcp_frame_timeout: 0 } }, 'tcp_frame_timeout'],
     [{ object: { tcp_frame_timeout: '500ms' } }, 'tcp_frame_timeout'],
+    [{ object: { dns_config: { only_passing: 'sometimes' } } }, 'dns_config.only_passing'],
+    [{ object: { dns_config: { soa: { retry: 'x' } } } }, 'dns_config.soa.retry'],
+    [{ object: { datacenter: 'dc 1' } }, 'datacenter'],
+    [{ env: { CONSUL_HTTP_ADDR: 'ftp://x:1' } }, 'CONSUL_HTTP_ADDR'],
+    [{ env: { CATALOG_DNS_CONSUL: 'ftp://x:1', CONSUL_HTTP_ADDR: '127.0.0.1:8500' } }, 'CATALOG_DNS_CONSUL'],
     [{ object: { tcp_max_connections_per_client: -1 } }, 'tcp_max_connections_per_client'],
     [{ object: { no_such_option: 1 } }, 'no_such_option'],
     [{ env: { CATALOG_DNS_UDP_ANSWER_LIMIT: 'x' } }, 'CATALOG_DNS_UDP_ANSWER_LIMIT'],
@@ -270,12 +301,27 @@ describe('bad values name the option as the user wrote it', () => {
     expect(e.key).toBe(`${p}: node_ttl`);
     const p2 = file({ mystery: 1 });
     expect(configError({ configFile: p2 }).message).toBe(`${p2}: mystery: unknown option`);
+    const p3 = file({ dns_config: { node_ttl: 'soon' } });
+    expect(configError({ configFile: p3 }).key).toBe(`${p3}: dns_config.node_ttl`);
   });
 
-  it('an unreadable or non-object config file names --config', () => {
+  it('an unknown key close to a known one says which was probably meant', () => {
+    const p = file({ node_tll: '5s' });
+    expect(configError({ configFile: p }).message).toBe(`${p}: node_tll: unknown option (did you mean node_ttl?)`);
+    expect(configError({ object: { dns_config: { only_pasing: true } } }).message).toBe('dns_config.only_pasing: unknown option (did you mean only_passing?)');
+  });
+
+  it('an unreadable or non-object config file names --config, or CATALOG_DNS_CONFIG when the path came from there', () => {
     expect(configError({ configFile: join(dir, 'missing.json') }).key).toBe('--config');
     expect(configError({ configFile: file('{not json') }).key).toBe('--config');
     expect(configError({ configFile: file([1, 2]) }).key).toBe('--config');
+    expect(configError({ configFile: join(dir, 'missing.json'), configFileFrom: 'CATALOG_DNS_CONFIG' }).key).toBe('CATALOG_DNS_CONFIG');
+  });
+
+  it('a Consul HCL file gets a hint that JSON is read', () => {
+    const p = join(dir, 'agent.hcl');
+    writeFileSync(p, 'datacenter = "dc1"\n');
+    expect(configError({ configFile: p }).message).toMatch(/^--config: cannot read .*agent\.hcl: .*\(catalog-dns reads JSON: write the Consul configuration as JSON\)$/);
   });
 
   it('the reason says what was expected', () => {
@@ -302,7 +348,20 @@ describe('bad values name the option as the user wrote it', () => {
     expect([c.rrlResponsesPerSecond, c.rrlWindow, c.rrlSlip, c.rrlIpv4Prefix, c.rrlIpv6Prefix]).toEqual([10, 60, 0, 32, 64]);
   });
 
-  it('udp_answer_limit above 8 is accepted (the handler caps it, like Consul)', () => {
+  it('udp_answer_limit above 8 is accepted (the handler caps it, like Consul), with a warning naming where it was set', () => {
     expect(loadConfig({ object: { udp_answer_limit: 20 } }).udpAnswerLimit).toBe(20);
+    const reason = "20 is capped at 8, as by Consul's DNS: at most 8 answers go into a UDP reply without EDNS";
+    expect(loadConfigReport({ flags: { udp_answer_limit: '20' } }).warnings).toEqual([{ where: '--udp-answer-limit', reason }]);
+    expect(loadConfigReport({ env: { CATALOG_DNS_UDP_ANSWER_LIMIT: '20' } }).warnings).toEqual([{ where: 'CATALOG_DNS_UDP_ANSWER_LIMIT', reason }]);
+    const p = file({ dns_config: { udp_answer_limit: 20 } });
+    expect(loadConfigReport({ configFile: p }).warnings).toEqual([{ where: `${p}: dns_config.udp_answer_limit`, reason }]);
+    expect(loadConfigReport({ object: { udp_answer_limit: 8 } }).warnings).toEqual([]);
+  });
+
+  it('a max_stale shorter than the liveness probe allows is accepted with a warning', () => {
+    const r = loadConfigReport({ flags: { max_stale: '5s' } });
+    expect(r.config.maxStale).toBe(5);
+    expect(r.warnings).toEqual([{ where: '--max-stale', reason: '5s may withhold answers while Consul is healthy: catalog-dns hears from an idle Consul every 5 s, so give at least 10s' }]);
+    expect(loadConfigReport({ flags: { max_stale: '10s' } }).warnings).toEqual([]);
   });
 });
