@@ -1,11 +1,19 @@
 /** Command line: flags from the option table, --config, --help, --version. */
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { ConfigError } from './errors.js';
 import { OPTIONS, envName, flagName, loadConfigReport, type Config, type ConfigWarning } from './config.js';
 
 export type CliResult =
   | { readonly kind: 'run'; readonly config: Config; readonly warnings: readonly ConfigWarning[] }
   | { readonly kind: 'print'; readonly text: string };
+
+/**
+ * The demo catalog shipped with the package, found next to the code (src/ or dist/), never relative
+ * to the working directory: `catalog-dns --demo` works from anywhere after a global install and in
+ * the Docker image alike.
+ */
+export const DEMO_CATALOG = fileURLToPath(new URL('../fixtures/demo-catalog.json', import.meta.url));
 
 export function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -23,8 +31,15 @@ export function helpText(): string {
   const lines = rows.map((r) => `${`${r[0]} ${r[1]}`.padEnd(w0)}  ${r[3]}\n${' '.repeat(w0 + 2)}default: ${r[2]}; env ${r[4]}; file key "${r[5]}"`);
   return `catalog-dns ${version()}: an authoritative DNS server for the Consul catalog
 
-Usage: catalog-dns [options]
-       catalog-dns --catalog-file fixtures/demo-catalog.json
+Usage: catalog-dns --catalog-file PATH [options]
+       catalog-dns --consul URL [options]
+       catalog-dns --demo [options]
+
+Examples:
+  catalog-dns --demo                                 the demo catalog on 127.0.0.1:8600
+  catalog-dns --demo --dns 127.0.0.1:5353 --http off
+  catalog-dns --catalog-file catalog.json --dns 0.0.0.0:53
+  catalog-dns --consul http://127.0.0.1:8500 --data-dir /var/lib/catalog-dns
 
 Options (precedence: flag > environment > --config file > default):
 ${lines.join('\n')}
@@ -33,6 +48,8 @@ ${lines.join('\n')}
                                   configuration is read as it is: its domain, alt_domain, datacenter,
                                   data_dir, dns_config, ports.dns and addresses.dns are used, its other
                                   settings ignored with a warning; env CATALOG_DNS_CONFIG
+  --demo                          serve the demo catalog shipped with catalog-dns, the same as
+                                  --catalog-file ${DEMO_CATALOG}
   --help                          this text
   --version                       print the version
 
@@ -50,6 +67,7 @@ export function parseArgs(argv: readonly string[], env: Readonly<Record<string, 
   // An empty variable counts as unset, as for every option.
   let configFile: string | null = env.CATALOG_DNS_CONFIG || null;
   let configFileFrom = 'CATALOG_DNS_CONFIG';
+  let demo = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--help' || arg === '-h') return { kind: 'print', text: helpText() };
@@ -63,6 +81,10 @@ export function parseArgs(argv: readonly string[], env: Readonly<Record<string, 
       if (!configFile) throw new ConfigError('--config', 'needs a path');
       continue;
     }
+    if (arg === '--demo') {
+      demo = true;
+      continue;
+    }
     const spec = byFlag.get(name);
     if (!spec) throw new ConfigError(name, 'unknown option (see --help)');
     if (spec.kind === 'bool' && inline === undefined) {
@@ -74,6 +96,10 @@ export function parseArgs(argv: readonly string[], env: Readonly<Record<string, 
     if (value === undefined) throw new ConfigError(name, 'needs a value');
     // Lists (--consul) may be given several times.
     flags[spec.key] = spec.kind === 'urls' && flags[spec.key] !== undefined ? [...(flags[spec.key] as string[]), value] : value;
+  }
+  if (demo) {
+    if (flags.catalog_file !== undefined || flags.consul !== undefined) throw new ConfigError('--demo', 'serves the demo catalog: leave out --catalog-file and --consul');
+    flags.catalog_file = DEMO_CATALOG;
   }
   const { config, warnings } = loadConfigReport({ flags, env, configFile, configFileFrom, ...(opts.regularConfigOnly ? { regularConfigOnly: true } : {}) });
   return { kind: 'run', config, warnings };
