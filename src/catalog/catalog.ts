@@ -7,7 +7,7 @@
  * Structural errors throw a CatalogError naming the JSON path; names and addresses that cannot go on the
  * wire are skipped with a warning, never passed on.
  */
-import { isIP } from 'node:net';
+import { ipFamily } from '../zone/ip.js';
 import { CatalogError } from '../errors.js';
 
 export type CheckStatus = 'passing' | 'warning' | 'critical' | 'maintenance' | string;
@@ -105,102 +105,131 @@ export function isHostname(s: string): boolean {
 type Json = unknown;
 const isObj = (v: Json): v is Record<string, Json> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/**
+ * Checks and copies catalog JSON. A JSON path is made only for an error or a warning: each check
+ * takes the path of the enclosing object (`at`) and the key's suffix (`key`, `.Port`), joined on
+ * failure, so that validating a large catalog builds no strings.
+ */
 class Validator {
   readonly warnings: string[] = [];
 
-  obj(v: Json, path: string): Record<string, Json> {
-    if (!isObj(v)) throw new CatalogError(path, 'expected an object');
+  obj(v: Json, at: string, key = ''): Record<string, Json> {
+    if (!isObj(v)) throw new CatalogError(at + key, 'expected an object');
     return v;
   }
-  arr(v: Json, path: string): Json[] {
-    if (!Array.isArray(v)) throw new CatalogError(path, 'expected an array');
+  arr(v: Json, at: string, key = ''): Json[] {
+    if (!Array.isArray(v)) throw new CatalogError(at + key, 'expected an array');
     return v;
   }
-  str(v: Json, path: string, opts: { optional?: boolean; nonEmpty?: boolean } = {}): string {
-    if (v === undefined || v === null) {
-      if (opts.optional) return '';
-      throw new CatalogError(path, 'is required');
-    }
-    if (typeof v !== 'string') throw new CatalogError(path, 'expected a string');
-    if (opts.nonEmpty && v.length === 0) throw new CatalogError(path, 'must not be empty');
-    return v;
+  /** A required string. */
+  str(v: Json, at: string, key: string): string {
+    if (typeof v === 'string') return v;
+    throw new CatalogError(at + key, v === undefined || v === null ? 'is required' : 'expected a string');
   }
-  int(v: Json, path: string, min: number, max: number, dflt?: number): number {
+  /** A required, non-empty string. */
+  name(v: Json, at: string, key: string): string {
+    if (typeof v === 'string' && v.length > 0) return v;
+    if (typeof v === 'string') throw new CatalogError(at + key, 'must not be empty');
+    return this.str(v, at, key);
+  }
+  /** An optional string: '' when absent or null. */
+  opt(v: Json, at: string, key: string): string {
+    if (typeof v === 'string') return v;
+    if (v === undefined || v === null) return '';
+    throw new CatalogError(at + key, 'expected a string');
+  }
+  int(v: Json, at: string, key: string, min: number, max: number, dflt?: number): number {
     if ((v === undefined || v === null) && dflt !== undefined) return dflt;
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-      throw new CatalogError(path, `expected an integer ${min}-${max}`);
+      throw new CatalogError(at + key, `expected an integer ${min}-${max}`);
     }
     return v;
   }
-  strMap(v: Json, path: string): Record<string, string> {
+  strMap(v: Json, at: string, key: string): Record<string, string> {
     if (v === undefined || v === null) return {};
-    const o = this.obj(v, path);
+    const o = this.obj(v, at, key);
     const out: Record<string, string> = {};
-    for (const [k, val] of Object.entries(o)) out[k] = this.str(val, `${path}.${k}`);
+    for (const k in o) {
+      const val = o[k];
+      if (typeof val !== 'string') this.str(val, at, `${key}.${k}`);
+      out[k] = val as string;
+    }
     return out;
   }
 
-  node(v: Json, path: string, dc: string): CatalogNode | null {
-    const o = this.obj(v, path);
-    const name = this.str(o.Node, `${path}.Node`, { nonEmpty: true });
-    const address = this.str(o.Address, `${path}.Address`);
-    const tagged = this.strMap(o.TaggedAddresses, `${path}.TaggedAddresses`);
-    const meta = this.strMap(o.Meta, `${path}.Meta`);
+  /**
+   * A node object at path `at`. `known`: a node of this name is already taken (from the nodes list);
+   * this copy is then checked for structure only, since it will not be used.
+   */
+  node(v: Json, at: string, dc: string, known = false): CatalogNode | null {
+    const o = this.obj(v, at);
+    const name = this.name(o.Node, at, '.Node');
+    const address = this.str(o.Address, at, '.Address');
+    const tagged = this.strMap(o.TaggedAddresses, at, '.TaggedAddresses');
+    const meta = this.strMap(o.Meta, at, '.Meta');
+    const id = this.opt(o.ID, at, '.ID');
+    const datacenter = this.opt(o.Datacenter, at, '.Datacenter') || dc;
+    if (known) return SKIPPED_NODE;
     if (!isWireName(name)) {
-      this.warnings.push(`${path}.Node: node name ${JSON.stringify(name)} cannot be a DNS name (labels of 1-63 bytes); node skipped`);
+      this.warnings.push(`${at}.Node: node name ${JSON.stringify(name)} cannot be a DNS name (labels of 1-63 bytes); node skipped`);
       return null;
     }
-    if (!(isIP(address) || isHostname(address))) {
-      this.warnings.push(`${path}.Address: ${JSON.stringify(address)} is neither an IP address nor a host name; node skipped`);
+    if (!(ipFamily(address) !== 0 || isHostname(address))) {
+      this.warnings.push(`${at}.Address: ${JSON.stringify(address)} is neither an IP address nor a host name; node skipped`);
       return null;
     }
     const taggedAddresses: Record<string, string> = {};
-    for (const [k, a] of Object.entries(tagged)) {
+    for (const k in tagged) {
+      const a = tagged[k]!;
       const fam = IP_TAGS[k];
       if (fam === undefined) { taggedAddresses[k] = a; continue; }
-      const got = isIP(a);
+      const got = ipFamily(a);
       if (a === '' || (fam === 0 ? got === 0 && !isHostname(a) : got !== fam)) {
-        if (a !== '') this.warnings.push(`${path}.TaggedAddresses.${k}: ${JSON.stringify(a)} is not a valid ${fam ? `IPv${fam} ` : ''}address; ignored`);
+        if (a !== '') this.warnings.push(`${at}.TaggedAddresses.${k}: ${JSON.stringify(a)} is not a valid ${fam ? `IPv${fam} ` : ''}address; ignored`);
         continue;
       }
       taggedAddresses[k] = a;
     }
-    return {
-      name, address, taggedAddresses, meta,
-      id: this.str(o.ID, `${path}.ID`, { optional: true }),
-      datacenter: this.str(o.Datacenter, `${path}.Datacenter`, { optional: true }) || dc,
-    };
+    return { name, address, taggedAddresses, meta, id, datacenter };
   }
 
-  checks(v: Json, path: string): Check[] {
+  checks(v: Json, at: string, key: string): Check[] {
     if (v === undefined || v === null) return [];
-    return this.arr(v, path).map((c, i) => {
-      const p = `${path}[${i}]`;
-      const o = this.obj(c, p);
-      return {
-        checkId: this.str(o.CheckID, `${p}.CheckID`, { optional: true }),
-        status: this.str(o.Status, `${p}.Status`, { nonEmpty: true }),
-        serviceId: this.str(o.ServiceID, `${p}.ServiceID`, { optional: true }),
-        serviceName: this.str(o.ServiceName, `${p}.ServiceName`, { optional: true }),
-      };
-    });
+    const list = this.arr(v, at, key);
+    const out: Check[] = new Array(list.length);
+    for (let i = 0; i < list.length; i++) {
+      const c = list[i];
+      if (!isObj(c)) this.obj(c, at, `${key}[${i}]`);
+      const o = c as Record<string, Json>;
+      const checkId = o.CheckID, status = o.Status, serviceId = o.ServiceID, serviceName = o.ServiceName;
+      // The common case (all strings) without a call per field; anything else goes through the checks.
+      out[i] = typeof checkId === 'string' && typeof status === 'string' && status !== '' && typeof serviceId === 'string' && typeof serviceName === 'string'
+        ? { checkId, status, serviceId, serviceName }
+        : {
+          checkId: this.opt(checkId, at, `${key}[${i}].CheckID`),
+          status: this.name(status, at, `${key}[${i}].Status`),
+          serviceId: this.opt(serviceId, at, `${key}[${i}].ServiceID`),
+          serviceName: this.opt(serviceName, at, `${key}[${i}].ServiceName`),
+        };
+    }
+    return out;
   }
 
-  serviceTagged(v: Json, path: string): Record<string, ServiceAddress> {
+  serviceTagged(v: Json, at: string, key: string): Record<string, ServiceAddress> {
     if (v === undefined || v === null) return {};
-    const o = this.obj(v, path);
+    const o = this.obj(v, at, key);
     const out: Record<string, ServiceAddress> = {};
-    for (const [k, val] of Object.entries(o)) {
-      const p = `${path}.${k}`;
-      const e = this.obj(val, p);
+    for (const k in o) {
+      const p = `${key}.${k}`;
+      const e = this.obj(o[k], at, p);
       // Real agents send Go field names (Address/Port); Consul's docs print them lower case.
-      const address = this.str(e.Address ?? e.address, `${p}.Address`, { optional: true });
-      const port = this.int(e.Port ?? e.port, `${p}.Port`, 0, 65535, 0);
+      const address = this.opt(e.Address ?? e.address, at, `${p}.Address`);
+      const port = this.int(e.Port ?? e.port, at, `${p}.Port`, 0, 65535, 0);
       const fam = IP_TAGS[k];
       if (fam !== undefined && address !== '') {
-        const got = isIP(address);
+        const got = ipFamily(address);
         if (fam === 0 ? got === 0 && !isHostname(address) : got !== fam) {
-          this.warnings.push(`${p}.Address: ${JSON.stringify(address)} is not a valid ${fam ? `IPv${fam} ` : ''}address; ignored`);
+          this.warnings.push(`${at}${p}.Address: ${JSON.stringify(address)} is not a valid ${fam ? `IPv${fam} ` : ''}address; ignored`);
           continue;
         }
       }
@@ -211,44 +240,52 @@ class Validator {
 
   instance(v: Json, path: string, svcName: string, dc: string, nodes: NodeIndex, entryWins = false): ServiceInstance | null {
     const o = this.obj(v, path);
-    const s = this.obj(o.Service, `${path}.Service`);
-    const sp = `${path}.Service`;
-    const service = this.str(s.Service, `${sp}.Service`, { nonEmpty: true });
-    if (service !== svcName) throw new CatalogError(`${sp}.Service`, `expected ${JSON.stringify(svcName)} (the key it is listed under)`);
-    const port = this.int(s.Port, `${sp}.Port`, 0, 65535, 0);
-    const address = this.str(s.Address, `${sp}.Address`, { optional: true });
-    const tagsRaw = s.Tags === undefined || s.Tags === null ? [] : this.arr(s.Tags, `${sp}.Tags`);
-    const tags = tagsRaw.map((t, i) => this.str(t, `${sp}.Tags[${i}]`));
-    const w = s.Weights === undefined || s.Weights === null ? {} : this.obj(s.Weights, `${sp}.Weights`);
+    const s = this.obj(o.Service, path, '.Service');
+    const sp = path;
+    const service = this.name(s.Service, sp, '.Service.Service');
+    if (service !== svcName) throw new CatalogError(`${sp}.Service.Service`, `expected ${JSON.stringify(svcName)} (the key it is listed under)`);
+    const port = this.int(s.Port, sp, '.Service.Port', 0, 65535, 0);
+    const address = this.opt(s.Address, sp, '.Service.Address');
+    const tagsRaw = s.Tags === undefined || s.Tags === null ? [] : this.arr(s.Tags, sp, '.Service.Tags');
+    const tags: string[] = new Array(tagsRaw.length);
+    for (let i = 0; i < tagsRaw.length; i++) tags[i] = this.str(tagsRaw[i], sp, `.Service.Tags[${i}]`);
+    const w = s.Weights === undefined || s.Weights === null ? {} : this.obj(s.Weights, sp, '.Service.Weights');
     const weights = {
-      passing: this.int(w.Passing, `${sp}.Weights.Passing`, 0, 65535, 1),
-      warning: this.int(w.Warning, `${sp}.Weights.Warning`, 0, 65535, 1),
+      passing: this.int(w.Passing, sp, '.Service.Weights.Passing', 0, 65535, 1),
+      warning: this.int(w.Warning, sp, '.Service.Weights.Warning', 0, 65535, 1),
     };
-    const taggedAddresses = this.serviceTagged(s.TaggedAddresses, `${sp}.TaggedAddresses`);
-    const meta = this.strMap(s.Meta, `${sp}.Meta`);
-    const checks = this.checks(o.Checks, `${path}.Checks`);
+    const taggedAddresses = this.serviceTagged(s.TaggedAddresses, sp, '.Service.TaggedAddresses');
+    const meta = this.strMap(s.Meta, sp, '.Service.Meta');
+    const checks = this.checks(o.Checks, path, '.Checks');
     const proxy = isObj(s.Proxy) ? s.Proxy : {};
     const connect = isObj(s.Connect) ? s.Connect : {};
-    const node = this.node(o.Node, `${path}.Node`, dc);
-    if (!node) return null;
-    if (address !== '' && !(isIP(address) || isHostname(address))) {
-      this.warnings.push(`${sp}.Address: ${JSON.stringify(address)} is neither an IP address nor a host name; instance skipped`);
-      return null;
-    }
+    const id = this.opt(s.ID, sp, '.Service.ID') || service;
+    const kind = this.opt(s.Kind, sp, '.Service.Kind');
     // One node object per name: the nodes list wins, service entries fill in nodes it lacks. From
     // Consul (entryWins), the entry is the newer copy: the list's object is shared only if equal.
-    const known = nodes.get(node.name);
-    if (!known) nodes.set(node.name, node);
+    const nodeRaw = o.Node;
+    const name = isObj(nodeRaw) ? nodeRaw.Node : undefined;
+    const listed = typeof name === 'string' ? nodes.get(name) : undefined;
+    const node = this.node(nodeRaw, `${path}.Node`, dc, !entryWins && listed !== undefined);
+    if (!node) return null;
+    if (address !== '' && !(ipFamily(address) !== 0 || isHostname(address))) {
+      this.warnings.push(`${sp}.Service.Address: ${JSON.stringify(address)} is neither an IP address nor a host name; instance skipped`);
+      return null;
+    }
+    let use: CatalogNode;
+    if (node === SKIPPED_NODE) use = listed!;
+    else if (!listed) { nodes.set(node.name, node); use = node; }
+    else use = !entryWins || sameNodeData(listed, node) ? listed : node;
     return {
-      node: known && (!entryWins || sameNodeData(known, node)) ? known : node,
-      id: this.str(s.ID, `${sp}.ID`, { optional: true }) || service,
-      service, tags, address, port, taggedAddresses, meta, weights, checks,
-      kind: this.str(s.Kind, `${sp}.Kind`, { optional: true }),
+      node: use, id, service, tags, address, port, taggedAddresses, meta, weights, checks, kind,
       proxyDestination: typeof proxy.DestinationServiceName === 'string' ? proxy.DestinationServiceName : '',
       connectNative: connect.Native === true,
     };
   }
 }
+
+/** Returned by Validator.node for a node whose copy is not used (the known node is). */
+const SKIPPED_NODE: CatalogNode = Object.freeze({ name: '', id: '', address: '', datacenter: '', taggedAddresses: {}, meta: {} });
 
 const sameMap = (a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean => {
   const ka = Object.keys(a);
@@ -296,7 +333,7 @@ export function validateServiceEntries(dc: string, name: string, doc: unknown, n
 export function validateCatalog(doc: unknown): ValidatedCatalog {
   const v = new Validator();
   const top = v.obj(doc, '$');
-  const local = v.str(top.datacenter, 'datacenter', { nonEmpty: true });
+  const local = v.name(top.datacenter, 'datacenter', '');
   if (!isWireLabel(local)) throw new CatalogError('datacenter', 'must be a single DNS label of 1-63 bytes');
   const dcs = v.obj(top.datacenters, 'datacenters');
   if (!(local in dcs)) throw new CatalogError('datacenters', `has no entry for the local datacenter ${JSON.stringify(local)}`);

@@ -5,12 +5,11 @@
  * be rebuilt alone when that entry changes. The shapes follow Consul's DNS interface; see
  * docs/consul-dns.md and README "DNS behaviour".
  */
-import { isIP } from 'node:net';
 import type { CatalogNode, ServiceInstance } from '../catalog/catalog.js';
 import { isWireName } from '../catalog/catalog.js';
 import { serviceTtlFor, type Config } from '../config.js';
 import { QTYPE, txtStrings } from '../dns/wire.js';
-import { canonicalIp, ipHex } from './ip.js';
+import { canonicalIp, ipFamily, ipHex } from './ip.js';
 import { AT, ContentHasher, type RR } from './records.js';
 
 /** What one name answers for one qtype, as records. */
@@ -167,7 +166,7 @@ export class Translator {
 
   /** Consul's makeARecord: the A or AAAA record for `ip` at `owner` if the qtype takes that family. */
   addrRecord(qt: number, ip: string, ttl: number, owner = AT): RR | null {
-    const fam = isIP(ip);
+    const fam = ipFamily(ip);
     if (fam === 4 && qt !== QTYPE.AAAA) return { owner, type: 'A', ttl, data: ip };
     if (fam === 6 && qt !== QTYPE.A) return { owner, type: 'AAAA', ttl, data: this.canonicalIp(ip) };
     return null;
@@ -200,44 +199,59 @@ export class Translator {
     const svcAddr = this.serviceAddr(dc, s, accept);
     const nAddr = this.nodeAddr(dc, s.node, accept);
     if (!svcAddr && !nAddr) return null;
+    if (!svcAddr) {
+      if (ipFamily(nAddr) === 0) return this.fromFQDN(qt, ttl, nAddr, svcAddr, dc, s);
+      return s.node.address !== nAddr ? this.fromIP(dc, s, qt, ttl, nAddr, svcAddr) : this.fromServiceNode(dc, s, qt, ttl, nAddr, svcAddr);
+    }
+    if (ipFamily(svcAddr) !== 0) return this.fromIP(dc, s, qt, ttl, svcAddr, svcAddr);
+    if (selfNames.has(svcAddr.toLowerCase().replace(/\.$/, '')) && ipFamily(nAddr) !== 0) return this.fromServiceNode(dc, s, qt, ttl, nAddr, svcAddr);
+    return this.fromFQDN(qt, ttl, svcAddr, svcAddr, dc, s);
+  }
+
+  /** An SRV record to `target` (de-duplicated by node, service address and port, as Consul does). */
+  private srv(dc: string, s: ServiceInstance, ttl: number, svcAddr: string, target: string, glue: readonly RR[], hostTarget: boolean): InstanceRecord {
     const port = this.servicePort(dc, s);
-    const srvKey = `${s.node.name}:${svcAddr}:${port}`;
-    const srv = (target: string, glue: readonly RR[], hostTarget = false): InstanceRecord => ({
-      key: srvKey, cname: false, hostTarget, glue,
+    return {
+      key: `${s.node.name}:${svcAddr}:${port}`, cname: false, hostTarget, glue,
       rr: { owner: AT, type: 'SRV', ttl, data: { priority: 1, weight: weightOf(s), port, target } },
-    });
-    // An address's text is its key (IPv4 and IPv6 texts never collide).
-    const address = (rec: RR): InstanceRecord => ({ key: rec.data as string, cname: false, hostTarget: false, glue: NO_RECORDS, rr: rec });
-    const fromIP = (ip: string): InstanceRecord | null => {
-      if (qt === QTYPE.SRV) {
-        const target = `${ipHex(ip)}.addr.${dc}.${this.domain}`;
-        const rec = this.addrRecord(qt, ip, ttl, target);
-        return rec ? srv(target, [rec]) : null;
-      }
-      const rec = this.addrRecord(qt, ip, ttl);
-      return rec ? address(rec) : null;
     };
-    const fromServiceNode = (ip: string): InstanceRecord | null => {
-      if (qt === QTYPE.SRV) {
-        const target = `${s.node.name}.node.${dc}.${this.domain}`;
-        if (!this.nodeTargetOk(s.node, target)) return null;
-        const rec = this.addrRecord(qt, ip, ttl, target);
-        if (!rec) return null;
-        return srv(target, [rec, ...(this.cfg.enableAdditionalNodeMetaTxt ? this.metaRecords(s.node, ttl, target) : [])]);
-      }
-      const rec = this.addrRecord(qt, ip, ttl);
-      return rec ? address(rec) : null;
-    };
-    const fromFQDN = (host: string): InstanceRecord => {
-      const target = host.replace(/\.$/, '');
-      if (qt === QTYPE.SRV) return srv(target, NO_RECORDS, true);
-      return { key: `CNAME:${target}`, cname: true, hostTarget: false, glue: NO_RECORDS, rr: { owner: AT, type: 'CNAME', ttl, data: target } };
-    };
-    if (!svcAddr && isIP(nAddr)) return s.node.address !== nAddr ? fromIP(nAddr) : fromServiceNode(nAddr);
-    if (!svcAddr) return fromFQDN(nAddr);
-    if (isIP(svcAddr)) return fromIP(svcAddr);
-    if (selfNames.has(svcAddr.toLowerCase().replace(/\.$/, '')) && isIP(nAddr)) return fromServiceNode(nAddr);
-    return fromFQDN(svcAddr);
+  }
+
+  /** An address record; its text is its key (IPv4 and IPv6 texts never collide). */
+  private static address(rec: RR): InstanceRecord {
+    return { key: rec.data as string, cname: false, hostTarget: false, glue: NO_RECORDS, rr: rec };
+  }
+
+  /** An instance at an address of its own: A/AAAA, or SRV to `<hex>.addr.<dc>.<domain>`. */
+  private fromIP(dc: string, s: ServiceInstance, qt: AddrQtype, ttl: number, ip: string, svcAddr: string): InstanceRecord | null {
+    if (qt === QTYPE.SRV) {
+      const target = `${ipHex(ip)}.addr.${dc}.${this.domain}`;
+      const rec = this.addrRecord(qt, ip, ttl, target);
+      return rec ? this.srv(dc, s, ttl, svcAddr, target, [rec], false) : null;
+    }
+    const rec = this.addrRecord(qt, ip, ttl);
+    return rec ? Translator.address(rec) : null;
+  }
+
+  /** An instance at its node's address: A/AAAA, or SRV to `<node>.node.<dc>.<domain>` with meta TXT. */
+  private fromServiceNode(dc: string, s: ServiceInstance, qt: AddrQtype, ttl: number, ip: string, svcAddr: string): InstanceRecord | null {
+    if (qt === QTYPE.SRV) {
+      const target = `${s.node.name}.node.${dc}.${this.domain}`;
+      if (!this.nodeTargetOk(s.node, target)) return null;
+      const rec = this.addrRecord(qt, ip, ttl, target);
+      if (!rec) return null;
+      const glue = this.cfg.enableAdditionalNodeMetaTxt && hasKeys(s.node.meta) ? [rec, ...this.metaRecords(s.node, ttl, target)] : [rec];
+      return this.srv(dc, s, ttl, svcAddr, target, glue, false);
+    }
+    const rec = this.addrRecord(qt, ip, ttl);
+    return rec ? Translator.address(rec) : null;
+  }
+
+  /** An instance at a host name: CNAME, or SRV to that host. */
+  private fromFQDN(qt: AddrQtype, ttl: number, host: string, svcAddr: string, dc: string, s: ServiceInstance): InstanceRecord {
+    const target = host.replace(/\.$/, '');
+    if (qt === QTYPE.SRV) return this.srv(dc, s, ttl, svcAddr, target, NO_RECORDS, true);
+    return { key: `CNAME:${target}`, cname: true, hostTarget: false, glue: NO_RECORDS, rr: { owner: AT, type: 'CNAME', ttl, data: target } };
   }
 
   /** Consul's serviceNodeRecords / serviceSRVRecords over a set of healthy instances. */
@@ -325,12 +339,12 @@ export class Translator {
     if (kind === 'service') {
       if (dc === this.localDc) {
         // Every instance carries the service's virtual IP; take the first valid one in canonical order.
-        const vip = list.map((s) => s.taggedAddresses['consul-virtual']?.address ?? '').find((a) => isIP(a) === 4);
+        const vip = list.map((s) => s.taggedAddresses['consul-virtual']?.address ?? '').find((a) => ipFamily(a) === 4);
         if (vip) {
           const a: RecordAnswer = { records: [{ owner: AT, type: 'A', ttl: this.cfg.nodeTtl, data: vip }], glue: null, additional: [], shuffle: false, addressLimit: false, chase: null };
           virtual = { byType: new Map([[QTYPE.A, a], [QTYPE.ANY, a]]), otherwise: 'nodata' };
         }
-        for (const s of list) if (isIP(s.address)) ptrClaims.push(this.canonicalIp(s.address));
+        for (const s of list) if (ipFamily(s.address)) ptrClaims.push(this.canonicalIp(s.address));
       }
       for (const s of list) {
         const dest = s.kind === 'connect-proxy' ? s.proxyDestination : s.connectNative ? s.service : '';
@@ -361,11 +375,11 @@ export class Translator {
     if (!isWireName(`${name}.node.${dc}.${this.domain}`)) return null;
     const ttl = this.cfg.nodeTtl;
     const meta = this.metaRecords(n, ttl, AT);
-    const hostname = !isIP(n.address);
+    const hostname = !ipFamily(n.address);
     // Consul's makeRecordFromNode: an address of the accepted family, or a CNAME to a host name.
     const rec = (qt: number): RR | null => {
       const addr = this.nodeAddr(dc, n, qt === QTYPE.A ? 'v4' : qt === QTYPE.AAAA ? 'v6' : 'any');
-      if (!isIP(addr)) return { owner: AT, type: 'CNAME', ttl, data: n.address.replace(/\.$/, '') };
+      if (!ipFamily(addr)) return { owner: AT, type: 'CNAME', ttl, data: n.address.replace(/\.$/, '') };
       return this.addrRecord(qt, addr, ttl);
     };
     const answer = (records: RR[], additional: RR[] = [], cname = false): RecordAnswer =>
@@ -391,8 +405,18 @@ export class Translator {
   }
 }
 
+/** The unit with its hash and size filled in (in place: a spread of the whole unit showed in build profiles). */
 function withHash<U extends Unit>(u: Omit<U, 'hash' | 'size'>, domain: string): U {
-  return { ...u, ...unitHash(u as U, domain) } as U;
+  const h = unitHash(u as U, domain);
+  const out = u as U & { hash: Uint32Array; size: number };
+  out.hash = h.hash;
+  out.size = h.size;
+  return out;
+}
+
+function hasKeys(o: object): boolean {
+  for (const _ in o) return true;
+  return false;
 }
 
 /** Instances in a canonical order: node name, then service ID. */
