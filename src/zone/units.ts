@@ -322,9 +322,17 @@ export class Translator {
     const all = this.serviceOwner(dc, svc, live, ttl, memo, interned);
     const byTag = new Map<string, OwnerRecords>();
     let tagSuffixes: Set<string> = NO_NAMES;
-    const tags = new Set(live.flatMap((s) => s.tags.map((t) => t.toLowerCase())));
-    for (const tag of [...tags].sort()) {
-      const tagged = live.filter((s) => s.tags.some((t) => t.toLowerCase() === tag));
+    // Each instance's tags in lower case, once (not per tag and instance).
+    const lowTags: string[][] = new Array(live.length);
+    const tagSet = new Set<string>();
+    for (let i = 0; i < live.length; i++) {
+      const ts = live[i]!.tags, low: string[] = new Array(ts.length);
+      for (let j = 0; j < ts.length; j++) tagSet.add((low[j] = ts[j]!.toLowerCase()));
+      lowTags[i] = low;
+    }
+    for (const tag of [...tagSet].sort()) {
+      const tagged: ServiceInstance[] = [];
+      for (let i = 0; i < live.length; i++) if (lowTags[i]!.includes(tag)) tagged.push(live[i]!);
       // A tag every instance carries answers exactly as the service does: share its records.
       const owner = tagged.length === live.length ? all : this.serviceOwner(dc, svc, tagged, ttl, memo, interned);
       if (owner) byTag.set(tag, owner);
@@ -353,7 +361,8 @@ export class Translator {
     }
     const addrTargets: RR[] = [];
     const seenTargets = new Set<string>();
-    for (const o of [all, ...byTag.values()]) {
+    // Owners shared by tags (a tag every instance carries) are looked at once.
+    for (const o of new Set([all, ...byTag.values()])) {
       for (const g of o?.byType.get(QTYPE.SRV)?.glue ?? []) {
         const t = g[0];
         if (!t || !t.owner.includes('.addr.') || seenTargets.has(t.owner)) continue;
