@@ -15,7 +15,7 @@
  * Cost: nothing on the primary path. Only a name the zone refuses can be under the alt domain (the
  * two domains do not nest, see altDomainProblem), so the handler asks here on the REFUSED path only.
  */
-import type { Answer, WireUnit, Zone } from '../zone/zone.js';
+import { isLabelBoundary, type Answer, type WireUnit, type Zone } from '../zone/zone.js';
 import type { PackedBlock } from './pack.js';
 import { QTYPE, nameToWire } from './wire.js';
 
@@ -240,17 +240,6 @@ function keyOf(name: string): string {
   return nameToWire(name).toString('latin1');
 }
 
-/** True when position `at` of a wire key starts a label. */
-function labelStart(key: string, at: number): boolean {
-  let i = 0;
-  while (i < at) {
-    const len = key.charCodeAt(i);
-    if (len === 0) return false;
-    i += len + 1;
-  }
-  return i === at;
-}
-
 /**
  * The alt domain of one handler: maps alt-domain question keys to the primary domain and keeps the
  * alt form of every prepared answer it has served (see the top of this file).
@@ -279,7 +268,7 @@ export class AltDomain {
     const ak = this.key;
     if (!key.endsWith(ak)) return null;
     const cut = key.length - ak.length;
-    if (cut > 0 && !labelStart(key, cut)) return null;
+    if (cut > 0 && !isLabelBoundary(key, cut)) return null;
     if (zone.domain !== this.domain) this.reset(zone.domain);
     const primary = key.slice(0, cut) + this.domainKey;
     // A name that would be longer than 255 bytes under the primary domain is in no answer of it.

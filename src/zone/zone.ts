@@ -744,7 +744,7 @@ export function wireKey(name: string): string {
 }
 
 /** True when position `at` of a wire key starts a label (walks the length bytes from the start). */
-function isLabelBoundary(key: string, at: number): boolean {
+export function isLabelBoundary(key: string, at: number): boolean {
   let i = 0;
   while (i < at) {
     const len = key.charCodeAt(i);

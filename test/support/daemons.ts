@@ -240,24 +240,8 @@ export function startUnbound({ stubPort, bin, verbosity = 1, stubZones = ['consu
       logFile: 'unbound.log',
       files: {
         'unbound.conf': [
-          'server:',
-          `    interface: ${HOST}@${port}`,
-          '    do-ip6: no',
-          '    do-daemonize: no',
-          '    username: ""',
-          '    chroot: ""',
-          `    directory: "${dir}"`,
-          `    pidfile: "${dir}/unbound.pid"`,
-          '    use-syslog: no',
-          `    logfile: "${dir}/unbound.log"`,
-          `    verbosity: ${verbosity}`,
-          '    log-queries: yes',
-          '    log-replies: yes',
-          '    log-servfail: yes',
-          '    access-control: 127.0.0.0/8 allow',
+          ...unboundHarness(dir, port, verbosity),
           '    do-not-query-localhost: no',
-          `    outgoing-interface: ${HOST}`, // cannot reach beyond loopback even if it wanted to
-          '    so-reuseport: no', // a port clash must fail loudly, not share the port
           '    module-config: "iterator"',
           '    qname-minimisation: yes',
           '    local-zone: "." refuse',
@@ -316,7 +300,7 @@ function unboundHarness(dir: string, port: number, verbosity: number): string[] 
     '    log-servfail: yes',
     '    access-control: 127.0.0.0/8 allow',
     `    outgoing-interface: ${HOST}`, // cannot reach beyond loopback even if it wanted to
-    '    so-reuseport: no',
+    '    so-reuseport: no', // a port clash must fail loudly, not share the port
   ];
 }
 

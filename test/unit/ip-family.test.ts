@@ -1,18 +1,8 @@
 import { isIP } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { ipFamily } from '../../src/zone/ip.js';
+import { seededRandom } from '../support/cases.js';
 
-/** A small deterministic PRNG (mulberry32), so a failure names a reproducible case. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('ipFamily (the fast path of net.isIP)', () => {
   it('agrees with net.isIP on the edge cases', () => {
@@ -23,7 +13,7 @@ describe('ipFamily (the fast path of net.isIP)', () => {
   });
 
   it('agrees with net.isIP on 200,000 generated near-addresses', () => {
-    const r = prng(7);
+    const r = seededRandom(7);
     const octet = (): string => {
       const k = r();
       if (k < 0.7) return String(Math.floor(r() * 256));
