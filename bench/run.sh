@@ -70,6 +70,15 @@ start_catalog_dns() {
   SERVER_PID=$!
 }
 
+# BENCH_BASELINE=DIR: a previous build's dist/ (e.g. from a git worktree of the last release), run
+# with the same arguments, so a change's effect on throughput is measured in the same run.
+start_baseline() {
+  local port=$1 dir=$2
+  taskset -c "$SERVER_CPU" node "$BENCH_BASELINE/main.js" --catalog-file "$D/catalog.json" \
+    --dns "127.0.0.1:$port" --log-level warn >"$dir/server.log" 2>&1 &
+  SERVER_PID=$!
+}
+
 start_nsd() {
   local port=$1 dir=$2
   cp "$D/consul.zone" "$dir/consul.zone"
@@ -218,6 +227,11 @@ bench_one() {
   PIDS+=("$SERVER_PID")
   wait_ready "$name" "$port" "$SERVER_PID" "$dir"
   if [[ $run == 1 ]]; then check_answers "$name" "$port"; fi
+  # Warm-up, the same for every server: the query file once (20,000 queries), not counted. It
+  # measures the steady state a server reaches after its first minutes of serving (catalog-dns
+  # prepares an answer's wire bytes the first time it is asked for; NSD and BIND have caches too).
+  timeout 60 taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "$port" -d "$D/queries.txt" \
+    -n 1 -c 8 -q 200 -t 2 -e >"$dir/warmup.out" 2>&1 || log "$name: warm-up pass failed (see $dir/warmup.out)"
   log "$name run $run: pid $SERVER_PID on 127.0.0.1:$port, dnsperf ${SECS}s"
   # -e: EDNS0; -c 8 sockets; -q 200 outstanding (enough to keep one core busy); -l loops the
   # query file for SECS seconds; -t 2: a query unanswered after 2 s counts as lost.
@@ -250,6 +264,10 @@ if [[ -f $ROOT/dist/main.js ]]; then
   SERVERS+=(catalog-dns)
 else
   echo "catalog-dns: not built, skipped"
+fi
+if [[ -n ${BENCH_BASELINE:-} ]]; then
+  [[ -f $BENCH_BASELINE/main.js ]] || { echo "bench: BENCH_BASELINE=$BENCH_BASELINE has no main.js" >&2; exit 2; }
+  SERVERS+=(baseline)
 fi
 SERVERS+=(nsd bind)
 
@@ -285,6 +303,10 @@ report() {
   if [[ -n ${MEAN[catalog-dns]:-} ]]; then
     awk -v c="${MEAN[catalog-dns]}" -v n="${MEAN[nsd]}" -v b="${MEAN[bind]}" \
       'BEGIN { printf "catalog-dns/NSD  = %.2f\ncatalog-dns/BIND = %.2f\n", c / n, c / b }'
+    if [[ -n ${MEAN[baseline]:-} ]]; then
+      awk -v c="${MEAN[catalog-dns]}" -v b="${MEAN[baseline]}" -v dir="$BENCH_BASELINE" \
+        'BEGIN { printf "catalog-dns/baseline = %.2f (baseline: %s)\n", c / b, dir }'
+    fi
   else
     echo "catalog-dns: not built, skipped (no ratios)"
   fi
