@@ -4,7 +4,7 @@
  * never logged), failover across several addresses, timeouts that fit a blocking query, and errors
  * with a stable `code` a caller can branch on.
  */
-import { Agent, type Dispatcher } from 'undici';
+import { Agent, Client, type Dispatcher } from 'undici';
 import { CatalogDnsError, type ErrorCode } from '../errors.js';
 
 /**
@@ -40,6 +40,11 @@ export interface ConsulClientOptions {
   readonly tls?: ConsulTls;
   /** Timeout of a non-blocking request (default 10 s). */
   readonly timeoutMs?: number;
+  /**
+   * Connections shared by the non-blocking requests (first reads, re-reads after an index reset,
+   * the liveness probe); more requests than that wait their turn (default 32).
+   */
+  readonly connections?: number;
 }
 
 export interface QueryOptions {
@@ -50,6 +55,8 @@ export interface QueryOptions {
   readonly waitMs?: number;
   readonly stale?: boolean;
   readonly signal?: AbortSignal;
+  /** The connection a blocking query waits on (its watch's own); a non-blocking read ignores it. */
+  readonly lane?: ConsulLane;
 }
 
 export interface ConsulResponse<T> {
@@ -68,9 +75,46 @@ export interface ConsulResponse<T> {
 /** Consul accepts Go durations: `wait=300000ms`. */
 const goDuration = (ms: number) => `${Math.max(1, Math.round(ms))}ms`;
 
+/**
+ * The connection of one blocking-query loop. A parked blocking query holds its connection for up to
+ * the wait, so every watch has its own: an undici Client (one socket, no pipelining) per lane, made
+ * when the first blocking query goes out and replaced when the client fails over to another address.
+ * (One shared pool would do too, but undici's Pool looks for a free connection by walking all of its
+ * connections on every request: with 10,000 parked queries that walk was most of the start's CPU.)
+ */
+export class ConsulLane {
+  private client: Client | null = null;
+  private origin = '';
+  private destroyed = false;
+
+  constructor(private readonly owner: ConsulClient, private readonly options: Client.Options) {}
+
+  /** The lane's connection to `origin` (a new one after a fail-over: the old one is dropped). */
+  dispatcher(origin: string): Dispatcher {
+    if (this.destroyed) throw new ConsulError('CDNS_ERR_CONSUL_UNAVAILABLE', origin, `${origin}: the connection was closed`);
+    if (this.client && this.origin === origin) return this.client;
+    if (this.client) void this.client.destroy().catch(() => {});
+    this.origin = origin;
+    this.client = new Client(origin, this.options);
+    return this.client;
+  }
+
+  /** Ends the request in flight (if any) and the connection, now. */
+  async destroy(): Promise<void> {
+    this.destroyed = true;
+    this.owner.forget(this);
+    const c = this.client;
+    this.client = null;
+    if (c) await c.destroy().catch(() => {});
+  }
+}
+
 export class ConsulClient {
   private readonly addresses: readonly URL[];
+  /** Non-blocking requests: a small shared pool. */
   private readonly dispatcher: Agent;
+  private readonly laneOptions: Client.Options;
+  private readonly lanes = new Set<ConsulLane>();
   private readonly token: string | null;
   private readonly timeoutMs: number;
   /** The address requests go to; moves on to the next one on a failure that says "this address". */
@@ -86,13 +130,34 @@ export class ConsulClient {
     this.addresses = opts.addresses.map((a) => new URL(a));
     this.token = opts.token ?? null;
     this.timeoutMs = opts.timeoutMs ?? 10_000;
+    const connect = opts.tls ? { ca: opts.tls.ca, cert: opts.tls.cert, key: opts.tls.key, servername: opts.tls.servername } : {};
     this.dispatcher = new Agent({
-      // Each parked blocking query holds a connection: no per-origin cap here; callers cap watches.
-      connections: null,
+      connections: opts.connections ?? 32,
       pipelining: 1,
-      keepAliveTimeout: 60_000,
-      connect: opts.tls ? { ca: opts.tls.ca, cert: opts.tls.cert, key: opts.tls.key, servername: opts.tls.servername } : {},
+      // Idle connections go after 10 s: the pool is busy at the start (the first reads), and at
+      // rest only the liveness probe (every 5 s) keeps one of them.
+      keepAliveTimeout: 10_000,
+      connect,
     });
+    // A watch's next blocking query follows the last one on the same connection at once.
+    this.laneOptions = { pipelining: 1, keepAliveTimeout: 60_000, connect };
+  }
+
+  /** A connection of its own for a blocking-query loop (see ConsulLane); destroyed with the client. */
+  lane(): ConsulLane {
+    const l = new ConsulLane(this, this.laneOptions);
+    this.lanes.add(l);
+    return l;
+  }
+
+  /** @internal (ConsulLane.destroy) */
+  forget(l: ConsulLane): void {
+    this.lanes.delete(l);
+  }
+
+  /** Lanes not destroyed yet (each holds at most one connection). */
+  get laneCount(): number {
+    return this.lanes.size;
   }
 
   /** The address in use. */
@@ -116,17 +181,23 @@ export class ConsulClient {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (this.token) headers['x-consul-token'] = this.token;
     this.requests++;
+    // A blocking query waits on its watch's own connection; everything else shares the pool.
+    const dispatcher = blocking && q.lane ? q.lane.dispatcher(url.origin) : this.dispatcher;
     let res: Dispatcher.ResponseData;
     try {
-      res = await this.dispatcher.request({
+      res = await dispatcher.request({
         origin: url.origin, path: `${url.pathname}${url.search}`, method: 'GET', headers,
         headersTimeout: timeout, bodyTimeout: timeout, ...(q.signal ? { signal: q.signal } : {}),
       });
     } catch (e) {
-      this.errors++;
       const code = (e as { code?: string }).code ?? '';
       const timedOut = code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT';
-      if ((e as Error).name !== 'AbortError') this.failover(at);
+      // Ended by us (a stopped watch, a closed client): not a failure of this address.
+      const ours = (e as Error).name === 'AbortError' || code === 'UND_ERR_DESTROYED' || code === 'UND_ERR_ABORTED';
+      if (!ours) {
+        this.errors++;
+        this.failover(at);
+      }
       throw new ConsulError(timedOut ? 'CDNS_ERR_CONSUL_TIMEOUT' : 'CDNS_ERR_CONSUL_UNAVAILABLE', base.origin,
         `${base.origin}${url.pathname}: ${(e as Error).message}${code ? ` (${code})` : ''}`, 0, { cause: e });
     }
@@ -173,8 +244,9 @@ export class ConsulClient {
     if (this.addresses.length > 1 && this.current === failedAt) this.current = (this.current + 1) % this.addresses.length;
   }
 
-  /** Ends every request now (parked blocking queries included). */
+  /** Ends every request now (parked blocking queries included) and closes every connection. */
   async destroy(): Promise<void> {
-    await this.dispatcher.destroy();
+    const lanes = [...this.lanes];
+    await Promise.all([this.dispatcher.destroy(), ...lanes.map((l) => l.destroy())]);
   }
 }
