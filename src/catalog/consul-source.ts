@@ -89,7 +89,8 @@ export class ConsulCatalogSource implements CatalogSource {
   private readonly probeMs: number;
   private probeTimer: NodeJS.Timeout | null = null;
   private inflight = 0;
-  private readonly queue: Array<() => void> = [];
+  /** Initial reads waiting for a place, in order (a Set: taking the first and removing any are O(1)). */
+  private readonly queue = new Set<() => void>();
   private readonly guard: { share: number; holdMs: number } | null;
   private delivered: number | null = null;
   /** Instances at each delivery within the last hold (time, count). */
@@ -227,8 +228,7 @@ export class ConsulCatalogSource implements CatalogSource {
       void w.stop();
       st.watches.delete(name);
       st.pending.delete(name);
-      const queued = this.queue.indexOf(starters.get(w)!);
-      if (queued >= 0) this.queue.splice(queued, 1);
+      this.queue.delete(starters.get(w)!);
       const gone = st.services.get(name);
       if (gone) {
         this.instanceCount -= gone.length;
@@ -242,14 +242,16 @@ export class ConsulCatalogSource implements CatalogSource {
 
   /** Starts initial reads a few at a time (the first read of each service is not a blocking one). */
   private limited(start: () => void): void {
-    this.queue.push(start);
+    this.queue.add(start);
     this.pump();
   }
 
   private pump(): void {
-    while (this.inflight < this.concurrency && this.queue.length) {
+    while (this.inflight < this.concurrency && this.queue.size) {
+      const start = this.queue.values().next().value!;
+      this.queue.delete(start);
       this.inflight++;
-      this.queue.shift()!();
+      start();
     }
   }
 

@@ -11,7 +11,7 @@
  * opened when the first of them goes out, after `beforeBlocking` lets it (see ConsulCatalogSource:
  * the first catalog is read and committed before thousands of connections are opened).
  */
-import type { ConsulClient, ConsulLane, ConsulResponse, QueryOptions } from './consul-client.js';
+import { STOPPED, type ConsulClient, type ConsulLane, type ConsulResponse, type QueryOptions } from './consul-client.js';
 
 export interface WatchTiming {
   /** Blocking wait sent to Consul (default 5 min). */
@@ -93,7 +93,7 @@ export class BlockingWatch<T> {
 
   /** Stops the loop, ends the request in flight and closes the watch's connection, now. */
   async stop(): Promise<void> {
-    this.abort.abort();
+    this.abort.abort(STOPPED);
     await Promise.all([this.lane.destroy(), this.running]);
   }
 
@@ -110,7 +110,9 @@ export class BlockingWatch<T> {
       if (signal.aborted) return;
       let r: ConsulResponse<T>;
       try {
-        r = await this.client.get<T>(this.path, { ...this.query, index: this.index, waitMs: this.timing.waitMs, signal, lane: this.lane });
+        // A blocking query is ended by destroying the lane (stop): no abort listener per request,
+        // and no error object per request when thousands stop at once.
+        r = await this.client.get<T>(this.path, { ...this.query, index: this.index, waitMs: this.timing.waitMs, lane: this.lane, ...(this.index > 0 ? {} : { signal }) });
       } catch (e) {
         if (signal.aborted) return;
         this.failures++;
