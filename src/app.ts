@@ -215,6 +215,7 @@ export class App {
           this.persist(delivered);
         }, () => {});
         first ??= c;
+        return c; // the source opens its long polls once the first commit is done
       },
       (reason) => this.store.recordFailure(reason),
     );

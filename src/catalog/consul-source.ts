@@ -8,6 +8,13 @@
  * leader election does not stop the flow. Changes are coalesced in a quiet window (`min` of
  * quiet, at most `max` of waiting) into one catalog. Failures never reach the zone: the last good
  * catalog keeps serving, and the source reports each failure and when it last heard from Consul.
+ *
+ * The start comes first: every service is read (non-blocking, `concurrency` at a time, over the
+ * client's small shared pool) and the first catalog is delivered as soon as the last read is in,
+ * then committed; only after that do the per-service watches open their own connections for their
+ * blocking queries, a batch per event-loop turn (so DNS queries are answered in between). A change
+ * made meanwhile is not lost: each blocking query waits past the index its service was read at,
+ * and returns at once when that index has moved.
  */
 import { validateNodeList, validateServiceEntries, type Catalog, type CatalogNode, type DatacenterCatalog, type ServiceInstance } from './catalog.js';
 import type { ConsulClient, ConsulResponse } from './consul-client.js';
@@ -27,6 +34,8 @@ export interface ConsulSourceOptions {
   readonly initial?: () => Promise<Catalog | null>;
   /** How many initial reads run at once (default 32). */
   readonly concurrency?: number;
+  /** How many watches open their blocking query's connection per event-loop turn (default 32). */
+  readonly openBatch?: number;
   /**
    * A cheap non-blocking read (/v1/catalog/datacenters, which needs no leader) this often (default
    * 5 s): blocking queries parked on an unchanging catalog say nothing about whether Consul is still
@@ -66,7 +75,7 @@ export class ConsulCatalogSource implements CatalogSource {
   private readonly dcs = new Map<string, DcState>();
   private readonly listWatches: Array<BlockingWatch<unknown>> = [];
   private localDc = '';
-  private onCatalog: ((c: Catalog, hint?: ChangeHint) => void) | null = null;
+  private onCatalog: ((c: Catalog, hint?: ChangeHint) => void | Promise<unknown>) | null = null;
   private onFailure: (reason: string) => void = () => {};
   private dirtyServices = new Set<string>();
   private dirtyNodes = new Set<string>();
@@ -80,7 +89,8 @@ export class ConsulCatalogSource implements CatalogSource {
   private readonly probeMs: number;
   private probeTimer: NodeJS.Timeout | null = null;
   private inflight = 0;
-  private readonly queue: Array<() => void> = [];
+  /** Initial reads waiting for a place, in order (a Set: taking the first and removing any are O(1)). */
+  private readonly queue = new Set<() => void>();
   private readonly guard: { share: number; holdMs: number } | null;
   private delivered: number | null = null;
   /** Instances at each delivery within the last hold (time, count). */
@@ -92,6 +102,15 @@ export class ConsulCatalogSource implements CatalogSource {
   lastContact: number | null = null;
   reachable: boolean | null = null;
   commits = 0;
+  /**
+   * Watches waiting to open their blocking query's connection (see `beforeBlocking`), released
+   * `openBatch` per event-loop turn once the first catalog is committed (`opening`).
+   */
+  private readonly toOpen: Array<() => void> = [];
+  private toOpenAt = 0;
+  private opening = false;
+  private openScheduled = false;
+  private readonly openBatch: number;
 
   constructor(opts: ConsulSourceOptions) {
     this.client = opts.client;
@@ -100,6 +119,7 @@ export class ConsulCatalogSource implements CatalogSource {
     this.quiet = opts.quiet ?? { minMs: 50, maxMs: 500 };
     this.initial = opts.initial ?? null;
     this.concurrency = opts.concurrency ?? 32;
+    this.openBatch = opts.openBatch ?? 32;
     this.probeMs = opts.probeMs ?? 5000;
     this.guard = opts.guard === undefined ? { share: 0.5, holdMs: 60_000 } : opts.guard;
     this.wantDcs = opts.datacenters ?? [];
@@ -112,7 +132,7 @@ export class ConsulCatalogSource implements CatalogSource {
    * Serves the initial catalog at once when there is one (Consul may be down); otherwise resolves
    * once every followed service has been read from Consul.
    */
-  async start(onCatalog: (c: Catalog, hint?: ChangeHint) => void, onFailure?: (reason: string) => void): Promise<void> {
+  async start(onCatalog: (c: Catalog, hint?: ChangeHint) => void | Promise<unknown>, onFailure?: (reason: string) => void): Promise<void> {
     this.onCatalog = onCatalog;
     if (onFailure) this.onFailure = onFailure;
     const synced = new Promise<void>((resolve) => { this.firstSync = resolve; });
@@ -196,7 +216,8 @@ export class ConsulCatalogSource implements CatalogSource {
       // The first attempt (answered or failed) frees its place among the initial reads.
       const done = () => { if (first) { first = false; this.inflight--; this.pump(); } };
       const w = new BlockingWatch<unknown>(this.client, `/v1/health/service/${encodeURIComponent(name)}`, { dc: st.name, stale: true },
-        (resp) => { done(); this.onService(st, name, resp); }, (e) => { done(); this.failed(e); }, this.timing);
+        (resp) => { done(); this.onService(st, name, resp); }, (e) => { done(); this.failed(e); }, this.timing,
+        { beforeBlocking: (signal) => this.openTurn(signal) });
       st.watches.set(name, w);
       const start = () => w.start();
       starters.set(w, start);
@@ -207,8 +228,7 @@ export class ConsulCatalogSource implements CatalogSource {
       void w.stop();
       st.watches.delete(name);
       st.pending.delete(name);
-      const queued = this.queue.indexOf(starters.get(w)!);
-      if (queued >= 0) this.queue.splice(queued, 1);
+      this.queue.delete(starters.get(w)!);
       const gone = st.services.get(name);
       if (gone) {
         this.instanceCount -= gone.length;
@@ -222,14 +242,16 @@ export class ConsulCatalogSource implements CatalogSource {
 
   /** Starts initial reads a few at a time (the first read of each service is not a blocking one). */
   private limited(start: () => void): void {
-    this.queue.push(start);
+    this.queue.add(start);
     this.pump();
   }
 
   private pump(): void {
-    while (this.inflight < this.concurrency && this.queue.length) {
+    while (this.inflight < this.concurrency && this.queue.size) {
+      const start = this.queue.values().next().value!;
+      this.queue.delete(start);
       this.inflight++;
-      this.queue.shift()!();
+      start();
     }
   }
 
@@ -251,10 +273,48 @@ export class ConsulCatalogSource implements CatalogSource {
     this.changed();
   }
 
+  /**
+   * Resolves when a watch may open its connection: after the first catalog is committed, at most
+   * `openBatch` per event-loop turn (or at once when `signal` aborts).
+   */
+  private openTurn(signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = () => { signal.removeEventListener('abort', done); resolve(); };
+      signal.addEventListener('abort', done, { once: true });
+      this.toOpen.push(done);
+      this.releaseOpens();
+    });
+  }
+
+  private releaseOpens(): void {
+    if (!this.opening || this.openScheduled || this.toOpenAt >= this.toOpen.length || this.closed) return;
+    this.openScheduled = true;
+    setImmediate(() => {
+      this.openScheduled = false;
+      const end = Math.min(this.toOpen.length, this.toOpenAt + this.openBatch);
+      while (this.toOpenAt < end) this.toOpen[this.toOpenAt++]!();
+      if (this.toOpenAt === this.toOpen.length) { this.toOpen.length = 0; this.toOpenAt = 0; }
+      this.releaseOpens();
+    });
+  }
+
+  /** The first catalog is in (committed, or held back by the guard): the watches may park. */
+  private startOpening(): void {
+    if (this.opening) return;
+    this.opening = true;
+    this.releaseOpens();
+  }
+
   /** Quiet window: wait for `min` without changes, but never longer than `max` since the first. */
   private changed(): void {
     if (this.closed) return;
     this.pendingSince ??= Date.now();
+    if (this.commits === 0) {
+      // The first catalog waits for every read, not for quiet: delivered when the last one is in.
+      if (this.synced()) this.flush();
+      return;
+    }
     if (this.quietTimer) clearTimeout(this.quietTimer);
     this.quietTimer = setTimeout(() => this.flush(), this.quiet.minMs);
     this.maxTimer ??= setTimeout(() => this.flush(), this.quiet.maxMs);
@@ -272,7 +332,10 @@ export class ConsulCatalogSource implements CatalogSource {
     this.quietTimer = this.maxTimer = null;
     if (this.closed || !this.onCatalog || !this.synced()) return;
     if (!this.dirtyServices.size && !this.dirtyNodes.size && this.commits > 0) return;
-    if (this.guarded()) return;
+    if (this.guarded()) {
+      this.startOpening();
+      return;
+    }
     const split = (k: string) => k.split('\0') as [string, string];
     const hint: ChangeHint = { services: [...this.dirtyServices].map(split), nodes: [...this.dirtyNodes].map(split), since: this.pendingSince ?? Date.now() };
     this.pendingSince = null;
@@ -287,8 +350,11 @@ export class ConsulCatalogSource implements CatalogSource {
     this.commits++;
     this.delivered = this.instances();
     this.history.push([Date.now(), this.delivered]);
-    this.onCatalog({ datacenter: this.localDc, datacenters }, first ? undefined : hint);
+    const committed = this.onCatalog({ datacenter: this.localDc, datacenters }, first ? undefined : hint);
     if (first) {
+      // Thousands of connections opened while the first zone is built would only delay it.
+      if (committed) void committed.then(() => this.startOpening(), () => this.startOpening());
+      else this.startOpening();
       this.log.info({ datacenters: [...this.dcs.keys()], services: [...this.dcs.values()].reduce((n, s) => n + s.services.size, 0) }, 'consul catalog read');
       this.firstSync?.();
       this.firstSync = null;

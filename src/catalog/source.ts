@@ -17,6 +17,7 @@ export interface ChangeHint {
  */
 export interface CatalogSource {
   readonly name: string;
-  start(onCatalog: (catalog: Catalog, hint?: ChangeHint) => void, onFailure?: (reason: string) => void): Promise<void>;
+  /** `onCatalog` may return the commit of the catalog it was given (settled when it is served). */
+  start(onCatalog: (catalog: Catalog, hint?: ChangeHint) => void | Promise<unknown>, onFailure?: (reason: string) => void): Promise<void>;
   close(): Promise<void>;
 }

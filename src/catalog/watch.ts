@@ -5,8 +5,13 @@
  * changes constantly cannot make the loop spin; exponential backoff with full jitter on errors,
  * reset after a success. A response whose index did not move is not reported (a timeout or an
  * idempotent write); the data of one that did is.
+ *
+ * A read with index 0 (the first, and the first after a reset) is not a blocking one and goes over
+ * the client's shared pool; the blocking queries wait on the watch's own connection (its lane),
+ * opened when the first of them goes out, after `beforeBlocking` lets it (see ConsulCatalogSource:
+ * the first catalog is read and committed before thousands of connections are opened).
  */
-import type { ConsulClient, ConsulResponse, QueryOptions } from './consul-client.js';
+import { STOPPED, type ConsulClient, type ConsulLane, type ConsulResponse, type QueryOptions } from './consul-client.js';
 
 export interface WatchTiming {
   /** Blocking wait sent to Consul (default 5 min). */
@@ -29,6 +34,11 @@ export interface WatchDeps {
   readonly now?: () => number;
   readonly sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   readonly random?: () => number;
+  /**
+   * Awaited once, before the first blocking query (which opens the watch's connection); resolves
+   * at once when the signal aborts. Default: no wait.
+   */
+  readonly beforeBlocking?: (signal: AbortSignal) => Promise<void>;
 }
 
 const realSleep = (ms: number, signal: AbortSignal) => new Promise<void>((resolve) => {
@@ -45,6 +55,8 @@ export class BlockingWatch<T> {
   private refilledAt: number;
   private failures = 0;
   private running: Promise<void> | null = null;
+  private readonly lane: ConsulLane;
+  private beforeBlocking: ((signal: AbortSignal) => Promise<void>) | null;
   private readonly now: () => number;
   private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   private readonly random: () => number;
@@ -64,6 +76,8 @@ export class BlockingWatch<T> {
     this.now = deps.now ?? Date.now;
     this.sleep = deps.sleep ?? realSleep;
     this.random = deps.random ?? Math.random;
+    this.beforeBlocking = deps.beforeBlocking ?? null;
+    this.lane = client.lane();
     this.tokens = timing.burst;
     this.refilledAt = this.now();
   }
@@ -77,20 +91,28 @@ export class BlockingWatch<T> {
     this.running ??= this.loop();
   }
 
-  /** Stops the loop and the request in flight. */
+  /** Stops the loop, ends the request in flight and closes the watch's connection, now. */
   async stop(): Promise<void> {
-    this.abort.abort();
-    await this.running;
+    this.abort.abort(STOPPED);
+    await Promise.all([this.lane.destroy(), this.running]);
   }
 
   private async loop(): Promise<void> {
     const signal = this.abort.signal;
     while (!signal.aborted) {
+      if (this.index > 0 && this.beforeBlocking) {
+        const gate = this.beforeBlocking;
+        this.beforeBlocking = null;
+        await gate(signal);
+        if (signal.aborted) return;
+      }
       await this.take(signal);
       if (signal.aborted) return;
       let r: ConsulResponse<T>;
       try {
-        r = await this.client.get<T>(this.path, { ...this.query, index: this.index, waitMs: this.timing.waitMs, signal });
+        // A blocking query is ended by destroying the lane (stop): no abort listener per request,
+        // and no error object per request when thousands stop at once.
+        r = await this.client.get<T>(this.path, { ...this.query, index: this.index, waitMs: this.timing.waitMs, lane: this.lane, ...(this.index > 0 ? {} : { signal }) });
       } catch (e) {
         if (signal.aborted) return;
         this.failures++;

@@ -91,6 +91,54 @@ describe('following a live Consul', () => {
   }, 60_000);
 });
 
+describe('the start and the stop', () => {
+  it('answers once every service is read; the long polls open after, a change made meanwhile is not lost; close() ends them all', async () => {
+    const consul = await startFakeConsul({ jitter: false });
+    cleanups.push(() => consul.close());
+    const N = 60;
+    for (let i = 0; i < N; i++) {
+      consul.registerService({ Node: `n-${i}`, Address: `10.0.2.${i + 1}` }, { ID: `s${i}-1`, Service: `s${i}`, Port: 80 });
+    }
+    const client = new ConsulClient({ addresses: [consul.url], timeoutMs: 2000, connections: 4 });
+    const source = new ConsulCatalogSource({ client, logger: silentLogger(), concurrency: 4, openBatch: 3, quiet: { minMs: 20, maxMs: 200 },
+      timing: { ...DEFAULT_TIMING, waitMs: 10_000 } });
+    const app = new App({ config: loadConfig({ object: { dns: '127.0.0.1:0', http: 'off' } }), logger: silentLogger(), source });
+    await app.start();
+    const port = app.dnsAddress.port;
+    for (const i of [0, N - 1]) expect(await addresses(port, `s${i}.service.consul`)).toEqual([`10.0.2.${i + 1}`]);
+    // Right after the first answer: a change to a service whose long poll may not be open yet.
+    consul.registerService({ Node: 'late', Address: '10.0.3.1' }, { ID: `s${N - 1}-2`, Service: `s${N - 1}`, Port: 80 });
+    await eventually(() => addresses(port, `s${N - 1}.service.consul`), (a) => a.length === 2);
+    await consul.until((k) => k.parked === N + 2, 30_000);
+    expect(client.laneCount).toBe(N + 2);
+    await app.close();
+    expect(client.laneCount).toBe(0);
+    await consul.until((k) => k.parked === 0 && k.connections === 0, 30_000);
+  }, 60_000);
+
+  it('the serial served is on disk first (serial.json, written through a synced temporary file)', async () => {
+    const consul = await startFakeConsul({ jitter: false });
+    cleanups.push(() => consul.close());
+    consul.registerService({ Node: 'web-1', Address: '10.0.1.1' }, { ID: 'web-1', Service: 'web', Port: 80 });
+    const { mkdtempSync, rmSync, readFileSync, readdirSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'cdns-serial-'));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const app = new App({ config: loadConfig({ object: { dns: '127.0.0.1:0', http: 'off', consul: consul.url, data_dir: dir } }), logger: silentLogger() });
+    await app.start();
+    cleanups.push(() => app.close());
+    const served = async () => ((await udpQuery(app.dnsAddress.port, 'consul', 'SOA')).answers[0]!.data as { serial: number }).serial;
+    const onDisk = () => (JSON.parse(readFileSync(join(dir, 'serial.json'), 'utf8')) as { serial: number }).serial;
+    const first = await served();
+    expect(onDisk()).toBe(first);
+    consul.registerService({ Node: 'web-2', Address: '10.0.1.2' }, { ID: 'web-2', Service: 'web', Port: 80 });
+    const second = await eventually(served, (s) => s !== first);
+    expect(onDisk()).toBe(second);
+    expect(readdirSync(dir)).not.toContain('serial.json.tmp');
+  }, 60_000);
+});
+
 describe('the removal guard', () => {
   it('holds back an update that removes most instances until it has lasted removal_guard_hold; a recovery in between is never applied', async () => {
     const consul = await startFakeConsul({ jitter: false });

@@ -95,6 +95,62 @@ describe('ConsulClient', () => {
   });
 });
 
+describe('connections', () => {
+  it('non-blocking reads share a small pool; each watch parks on a connection of its own, closed by its stop', async () => {
+    const c = await consul();
+    const cl = new ConsulClient({ addresses: [c.url], timeoutMs: 3000, connections: 2 });
+    started.push(cl);
+    const reads = await Promise.all(Array.from({ length: 8 }, () => cl.get<unknown[]>('/v1/health/service/web', { stale: true })));
+    expect(reads.every((r) => r.body.length === 1)).toBe(true);
+    expect(c.counters.connectionsTotal).toBeLessThanOrEqual(2);
+    const watches = Array.from({ length: 3 }, () => recorder<unknown[]>(cl, '/v1/health/service/web'));
+    for (const { w } of watches) w.start();
+    await c.until((k) => k.parked === 3);
+    // Three parked queries on three connections of their own, next to the pool's (at most 2).
+    expect(c.counters.connections).toBeGreaterThanOrEqual(3);
+    expect(c.counters.connections).toBeLessThanOrEqual(5);
+    expect(cl.laneCount).toBe(3);
+    await Promise.all(watches.map(({ w }) => w.stop()));
+    expect(cl.laneCount).toBe(0);
+    await c.until((k) => k.parked === 0 && k.connections <= 2);
+    expect(cl.errors).toBe(0); // a stop is not a Consul failure
+  });
+
+  it('holds the first blocking query until beforeBlocking lets it, then waits past the index it read', async () => {
+    const c = await consul();
+    const cl = client([c.url]);
+    let open: (() => void) | null = null;
+    const seen: Array<ConsulResponse<unknown[]>> = [];
+    const w = new BlockingWatch<unknown[]>(cl, '/v1/health/service/web', { stale: true }, (r) => { seen.push(r); }, () => {}, DEFAULT_TIMING,
+      { beforeBlocking: () => new Promise<void>((r) => { open = r; }) });
+    started.push(w);
+    w.start();
+    for (let i = 0; i < 100 && !open; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(open).not.toBeNull();
+    expect(seen).toHaveLength(1);
+    expect(c.counters.parked).toBe(0);
+    // A change while the watch is held back is not lost: its blocking query returns at once.
+    c.registerService({ Node: 'n2', Address: '10.0.0.2' }, { ID: 'web-2', Service: 'web', Port: 80 });
+    open!();
+    for (let i = 0; i < 100 && seen.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(seen[1]!.body).toHaveLength(2);
+    await c.until((k) => k.parked === 1);
+  });
+
+  it('a watch stopped while held back by beforeBlocking ends at once', async () => {
+    const c = await consul();
+    const cl = client([c.url]);
+    let held = false;
+    const w = new BlockingWatch<unknown[]>(cl, '/v1/health/service/web', { stale: true }, () => {}, () => {}, DEFAULT_TIMING,
+      { beforeBlocking: (signal) => new Promise<void>((r) => { held = true; signal.addEventListener('abort', () => r(), { once: true }); }) });
+    w.start();
+    for (let i = 0; i < 100 && !held; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(held).toBe(true);
+    await w.stop();
+    expect(c.counters.parked).toBe(0);
+  });
+});
+
 describe('BlockingWatch', () => {
   it('reports the first state, then each change, waiting in between (one parked request)', async () => {
     const c = await consul();
