@@ -392,15 +392,32 @@ export class ConsulCatalogSource implements CatalogSource {
       this.heldSince = t;
       this.heldBack++;
       this.log.warn({ before, now, holdMs: g.holdMs }, 'removal guard: an update removes most instances (ACL token without rights?); holding it back');
-      setTimeout(() => this.flush(), g.holdMs).unref();
+      this.guardRecheck(g.holdMs);
       return true;
     }
-    if (t - this.heldSince < g.holdMs) return true;
+    if (t - this.heldSince < g.holdMs) {
+      // Asked again before the hold is over (another change, or the timer firing a little early:
+      // timers run on the loop's clock, not Date.now()): look again when it is over, or a removal
+      // that persists would wait for the next change in Consul to be applied.
+      this.guardRecheck(g.holdMs - (t - this.heldSince) + 1);
+      return true;
+    }
     this.log.warn({ before, now, heldMs: t - this.heldSince }, 'removal guard: the removal persisted; applying it');
     this.heldSince = null;
     this.history = []; // the smaller catalog is the new reference
     return false;
   }
+
+  /** One pending re-check of a held-back removal at a time. */
+  private guardRecheck(ms: number): void {
+    if (this.guardTimer) clearTimeout(this.guardTimer);
+    this.guardTimer = setTimeout(() => {
+      this.guardTimer = null;
+      this.flush();
+    }, ms);
+    this.guardTimer.unref();
+  }
+  private guardTimer: NodeJS.Timeout | null = null;
 
   private contact(): void {
     this.lastContact = Date.now();
@@ -432,6 +449,7 @@ export class ConsulCatalogSource implements CatalogSource {
     if (this.probeTimer) clearInterval(this.probeTimer);
     if (this.quietTimer) clearTimeout(this.quietTimer);
     if (this.maxTimer) clearTimeout(this.maxTimer);
+    if (this.guardTimer) clearTimeout(this.guardTimer);
     this.firstSync?.();
     const all = [...this.listWatches, ...[...this.dcs.values()].flatMap((s) => [...s.watches.values()])];
     await Promise.all(all.map((w) => w.stop()));
