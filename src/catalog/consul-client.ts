@@ -4,8 +4,16 @@
  * never logged), failover across several addresses, timeouts that fit a blocking query, and errors
  * with a stable `code` a caller can branch on.
  */
-import { Agent, Client, type Dispatcher } from 'undici';
+import { createRequire } from 'node:module';
+import type { Agent, Client, Dispatcher } from 'undici';
 import { CatalogDnsError, type ErrorCode } from '../errors.js';
+
+/**
+ * undici, loaded when the first Consul client is made, not at start: a server that reads a catalog
+ * file never loads it (about 0.2 s of a start).
+ */
+let undiciModule: typeof import('undici') | null = null;
+const undici = (): typeof import('undici') => (undiciModule ??= createRequire(import.meta.url)('undici') as typeof import('undici'));
 
 /**
  * UNAVAILABLE: refused, reset, TLS (the address cannot be reached); TIMEOUT: no answer in time (a
@@ -158,7 +166,7 @@ export class ConsulLane {
     if (this.client && this.origin === origin) return this.client;
     if (this.client) void this.client.destroy(STOPPED).catch(() => {});
     this.origin = origin;
-    this.client = new Client(origin, this.options);
+    this.client = new (undici().Client)(origin, this.options);
     return this.client;
   }
 
@@ -195,7 +203,7 @@ export class ConsulClient {
     this.headers = opts.token ? { accept: 'application/json', 'x-consul-token': opts.token } : { accept: 'application/json' };
     this.timeoutMs = opts.timeoutMs ?? 10_000;
     const connect = opts.tls ? { ca: opts.tls.ca, cert: opts.tls.cert, key: opts.tls.key, servername: opts.tls.servername } : {};
-    this.dispatcher = new Agent({
+    this.dispatcher = new (undici().Agent)({
       connections: opts.connections ?? 32,
       pipelining: 1,
       // Idle connections go after 10 s: the pool is busy at the start (the first reads), and at
