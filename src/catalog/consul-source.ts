@@ -173,8 +173,10 @@ export class ConsulCatalogSource implements CatalogSource {
   private follow(dc: string): void {
     const st: DcState = { name: dc, nodes: new Map(), services: new Map(), watches: new Map(), pending: new Set(), nodesRead: false, servicesRead: false };
     this.dcs.set(dc, st);
-    const nodes = new BlockingWatch<unknown>(this.client, '/v1/catalog/nodes', { dc, stale: true }, (r) => this.onNodes(st, r), (e) => this.failed(e), this.timing);
-    const services = new BlockingWatch<unknown>(this.client, '/v1/catalog/services', { dc, stale: true }, (r) => this.onServices(st, r), (e) => this.failed(e), this.timing);
+    const nodes = new BlockingWatch<unknown>(this.client, '/v1/catalog/nodes', { dc, stale: true }, (r) => this.onNodes(st, r), (e) => this.failed(e), this.timing,
+      { reuseSameBody: true });
+    const services = new BlockingWatch<unknown>(this.client, '/v1/catalog/services', { dc, stale: true }, (r) => this.onServices(st, r), (e) => this.failed(e), this.timing,
+      { reuseSameBody: true });
     this.listWatches.push(nodes, services);
     nodes.start();
     services.start();
@@ -182,6 +184,7 @@ export class ConsulCatalogSource implements CatalogSource {
 
   private onNodes(st: DcState, r: ConsulResponse<unknown>): void {
     this.contact();
+    if (r.same && st.nodesRead) return; // the same bytes: no node changed
     let list;
     try {
       list = validateNodeList(st.name, r.body);
@@ -203,6 +206,9 @@ export class ConsulCatalogSource implements CatalogSource {
 
   private onServices(st: DcState, r: ConsulResponse<unknown>): void {
     this.contact();
+    // The list's index moves with every registration anywhere; the same names and tags mean no
+    // watch to start or stop (the bytes are compared, the body is not even parsed again).
+    if (r.same && st.servicesRead) return;
     const body = r.body;
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
       this.failed(new Error(`/v1/catalog/services in ${st.name}: expected an object`));

@@ -39,6 +39,11 @@ export interface WatchDeps {
    * at once when the signal aborts. Default: no wait.
    */
   readonly beforeBlocking?: (signal: AbortSignal) => Promise<void>;
+  /**
+   * Keep the last body and hand it to the client, so that a wake bringing the same bytes is not
+   * parsed again (ConsulResponse.same). For list endpoints, whose index moves with every change.
+   */
+  readonly reuseSameBody?: boolean;
 }
 
 const realSleep = (ms: number, signal: AbortSignal) => new Promise<void>((resolve) => {
@@ -57,6 +62,8 @@ export class BlockingWatch<T> {
   private running: Promise<void> | null = null;
   private readonly lane: ConsulLane;
   private beforeBlocking: ((signal: AbortSignal) => Promise<void>) | null;
+  private readonly reuseSameBody: boolean;
+  private previous: { raw: Buffer; body: unknown } | null = null;
   private readonly now: () => number;
   private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   private readonly random: () => number;
@@ -77,6 +84,7 @@ export class BlockingWatch<T> {
     this.sleep = deps.sleep ?? realSleep;
     this.random = deps.random ?? Math.random;
     this.beforeBlocking = deps.beforeBlocking ?? null;
+    this.reuseSameBody = deps.reuseSameBody ?? false;
     this.lane = client.lane();
     this.tokens = timing.burst;
     this.refilledAt = this.now();
@@ -112,7 +120,10 @@ export class BlockingWatch<T> {
       try {
         // A blocking query is ended by destroying the lane (stop): no abort listener per request,
         // and no error object per request when thousands stop at once.
-        r = await this.client.get<T>(this.path, { ...this.query, index: this.index, waitMs: this.timing.waitMs, lane: this.lane, ...(this.index > 0 ? {} : { signal }) });
+        r = await this.client.get<T>(this.path, {
+          ...this.query, index: this.index, waitMs: this.timing.waitMs, lane: this.lane,
+          ...(this.index > 0 ? {} : { signal }), ...(this.previous ? { previous: this.previous } : {}),
+        });
       } catch (e) {
         if (signal.aborted) return;
         this.failures++;
@@ -124,6 +135,7 @@ export class BlockingWatch<T> {
       }
       this.failures = 0;
       this.responses++;
+      if (this.reuseSameBody) this.previous = { raw: r.raw, body: r.body };
       const idx = Math.max(1, r.index); // Consul never returns 0; a proxy might
       if (idx < this.index) {
         // The index went backwards: everything is suspect, start over (and report the data).

@@ -168,6 +168,33 @@ describe('BlockingWatch', () => {
     expect(seen).toHaveLength(2);
   });
 
+  it('a list wake that brings the same bytes is not parsed again (reuseSameBody): same body object, same: true', async () => {
+    const c = await consul();
+    const cl = client([c.url]);
+    const seen: Array<ConsulResponse<Record<string, string[]>>> = [];
+    const w = new BlockingWatch<Record<string, string[]>>(cl, '/v1/catalog/services', { stale: true }, (r) => { seen.push(r); }, () => {}, DEFAULT_TIMING,
+      { reuseSameBody: true });
+    started.push(w);
+    w.start();
+    const until = async (n: number) => {
+      for (let i = 0; i < 200 && seen.length < n; i++) await new Promise((r) => setTimeout(r, 25));
+      expect(seen.length).toBe(n);
+    };
+    await until(1);
+    expect(seen[0]!.same).toBe(false);
+    // A second instance of an existing service with the same tags: the list's index moves, its bytes do not.
+    c.registerService({ Node: 'n2', Address: '10.0.0.2' }, { ID: 'web-2', Service: 'web', Port: 80 });
+    await until(2);
+    expect(seen[1]!.index).toBeGreaterThan(seen[0]!.index);
+    expect(seen[1]!.same).toBe(true);
+    expect(seen[1]!.body).toBe(seen[0]!.body);
+    // A new service changes the bytes: parsed again.
+    c.registerService({ Node: 'n3', Address: '10.0.0.3' }, { ID: 'db-1', Service: 'db', Port: 5432 });
+    await until(3);
+    expect(seen[2]!.same).toBe(false);
+    expect(Object.keys(seen[2]!.body).sort()).toEqual(['db', 'web']);
+  });
+
   it('starts over when the index goes backwards (snapshot restore)', async () => {
     const c = await consul();
     c.setCheck('n1', 'service:web-1', 'warning', { serviceId: 'web-1' });
