@@ -3,33 +3,15 @@
  * configuration"): the keys that mean something here are used, the ones that cannot apply are
  * warned about once each, a key neither knows is an error; and where every value came from.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadConfig, loadConfigReport, optionSource, serviceTtlFor, type Sources } from '../../src/config.js';
 import { closest } from '../../src/config-consul.js';
 import { ConfigError } from '../../src/errors.js';
+import { configError, configFiles } from '../support/config-files.js';
 
 const fixture = new URL('../../fixtures/consul-agent.json', import.meta.url).pathname;
-const dir = mkdtempSync(join(tmpdir(), 'catalog-dns-config-consul-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-let files = 0;
-const file = (doc: unknown): string => {
-  const p = join(dir, `c${files++}.json`);
-  writeFileSync(p, JSON.stringify(doc));
-  return p;
-};
-
-function configError(src: Sources): ConfigError {
-  try {
-    loadConfig(src);
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return e as ConfigError;
-  }
-  throw new Error(`expected a ConfigError for ${JSON.stringify(src)}`);
-}
+const { dir, file } = configFiles('catalog-dns-config-consul-');
 
 describe('fixtures/consul-agent.json: a Consul server agent configuration with a full dns_config', () => {
   const { config: c, warnings } = loadConfigReport({ configFile: fixture });

@@ -2,32 +2,14 @@
  * Configuration: precedence flag > environment > file > default, durations, service_ttl, and every
  * bad value reported as a ConfigError naming the option as the user wrote it.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { OPTIONS, envName, loadConfig, loadConfigReport, parseDuration, serviceTtlFor, type Sources } from '../../src/config.js';
 import { ConfigError } from '../../src/errors.js';
+import { configError, configFiles } from '../support/config-files.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'catalog-dns-config-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-let files = 0;
-const file = (doc: unknown): string => {
-  const p = join(dir, `c${files++}.json`);
-  writeFileSync(p, typeof doc === 'string' ? doc : JSON.stringify(doc));
-  return p;
-};
-
-function configError(src: Sources): ConfigError {
-  try {
-    loadConfig(src);
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    expect((e as ConfigError).code).toBe('CDNS_ERR_CONFIG');
-    return e as ConfigError;
-  }
-  throw new Error(`expected a ConfigError for ${JSON.stringify(src)}`);
-}
+const { dir, file } = configFiles('catalog-dns-config-');
 
 describe('defaults (Consul dns_config defaults, docs/consul-dns.md §2)', () => {
   const c = loadConfig();
