@@ -7,7 +7,6 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig, loadConfigReport, optionSource, serviceTtlFor, type Sources } from '../../src/config.js';
 import { closest } from '../../src/config-consul.js';
-import { ConfigError } from '../../src/errors.js';
 import { configError, configFiles } from '../support/config-files.js';
 
 const fixture = new URL('../../fixtures/consul-agent.json', import.meta.url).pathname;

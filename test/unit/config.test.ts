@@ -6,7 +6,6 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { OPTIONS, envName, loadConfig, loadConfigReport, parseDuration, serviceTtlFor, type Sources } from '../../src/config.js';
-import { ConfigError } from '../../src/errors.js';
 import { configError, configFiles } from '../support/config-files.js';
 
 const { dir, file } = configFiles('catalog-dns-config-');
