@@ -13,13 +13,11 @@
  * primary answer's liveness slot and generation, so it goes stale with the records it came from.
  *
  * Cost: nothing on the primary path. Only a name the zone refuses can be under the alt domain (the
- * two domains do not nest, see altDomainProblem), so the handler asks here on the REFUSED path only.
+ * two domains do not nest, see altDomainProblem in config.ts), so the handler asks here on the REFUSED path only.
  */
 import { isLabelBoundary, type Answer, type WireUnit, type Zone } from '../zone/zone.js';
 import type { PackedBlock } from './pack.js';
 import { QTYPE, nameToWire } from './wire.js';
-
-export { altDomainProblem } from '../config.js';
 
 const TYPE_SOA = QTYPE.SOA, TYPE_SRV = QTYPE.SRV, TYPE_MX = QTYPE.MX;
 /** RR types whose RDATA is one domain name (RFC 1035 §3.3; DNAME, RFC 6672). */

@@ -2,7 +2,8 @@
 // blocks (compressed again), and which domains may be an alt domain.
 import packet from 'dns-packet';
 import { describe, expect, it } from 'vitest';
-import { SuffixRewrite, altDomainProblem } from '../../src/dns/alt-domain.js';
+import { altDomainProblem } from '../../src/config.js';
+import { SuffixRewrite } from '../../src/dns/alt-domain.js';
 import { packBlock, writeBlock, type PackRecord } from '../../src/dns/pack.js';
 import { QNAME_POINTER, nameToWire, rrAt, rrTail } from '../../src/dns/wire.js';
 
