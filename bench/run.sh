@@ -63,21 +63,19 @@ free_port() {
 
 # ---- servers: start_<name> PORT DIR -> sets SERVER_PID ------------------------------------
 
-start_catalog_dns() {
-  local port=$1 dir=$2
-  taskset -c "$SERVER_CPU" node "$ROOT/dist/main.js" --catalog-file "$D/catalog.json" \
+# catalog-dns from a dist/ directory.
+start_dist() {
+  local dist=$1 port=$2 dir=$3
+  taskset -c "$SERVER_CPU" node "$dist/main.js" --catalog-file "$D/catalog.json" \
     --dns "127.0.0.1:$port" --log-level warn >"$dir/server.log" 2>&1 &
   SERVER_PID=$!
 }
 
+start_catalog_dns() { start_dist "$ROOT/dist" "$@"; }
+
 # BENCH_BASELINE=DIR: a previous build's dist/ (e.g. from a git worktree of the last release), run
 # with the same arguments, so a change's effect on throughput is measured in the same run.
-start_baseline() {
-  local port=$1 dir=$2
-  taskset -c "$SERVER_CPU" node "$BENCH_BASELINE/main.js" --catalog-file "$D/catalog.json" \
-    --dns "127.0.0.1:$port" --log-level warn >"$dir/server.log" 2>&1 &
-  SERVER_PID=$!
-}
+start_baseline() { start_dist "$BENCH_BASELINE" "$@"; }
 
 start_nsd() {
   local port=$1 dir=$2

@@ -241,26 +241,25 @@ class Validator {
   instance(v: Json, path: string, svcName: string, dc: string, nodes: NodeIndex, entryWins = false): ServiceInstance | null {
     const o = this.obj(v, path);
     const s = this.obj(o.Service, path, '.Service');
-    const sp = path;
-    const service = this.name(s.Service, sp, '.Service.Service');
-    if (service !== svcName) throw new CatalogError(`${sp}.Service.Service`, `expected ${JSON.stringify(svcName)} (the key it is listed under)`);
-    const port = this.int(s.Port, sp, '.Service.Port', 0, 65535, 0);
-    const address = this.opt(s.Address, sp, '.Service.Address');
-    const tagsRaw = s.Tags === undefined || s.Tags === null ? [] : this.arr(s.Tags, sp, '.Service.Tags');
+    const service = this.name(s.Service, path, '.Service.Service');
+    if (service !== svcName) throw new CatalogError(`${path}.Service.Service`, `expected ${JSON.stringify(svcName)} (the key it is listed under)`);
+    const port = this.int(s.Port, path, '.Service.Port', 0, 65535, 0);
+    const address = this.opt(s.Address, path, '.Service.Address');
+    const tagsRaw = s.Tags === undefined || s.Tags === null ? [] : this.arr(s.Tags, path, '.Service.Tags');
     const tags: string[] = new Array(tagsRaw.length);
-    for (let i = 0; i < tagsRaw.length; i++) tags[i] = this.str(tagsRaw[i], sp, `.Service.Tags[${i}]`);
-    const w = s.Weights === undefined || s.Weights === null ? {} : this.obj(s.Weights, sp, '.Service.Weights');
+    for (let i = 0; i < tagsRaw.length; i++) tags[i] = this.str(tagsRaw[i], path, `.Service.Tags[${i}]`);
+    const w = s.Weights === undefined || s.Weights === null ? {} : this.obj(s.Weights, path, '.Service.Weights');
     const weights = {
-      passing: this.int(w.Passing, sp, '.Service.Weights.Passing', 0, 65535, 1),
-      warning: this.int(w.Warning, sp, '.Service.Weights.Warning', 0, 65535, 1),
+      passing: this.int(w.Passing, path, '.Service.Weights.Passing', 0, 65535, 1),
+      warning: this.int(w.Warning, path, '.Service.Weights.Warning', 0, 65535, 1),
     };
-    const taggedAddresses = this.serviceTagged(s.TaggedAddresses, sp, '.Service.TaggedAddresses');
-    const meta = this.strMap(s.Meta, sp, '.Service.Meta');
+    const taggedAddresses = this.serviceTagged(s.TaggedAddresses, path, '.Service.TaggedAddresses');
+    const meta = this.strMap(s.Meta, path, '.Service.Meta');
     const checks = this.checks(o.Checks, path, '.Checks');
     const proxy = isObj(s.Proxy) ? s.Proxy : {};
     const connect = isObj(s.Connect) ? s.Connect : {};
-    const id = this.opt(s.ID, sp, '.Service.ID') || service;
-    const kind = this.opt(s.Kind, sp, '.Service.Kind');
+    const id = this.opt(s.ID, path, '.Service.ID') || service;
+    const kind = this.opt(s.Kind, path, '.Service.Kind');
     // One node object per name: the nodes list wins, service entries fill in nodes it lacks. From
     // Consul (entryWins), the entry is the newer copy: the list's object is shared only if equal.
     const nodeRaw = o.Node;
@@ -269,7 +268,7 @@ class Validator {
     const node = this.node(nodeRaw, `${path}.Node`, dc, !entryWins && listed !== undefined);
     if (!node) return null;
     if (address !== '' && !(ipFamily(address) !== 0 || isHostname(address))) {
-      this.warnings.push(`${sp}.Service.Address: ${JSON.stringify(address)} is neither an IP address nor a host name; instance skipped`);
+      this.warnings.push(`${path}.Service.Address: ${JSON.stringify(address)} is neither an IP address nor a host name; instance skipped`);
       return null;
     }
     let use: CatalogNode;
