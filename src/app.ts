@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { ConsulClient } from './catalog/consul-client.js';
 import { ConsulCatalogSource } from './catalog/consul-source.js';
 import { readSnapshot, writeSnapshot } from './catalog/snapshot.js';
-import type { Catalog } from './catalog/catalog.js';
+import type { Catalog, CatalogPreview } from './catalog/catalog.js';
 import { FileCatalogSource } from './catalog/file-source.js';
 import type { CatalogSource, ChangeHint } from './catalog/source.js';
 import { optionSource, type Config } from './config.js';
@@ -22,8 +22,8 @@ import { silentLogger, type Logger } from './log.js';
 import { TcpServer } from './transport/tcp.js';
 import { UdpServer } from './transport/udp.js';
 import { ZoneStore } from './zone/store.js';
-import { Metrics } from './http/metrics.js';
-import { HttpServer } from './http/server.js';
+import type { Metrics } from './http/metrics.js';
+import type { HttpServer } from './http/server.js';
 
 /** The catalog persisted in the data dir (live Consul only), and how often it is rewritten at most. */
 const SNAPSHOT_FILE = 'catalog.json';
@@ -83,7 +83,6 @@ export class App {
     else if (c.catalogFile) this.source = new FileCatalogSource({ path: c.catalogFile, logger: this.log });
     else if (c.consul.length) this.source = this.consulSource();
     else throw new ConfigError('--catalog-file', 'or --consul is required (the catalog to serve: a file, or a live Consul)');
-    this.metrics = new Metrics({ counters: this.counters, store: this.store, source: this.source, handler: () => this.handler });
     this.rrl = c.rrlResponsesPerSecond === 0 ? null : new ResponseRateLimiter({
       responsesPerSecond: c.rrlResponsesPerSecond, slip: c.rrlSlip, windowSeconds: c.rrlWindow,
       ipv4Prefix: c.rrlIpv4Prefix, ipv6Prefix: c.rrlIpv6Prefix,
@@ -158,7 +157,22 @@ export class App {
   private wakeWriter: (() => void) | null = null;
   private closing = false;
 
-  readonly metrics: Metrics;
+  /**
+   * /metrics (prom-client), loaded with the HTTP server after the first commit: a start does not wait
+   * for it, and with `http off` it is never loaded. Commit times from before are kept for it.
+   */
+  private metrics: Metrics | null = null;
+  private earlyCommits: Array<{ seconds: number; lag: number | null }> = [];
+
+  private observeCommit(seconds: number, lag: number | null): void {
+    const m = this.metrics;
+    if (m === null) {
+      if (this.earlyCommits.length < 1000) this.earlyCommits.push({ seconds, lag });
+      return;
+    }
+    m.commitSeconds.observe(seconds);
+    if (lag !== null) m.propagationSeconds.observe(lag);
+  }
   private handler: QueryHandler | null = null;
   private http: HttpServer | null = null;
   private httpPort = 0;
@@ -194,7 +208,65 @@ export class App {
     return { host: this.config.dnsHost, port: this.port };
   }
 
+  /**
+   * Serves the first catalog. A source that can (the file) hands it over first as a preview: the
+   * listeners open then, and service and node names are answered from a provisional zone while the
+   * service entries are validated and the zone is built (zone/provisional.ts); every other query is
+   * held until the zone is complete. Resolves once the zone is complete and everything is listening.
+   */
   async start(): Promise<void> {
+    const handler = new QueryHandler({
+      store: this.store, config: this.config, logger: this.log, counters: this.counters,
+      onSample: (sec) => this.metrics?.answerSeconds.observe(sec),
+    });
+    this.handler = handler;
+    let listening: Promise<void> | null = null;
+    let first: Catalog | null = null;
+    const onPreview = (p: CatalogPreview) => {
+      const preview = this.withLocalDc(p, false);
+      if (preview === null || listening) return;
+      this.store.preview(preview);
+      listening = this.listen(handler);
+      listening.catch(() => {}); // reported below, once the first commit is over
+      this.log.info('answering service and node names while the zone is built');
+    };
+    try {
+      first = await this.startSource(onPreview);
+      await (listening ?? this.listen(handler));
+    } catch (e) {
+      if (listening) {
+        await (listening as Promise<void>).catch(() => {});
+        await Promise.all([this.udp?.close(), this.tcp?.close()]);
+        this.udp = this.tcp = null;
+      }
+      throw e;
+    }
+    if (this.config.http) {
+      const [{ Metrics }, { HttpServer }] = await Promise.all([import('./http/metrics.js'), import('./http/server.js')]);
+      const metrics = new Metrics({ counters: this.counters, store: this.store, source: this.source, handler: () => this.handler });
+      this.metrics = metrics;
+      for (const c of this.earlyCommits) this.observeCommit(c.seconds, c.lag);
+      this.earlyCommits = [];
+      const http = new HttpServer({ store: this.store, source: this.source, metrics, logger: this.log }, this.config.http.host, this.config.http.port);
+      try {
+        this.httpPort = await http.start();
+      } catch (e) {
+        await Promise.all([this.udp?.close(), this.tcp?.close()]);
+        throw e;
+      }
+      this.http = http;
+    }
+    this.watchStaleness();
+    const zone = this.store.current()!;
+    const c = this.config;
+    const counts = first ? catalogCounts(first) : null;
+    this.log.info({ version: this.version, dns: `${fmtHost(c.dnsHost)}:${this.port}`, domain: c.domain, source: this.source.name,
+      catalog: c.catalogFile, consul: c.consul.length ? c.consul : null, dataDir: c.dataDir, serial: zone.serial, compat: c.compat,
+      datacenter: first?.datacenter ?? null, ...counts }, 'serving');
+  }
+
+  /** Starts the source; resolves with the first catalog once its zone is committed. */
+  private async startSource(onPreview: (p: CatalogPreview) => void): Promise<Catalog | null> {
     let first: Promise<unknown> | null = null;
     // What the first delivery was (assigned in the callback, read after the source's start).
     const at: { catalog: Catalog | null; missingDc: ConfigError | null } = { catalog: null, missingDc: null };
@@ -210,41 +282,19 @@ export class App {
         at.catalog ??= catalog ?? delivered;
         // A failure is logged and recorded by the store; the previous zone keeps serving.
         const c = this.store.commit(catalog ?? delivered, this.source.name, hint).then((r) => {
-          this.metrics.commitSeconds.observe(r.ms / 1000);
-          if (hint?.since !== undefined) this.metrics.propagationSeconds.observe((Date.now() - hint.since) / 1000);
+          this.observeCommit(r.ms / 1000, hint?.since !== undefined ? (Date.now() - hint.since) / 1000 : null);
           this.persist(delivered);
         }, () => {});
         first ??= c;
         return c; // the source opens its long polls once the first commit is done
       },
       (reason) => this.store.recordFailure(reason),
+      onPreview,
     );
     if (at.missingDc) throw at.missingDc;
     await first;
     if (!this.store.current()) throw new CatalogDnsError('CDNS_ERR_CATALOG_INVALID', 'the first catalog could not be turned into a zone');
-    const handler = new QueryHandler({
-      store: this.store, config: this.config, logger: this.log, counters: this.counters,
-      onSample: (sec) => this.metrics.answerSeconds.observe(sec),
-    });
-    this.handler = handler;
-    await this.listen(handler);
-    if (this.config.http) {
-      const http = new HttpServer({ store: this.store, source: this.source, metrics: this.metrics, logger: this.log }, this.config.http.host, this.config.http.port);
-      try {
-        this.httpPort = await http.start();
-      } catch (e) {
-        await Promise.all([this.udp?.close(), this.tcp?.close()]);
-        throw e;
-      }
-      this.http = http;
-    }
-    this.watchStaleness();
-    const zone = this.store.current()!;
-    const c = this.config;
-    const counts = at.catalog ? catalogCounts(at.catalog) : null;
-    this.log.info({ version: this.version, dns: `${fmtHost(c.dnsHost)}:${this.port}`, domain: c.domain, source: this.source.name,
-      catalog: c.catalogFile, consul: c.consul.length ? c.consul : null, dataDir: c.dataDir, serial: zone.serial, compat: c.compat,
-      datacenter: at.catalog?.datacenter ?? null, ...counts }, 'serving');
+    return at.catalog;
   }
 
   private readonly version: string | null;
@@ -255,11 +305,12 @@ export class App {
    * The catalog with the configured local datacenter (`datacenter`) in place of its own; null when
    * that datacenter is not in it (then the catalog's own is kept, and this is logged once).
    */
-  private withLocalDc(catalog: Catalog): Catalog | null {
+  private withLocalDc<C extends Catalog | CatalogPreview>(catalog: C, note = true): C | null {
     const want = this.config.datacenter;
     if (want === null) return catalog;
     const dc = [...catalog.datacenters.keys()].find((d) => d.toLowerCase() === want);
     if (dc === undefined) {
+      if (!note) return null;
       if (!this.localDcMissing) this.log.warn({ datacenter: want, datacenters: [...catalog.datacenters.keys()] }, 'the configured datacenter is not in the catalog: names without a datacenter answer from the catalog\'s own');
       this.localDcMissing = true;
       return null;

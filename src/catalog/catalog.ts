@@ -328,16 +328,54 @@ export function validateServiceEntries(dc: string, name: string, doc: unknown, n
   return { instances, warnings: v.warnings };
 }
 
-/** Validates a catalog document. Throws CatalogError on structural errors. */
-export function validateCatalog(doc: unknown): ValidatedCatalog {
-  const v = new Validator();
-  const top = v.obj(doc, '$');
-  const local = v.name(top.datacenter, 'datacenter', '');
+/**
+ * A catalog document whose structure and node lists are checked and whose service entries are not
+ * yet: what a start answers service and node names from while the rest is validated and the zone
+ * built (see zone/provisional.ts). Only wire-label datacenters are in it, as in the catalog.
+ */
+export interface CatalogPreview {
+  readonly datacenter: string;
+  readonly datacenters: ReadonlyMap<string, PreviewDatacenter>;
+}
+
+export interface PreviewDatacenter {
+  /** The nodes list, validated (nodes named only in service entries are not in it). */
+  readonly nodes: ReadonlyMap<string, CatalogNode>;
+  /** Service names that are wire labels, in document order. */
+  readonly serviceNames: readonly string[];
+  /**
+   * One service's instances, exactly as the validated catalog will have them; null when that is not
+   * known from the entries alone: an entry is invalid (validation will say why), or it runs on a node
+   * the list lacks (whose object then comes from the first entry naming it, maybe another service's).
+   */
+  service(name: string): ServiceInstance[] | null;
+}
+
+/** A checked document: its preview, and the validation of the rest, in steps (one per service). */
+export interface OpenedCatalog {
+  readonly preview: CatalogPreview;
+  /** Validates every service entry, yielding between services; returns what validateCatalog does. */
+  validate(): Generator<void, ValidatedCatalog>;
+}
+
+/**
+ * Checks a catalog document's structure and validates its node lists (cheap: one entry per node);
+ * the service entries, most of a large catalog, are validated by `validate()`. Throws CatalogError on
+ * structural errors found so far.
+ */
+export function openCatalog(doc: unknown): OpenedCatalog {
+  const top = new Validator().obj(doc, '$');
+  const v0 = new Validator();
+  const local = v0.name(top.datacenter, 'datacenter', '');
   if (!isWireLabel(local)) throw new CatalogError('datacenter', 'must be a single DNS label of 1-63 bytes');
-  const dcs = v.obj(top.datacenters, 'datacenters');
+  const dcs = v0.obj(top.datacenters, 'datacenters');
   if (!(local in dcs)) throw new CatalogError('datacenters', `has no entry for the local datacenter ${JSON.stringify(local)}`);
-  const datacenters = new Map<string, DatacenterCatalog>();
+  interface Dc { dc: string; p: string; v: Validator; nodes: Map<string, CatalogNode>; servicesRaw: Record<string, Json> }
+  const opened: Dc[] = [];
+  const previews = new Map<string, PreviewDatacenter>();
   for (const [dc, dcDoc] of Object.entries(dcs)) {
+    // One validator per datacenter: its warnings keep the order of a validation in one pass.
+    const v = new Validator();
     const p = `datacenters.${dc}`;
     const d = v.obj(dcDoc, p);
     const nodesRaw = d.nodes === undefined ? [] : v.arr(d.nodes, `${p}.nodes`);
@@ -349,37 +387,89 @@ export function validateCatalog(doc: unknown): ValidatedCatalog {
       if (nodes.has(node.name)) v.warnings.push(`${p}.nodes[${i}].Node: duplicate node ${JSON.stringify(node.name)}; first kept`);
       else nodes.set(node.name, node);
     });
-    const services = new Map<string, ServiceInstance[]>();
-    for (const [name, list] of Object.entries(servicesRaw)) {
-      const sp = `${p}.services.${name}`;
-      const entries = v.arr(list, sp);
-      const instances: ServiceInstance[] = [];
-      entries.forEach((e, i) => {
-        const inst = v.instance(e, `${sp}[${i}]`, name, dc, nodes);
-        if (inst) instances.push(inst);
-      });
-      if (!isWireLabel(name)) {
-        v.warnings.push(`${sp}: service name ${JSON.stringify(name)} cannot be a DNS label (1-63 bytes, no dot); service skipped`);
-        continue;
-      }
-      services.set(name, instances);
-    }
-    if (!isWireLabel(dc)) {
-      v.warnings.push(`${p}: datacenter name ${JSON.stringify(dc)} cannot be a DNS label; datacenter skipped`);
-      continue;
-    }
-    datacenters.set(dc, { nodes, services });
+    opened.push({ dc, p, v, nodes, servicesRaw });
+    if (!isWireLabel(dc)) continue;
+    const listed: ReadonlyMap<string, CatalogNode> = new Map(nodes);
+    previews.set(dc, {
+      nodes: listed,
+      serviceNames: Object.keys(servicesRaw).filter(isWireLabel),
+      service: (name) => previewService(dc, `${p}.services.${name}`, name, servicesRaw[name], listed),
+    });
   }
-  return { catalog: { datacenter: local, datacenters }, warnings: v.warnings };
+  return {
+    preview: { datacenter: local, datacenters: previews },
+    *validate() {
+      const warnings: string[] = [...v0.warnings];
+      const datacenters = new Map<string, DatacenterCatalog>();
+      for (const { dc, p, v, nodes, servicesRaw } of opened) {
+        const services = new Map<string, ServiceInstance[]>();
+        for (const [name, list] of Object.entries(servicesRaw)) {
+          const sp = `${p}.services.${name}`;
+          const entries = v.arr(list, sp);
+          const instances: ServiceInstance[] = [];
+          entries.forEach((e, i) => {
+            const inst = v.instance(e, `${sp}[${i}]`, name, dc, nodes);
+            if (inst) instances.push(inst);
+          });
+          yield;
+          if (!isWireLabel(name)) {
+            v.warnings.push(`${sp}: service name ${JSON.stringify(name)} cannot be a DNS label (1-63 bytes, no dot); service skipped`);
+            continue;
+          }
+          services.set(name, instances);
+        }
+        if (!isWireLabel(dc)) v.warnings.push(`${p}: datacenter name ${JSON.stringify(dc)} cannot be a DNS label; datacenter skipped`);
+        else datacenters.set(dc, { nodes, services });
+        warnings.push(...v.warnings);
+      }
+      return { catalog: { datacenter: local, datacenters }, warnings };
+    },
+  };
+}
+
+/** PreviewDatacenter.service: one service's entries against the nodes list alone. */
+function previewService(dc: string, sp: string, name: string, raw: Json, listed: ReadonlyMap<string, CatalogNode>): ServiceInstance[] | null {
+  if (!Array.isArray(raw)) return null;
+  // A node the list lacks makes the answer unknown (valid copy or not: another service's entry may
+  // have given the node first).
+  let unlisted = false;
+  const index: NodeIndex = {
+    get: (n) => { const node = listed.get(n); if (!node) unlisted = true; return node; },
+    set: () => {},
+  };
+  const v = new Validator();
+  const out: ServiceInstance[] = [];
+  try {
+    for (let i = 0; i < raw.length; i++) {
+      const inst = v.instance(raw[i], `${sp}[${i}]`, name, dc, index);
+      if (unlisted) return null;
+      if (inst) out.push(inst);
+    }
+  } catch {
+    return null;
+  }
+  return out;
+}
+
+/** Validates a catalog document. Throws CatalogError on structural errors. */
+export function validateCatalog(doc: unknown): ValidatedCatalog {
+  const steps = openCatalog(doc).validate();
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
 }
 
 /** Parses and validates catalog-file text. JSON syntax errors are reported at path `$`. */
 export function parseCatalog(text: string): ValidatedCatalog {
-  let doc: unknown;
+  return validateCatalog(parseCatalogJson(text));
+}
+
+/** JSON.parse, its syntax errors reported as CatalogError at path `$`. */
+export function parseCatalogJson(text: string): unknown {
   try {
-    doc = JSON.parse(text);
+    return JSON.parse(text);
   } catch (e) {
     throw new CatalogError('$', `not valid JSON (${(e as Error).message})`, { cause: e });
   }
-  return validateCatalog(doc);
 }

@@ -16,7 +16,7 @@ import { basename, dirname, resolve } from 'node:path';
 import type { CatalogDnsError } from '../errors.js';
 import { readRegularFile } from '../files.js';
 import type { Logger } from '../log.js';
-import { parseCatalog, type Catalog } from './catalog.js';
+import { openCatalog, parseCatalog, parseCatalogJson, type Catalog, type CatalogPreview } from './catalog.js';
 import { QuietWindow, realTimers, type Timers } from './quiet-window.js';
 import type { CatalogSource } from './source.js';
 
@@ -39,6 +39,9 @@ export interface FileSourceOptions {
 }
 
 export const DEFAULT_MAX_CATALOG_BYTES = 256 * 1024 * 1024;
+
+/** How long one synchronous slice of validating a file's service entries may run (a start, see load). */
+const SLICE_MS = 8;
 
 interface Loaded { readonly catalog: Catalog; readonly digest: string; readonly signature: string; readonly warnings: readonly string[] }
 
@@ -90,8 +93,12 @@ export class FileCatalogSource implements CatalogSource {
     return this.io > 0;
   }
 
-  /** Reads and validates the file once. Throws CatalogError / CatalogDnsError. */
-  async load(): Promise<Loaded> {
+  /**
+   * Reads and validates the file once. Throws CatalogError / CatalogDnsError. With `preview`, the
+   * parsed document goes there first (structure and nodes checked), and the service entries are then
+   * validated in slices, so that a start answers meanwhile (see ZoneStore.preview).
+   */
+  async load(preview?: (p: CatalogPreview) => void): Promise<Loaded> {
     this.io++;
     const slow = this.timers.setTimeout(() => {
       this.log.warn({ path: this.path, ms: this.slowReadMs }, 'catalog file read is slow; still waiting for it');
@@ -103,14 +110,31 @@ export class FileCatalogSource implements CatalogSource {
       this.timers.clearTimeout(slow);
       this.io--;
     }
-    const digest = createHash('sha256').update(read.data).digest('hex');
-    const { catalog, warnings } = parseCatalog(read.data.toString('utf8'));
-    return { catalog, digest, signature: signatureOf(read.stats), warnings };
+    if (!preview) {
+      const digest = createHash('sha256').update(read.data).digest('hex');
+      const { catalog, warnings } = parseCatalog(read.data.toString('utf8'));
+      return { catalog, digest, signature: signatureOf(read.stats), warnings };
+    }
+    const opened = openCatalog(parseCatalogJson(read.data.toString('utf8')));
+    preview(opened.preview);
+    const steps = opened.validate();
+    let slice = performance.now();
+    for (;;) {
+      const r = steps.next();
+      if (r.done) {
+        const digest = createHash('sha256').update(read.data).digest('hex');
+        return { catalog: r.value.catalog, digest, signature: signatureOf(read.stats), warnings: r.value.warnings };
+      }
+      if (performance.now() - slice > SLICE_MS) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        slice = performance.now();
+      }
+    }
   }
 
-  async start(onCatalog: (c: Catalog) => void, onFailure?: (reason: string) => void): Promise<void> {
+  async start(onCatalog: (c: Catalog) => void, onFailure?: (reason: string) => void, onPreview?: (p: CatalogPreview) => void): Promise<void> {
     if (onFailure) this.onFailure = onFailure;
-    const first = await this.load();
+    const first = await this.load(onPreview);
     if (this.closed) return;
     for (const w of first.warnings) this.log.warn({ path: this.path }, w);
     this.lastDigest = first.digest;

@@ -1,4 +1,4 @@
-import type { Catalog } from './catalog.js';
+import type { Catalog, CatalogPreview } from './catalog.js';
 
 /** The catalog entries a new catalog changes, when the source knows them (see ZoneStore.commit). */
 export interface ChangeHint {
@@ -17,7 +17,12 @@ export interface ChangeHint {
  */
 export interface CatalogSource {
   readonly name: string;
-  /** `onCatalog` may return the commit of the catalog it was given (settled when it is served). */
-  start(onCatalog: (catalog: Catalog, hint?: ChangeHint) => void | Promise<unknown>, onFailure?: (reason: string) => void): Promise<void>;
+  /**
+   * `onCatalog` may return the commit of the catalog it was given (settled when it is served).
+   * `onPreview`, when the source can, gets the first catalog before its service entries are
+   * validated (see ZoneStore.preview), then `onCatalog` gets it whole.
+   */
+  start(onCatalog: (catalog: Catalog, hint?: ChangeHint) => void | Promise<unknown>, onFailure?: (reason: string) => void,
+    onPreview?: (preview: CatalogPreview) => void): Promise<void>;
   close(): Promise<void>;
 }

@@ -6,7 +6,7 @@ import { cacheBudget } from '../cache-budget.js';
 import type { RingTableStats } from '../ring-table.js';
 import { MAX_UDP_ANSWER_LIMIT, type Config } from '../config.js';
 import type { Logger } from '../log.js';
-import type { Liveness, Verdict, Zone } from '../zone/zone.js';
+import { NOT_YET, type Liveness, type Verdict, type Zone } from '../zone/zone.js';
 import { AltDomain } from './alt-domain.js';
 import type { DnsCounters } from './counters.js';
 import { parseQuery, REJECT_RCODE, type Edns, type Query } from './query.js';
@@ -16,7 +16,18 @@ import { QTYPE, RCODE } from './wire.js';
 
 export interface ZoneReader {
   current(): Zone | null;
+  /** While the first zone is built, the provisional zone (zone/provisional.ts); ZoneStore has them. */
+  provisional?(): Zone | null;
+  /** Settles when the provisional zone is gone (the first zone is built, or failed). */
+  whenBuilt?(): Promise<void>;
 }
+
+/**
+ * Returned by handle() for a query only the complete zone can answer, while a provisional one serves
+ * (a start): the listener holds the query and hands it in again once `whenBuilt()` settles. It was not
+ * counted; it will be when handed in again.
+ */
+export const HELD: Buffer = Buffer.alloc(0);
 
 /** What the response cache and the current zone's name memo hold against `response_cache_mb`. */
 export interface CacheMemory {
@@ -111,7 +122,7 @@ export class QueryHandler {
     let hash: number | null = null;
     const cache = this.cache;
     if (!tcp && cache && msg.length >= 12 && msg.length <= 512) {
-      const zone = this.store.current();
+      const zone = this.zone();
       // Entries outlive commits (each is checked against the liveness of its answer); only a zone
       // with other liveness numbering (another store, or none) empties the cache.
       const live = zone ? zone.data.liveness : null;
@@ -189,14 +200,31 @@ export class QueryHandler {
     return out;
   }
 
+  /** The zone queries are answered from: the current one, else a provisional one (a start), else none. */
+  private zone(): Zone | null {
+    const z = this.store.current();
+    return z !== null || !this.store.provisional ? z : this.store.provisional();
+  }
+
+  /** Settles when queries held (HELD) can be handed in again. */
+  whenBuilt(): Promise<void> {
+    return this.store.whenBuilt ? this.store.whenBuilt() : Promise.resolve();
+  }
+
   private answer(q: Query, tcp: boolean, hash: number | null): Buffer {
-    const zone = this.store.current();
+    const zone = this.zone();
     if (!zone) {
       this.counters.response(RCODE.SERVFAIL);
       return writeError(q, RCODE.SERVFAIL);
     }
     const qt = q.qtype;
     let ans = zone.answer(q.key, qt);
+    if (ans === NOT_YET) {
+      // Counted when handed in again (handleQuery counted it by protocol and qtype).
+      if (tcp) this.counters.queriesTcp--; else this.counters.queriesUdp--;
+      (tcp ? this.counters.qtypesTcp : this.counters.qtypesUdp)[qt < 256 ? qt : 256]! -= 1;
+      return HELD;
+    }
     if (!ans) {
       // alt_domain (alt-domain.ts): only a name the zone refuses can be under the alt domain, so the
       // primary domain pays nothing for it. The alt answer is then written and cached like any other.

@@ -29,7 +29,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { DnsCounters } from '../dns/counters.js';
-import type { QueryHandler } from '../dns/handler.js';
+import { HELD, type QueryHandler } from '../dns/handler.js';
 import type { QueryLog } from '../dns/query-log.js';
 import { CatalogDnsError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -205,6 +205,7 @@ export class TcpServer {
     while (buf.length >= 2) {
       const len = buf.readUInt16BE(0);
       if (buf.length < 2 + len) break;
+      const whole = buf;
       const msg = buf.subarray(2, 2 + len);
       buf = buf.subarray(2 + len);
       frames++;
@@ -229,6 +230,15 @@ export class TcpServer {
         return;
       }
       if (!resp) continue;
+      if (resp === HELD) {
+        // Only the complete zone can answer it (a start): wait for it as for a blocked write, this
+        // frame and the rest kept, in order. The handler hands nothing back until then.
+        c.buf = whole;
+        socket.pause();
+        this.enter(c, WRITING, this.now());
+        void handler.whenBuilt().then(() => this.onDrain(c));
+        return;
+      }
       if (resp.length > MAX_FRAME) {
         // Cannot be framed (the handler caps TCP replies at 65535 bytes, so this is a bug too).
         counters.internalErrors++;
@@ -259,7 +269,7 @@ export class TcpServer {
   private handleLogged(q: QueryLog, c: Connection, msg: Buffer): Buffer | null {
     const t0 = performance.now();
     const resp = this.opts.handler.handle(msg, true);
-    q.line('tcp', c.client, c.socket.remotePort, msg, resp, t0);
+    if (resp !== HELD) q.line('tcp', c.client, c.socket.remotePort, msg, resp, t0);
     return resp;
   }
 

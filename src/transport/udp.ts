@@ -13,7 +13,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
 import type { DnsCounters } from '../dns/counters.js';
-import type { QueryHandler } from '../dns/handler.js';
+import { HELD, type QueryHandler } from '../dns/handler.js';
 import type { QueryLog } from '../dns/query-log.js';
 import { RRL_DROP, RRL_OK, RRL_SLIP, slipReply, type ResponseRateLimiter } from '../dns/rrl.js';
 import { CatalogDnsError } from '../errors.js';
@@ -21,6 +21,9 @@ import type { Logger } from '../log.js';
 
 /** The largest UDP payload over IPv4 (65535 - 20 - 8): the default reply bound. */
 const MAX_UDP_PAYLOAD = 65507;
+/** Queries held for the complete zone during a start (HELD): at most this many, and bytes. */
+const MAX_HELD = 16384;
+const MAX_HELD_BYTES = 4 * 1024 * 1024;
 
 export interface UdpOptions {
   readonly host: string;
@@ -49,6 +52,9 @@ export class UdpServer {
   private listener: ((msg: Buffer, rinfo: RemoteInfo) => unknown) | null = null;
   private serve: Serve | null = null;
   private queryLog: QueryLog | null;
+  /** Datagrams held until the complete zone is built (see QueryHandler HELD), and their bytes. */
+  private held: Array<[Buffer, RemoteInfo]> = [];
+  private heldBytes = 0;
 
   constructor(private readonly opts: UdpOptions) {
     this.log = opts.logger.child({ component: 'udp' });
@@ -66,7 +72,8 @@ export class UdpServer {
     if (this.listener) socket.off('message', this.listener);
     this.listener = q === null ? serve : (msg: Buffer, rinfo: RemoteInfo) => {
       const t0 = performance.now();
-      q.line('udp', rinfo.address, rinfo.port, msg, serve(msg, rinfo), t0);
+      const sent = serve(msg, rinfo);
+      if (sent !== HELD) q.line('udp', rinfo.address, rinfo.port, msg, sent, t0);
     };
     socket.on('message', this.listener);
   }
@@ -96,6 +103,10 @@ export class UdpServer {
       }
       let resp = handler.handle(msg, false);
       if (resp === null) return null;
+      if (resp === HELD) {
+        this.hold(msg, rinfo);
+        return HELD;
+      }
       if (rrl !== null) {
         const v = rrl.check(resp, rinfo.address);
         if (v !== RRL_OK) {
@@ -141,7 +152,32 @@ export class UdpServer {
     return socket.address().port;
   }
 
+  /**
+   * Keeps a query that only the complete zone can answer (a start) and hands it in again once the
+   * zone is built, through the listener installed then. Past the bounds it is dropped and counted.
+   */
+  private hold(msg: Buffer, rinfo: RemoteInfo): void {
+    if (this.held.length >= MAX_HELD || this.heldBytes + msg.length > MAX_HELD_BYTES) {
+      this.opts.counters.dropped++;
+      return;
+    }
+    this.held.push([msg, rinfo]);
+    this.heldBytes += msg.length;
+    if (this.held.length === 1) void this.opts.handler.whenBuilt().then(() => this.release());
+  }
+
+  private release(): void {
+    const held = this.held;
+    this.held = [];
+    this.heldBytes = 0;
+    const listener = this.listener;
+    if (!this.socket || !listener) return;
+    for (const [msg, rinfo] of held) listener(msg, rinfo);
+  }
+
   close(): Promise<void> {
+    this.held = [];
+    this.heldBytes = 0;
     const s = this.socket;
     this.socket = null;
     if (!s) return Promise.resolve();

@@ -7,10 +7,11 @@
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Catalog } from '../catalog/catalog.js';
+import type { Catalog, CatalogPreview } from '../catalog/catalog.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { emptyZoneData, planCommit, zoneVersion, type ChangeHint, type Plan } from './build.js';
+import { provisionalZone } from './provisional.js';
 import { nextSerial } from './serial.js';
 import { diffRecords, unitRecords, type RecordDiff } from './listing.js';
 import type { RR } from './records.js';
@@ -79,8 +80,42 @@ export class ZoneStore {
   /** While set (max_stale passed without contact with the source), queries see no zone: SERVFAIL. */
   withheld = false;
 
+  /** The zone being served: the last one committed. */
   current(): Zone | null {
     return this.withheld ? null : this.zone;
+  }
+
+  /** While the first zone is built: the provisional zone queries are answered from (provisional.ts). */
+  private early: Zone | null = null;
+  private built: Promise<void> | null = null;
+  private builtNow: (() => void) | null = null;
+
+  /**
+   * Before the first commit completes: answers service and node names from `preview` (see
+   * provisional.ts) until it does. Ignored once a zone exists.
+   */
+  preview(preview: CatalogPreview): void {
+    if (this.zone || this.early) return;
+    this.early = provisionalZone(new Translator(this.config, preview.datacenter), preview);
+  }
+
+  /** The provisional zone while the first one is built, else null. */
+  provisional(): Zone | null {
+    return this.withheld ? null : this.early;
+  }
+
+  /** Settles when there is no provisional zone any more: the first commit has completed or failed. */
+  whenBuilt(): Promise<void> {
+    if (!this.early) return Promise.resolve();
+    return (this.built ??= new Promise<void>((resolve) => (this.builtNow = resolve)));
+  }
+
+  /** The first commit is over: the provisional zone goes, and queries held for the complete zone are answered. */
+  private settleFirst(): void {
+    this.early = null;
+    this.builtNow?.();
+    this.builtNow = null;
+    this.built = null;
   }
 
   /**
@@ -170,6 +205,7 @@ export class ZoneStore {
     this.lastSuccess = this.clock();
     this.lastError = null;
     this.commits++;
+    if (this.early || this.builtNow) this.settleFirst();
     if (!this.state || this.state.serial !== zone.serial || this.state.contentHash !== zone.contentHash) {
       this.state = { serial: zone.serial, contentHash: zone.contentHash };
       this.saveState();
@@ -201,6 +237,7 @@ export class ZoneStore {
   private failed(e: unknown, source: string): never {
     this.lastError = { at: this.clock(), message: (e as Error).message };
     this.log.error({ err: e, source }, 'zone build failed; serving the previous zone');
+    if (!this.zone) this.settleFirst();
     throw e;
   }
 

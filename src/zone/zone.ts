@@ -109,9 +109,12 @@ class RefCount {
 }
 
 export class DcIndex {
-  readonly services = new Map<string, ServiceUnit>();
-  readonly connect = new Map<string, ServiceUnit>();
-  readonly nodes = new Map<string, NodeUnit>();
+  constructor(
+    /** By lower-cased name. A provisional zone (provisional.ts) passes maps that build units on demand. */
+    readonly services: Map<string, ServiceUnit> = new Map(),
+    readonly connect: Map<string, ServiceUnit> = new Map(),
+    readonly nodes: Map<string, NodeUnit> = new Map(),
+  ) {}
   readonly nodeSuffixes = new RefCount();
   /** Lower-cased tags of healthy instances (for `_tag.service` empty non-terminals). */
   readonly tags = new RefCount();
@@ -273,6 +276,15 @@ export class ZoneData {
     return unit ? `${unit.display}.${unit.kind}.${this.localDc}.${this.domain}` : null;
   }
 }
+
+/**
+ * The answer of a provisional zone (provisional.ts) to a question only the complete zone can answer:
+ * the query waits for it (QueryHandler returns HELD). Never written to the wire.
+ */
+export const NOT_YET: Answer = Object.freeze({
+  verdict: 'nodata', units: [], shuffle: false, addressLimit: false, authority: [], additional: [],
+  source: { live: false }, slot: 0, gen: 0,
+}) as Answer;
 
 /** What a name resolves to. */
 export interface Owner {
