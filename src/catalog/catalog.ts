@@ -361,16 +361,17 @@ export interface OpenedCatalog {
 /**
  * Checks a catalog document's structure and validates its node lists (cheap: one entry per node);
  * the service entries, most of a large catalog, are validated by `validate()`. Throws CatalogError on
- * structural errors found so far.
+ * structural errors found so far. With `list` (a split file, split.ts), a service's entry list may
+ * be a marker in `doc`, parsed when first needed; `validate()` then throws its SyntaxError, if any.
  */
-export function openCatalog(doc: unknown): OpenedCatalog {
+export function openCatalog(doc: unknown, list?: (v: unknown) => unknown): OpenedCatalog {
   const top = new Validator().obj(doc, '$');
   const v0 = new Validator();
   const local = v0.name(top.datacenter, 'datacenter', '');
   if (!isWireLabel(local)) throw new CatalogError('datacenter', 'must be a single DNS label of 1-63 bytes');
   const dcs = v0.obj(top.datacenters, 'datacenters');
   if (!(local in dcs)) throw new CatalogError('datacenters', `has no entry for the local datacenter ${JSON.stringify(local)}`);
-  interface Dc { dc: string; p: string; v: Validator; nodes: Map<string, CatalogNode>; servicesRaw: Record<string, Json> }
+  interface Dc { dc: string; p: string; v: Validator; nodes: Map<string, CatalogNode>; servicesRaw: Record<string, Json>; parsed: Map<string, Json> }
   const opened: Dc[] = [];
   const previews = new Map<string, PreviewDatacenter>();
   for (const [dc, dcDoc] of Object.entries(dcs)) {
@@ -387,13 +388,27 @@ export function openCatalog(doc: unknown): OpenedCatalog {
       if (nodes.has(node.name)) v.warnings.push(`${p}.nodes[${i}].Node: duplicate node ${JSON.stringify(node.name)}; first kept`);
       else nodes.set(node.name, node);
     });
-    opened.push({ dc, p, v, nodes, servicesRaw });
+    // Lists parsed for the preview, kept for validate() (which takes them out).
+    const parsed = new Map<string, Json>();
+    opened.push({ dc, p, v, nodes, servicesRaw, parsed });
     if (!isWireLabel(dc)) continue;
     const listed: ReadonlyMap<string, CatalogNode> = new Map(nodes);
     previews.set(dc, {
       nodes: listed,
       serviceNames: Object.keys(servicesRaw).filter(isWireLabel),
-      service: (name) => previewService(dc, `${p}.services.${name}`, name, servicesRaw[name], listed),
+      service: (name) => {
+        let raw = servicesRaw[name];
+        if (list && !parsed.has(name)) {
+          try {
+            const l = list(raw);
+            if (l !== undefined) parsed.set(name, l);
+          } catch {
+            return null; // not JSON: validate() reports it
+          }
+        }
+        raw = parsed.get(name) ?? raw;
+        return previewService(dc, `${p}.services.${name}`, name, raw, listed);
+      },
     });
   }
   return {
@@ -401,11 +416,14 @@ export function openCatalog(doc: unknown): OpenedCatalog {
     *validate() {
       const warnings: string[] = [...v0.warnings];
       const datacenters = new Map<string, DatacenterCatalog>();
-      for (const { dc, p, v, nodes, servicesRaw } of opened) {
+      for (const { dc, p, v, nodes, servicesRaw, parsed } of opened) {
         const services = new Map<string, ServiceInstance[]>();
-        for (const [name, list] of Object.entries(servicesRaw)) {
+        for (const [name, value] of Object.entries(servicesRaw)) {
           const sp = `${p}.services.${name}`;
-          const entries = v.arr(list, sp);
+          let raw = parsed.get(name);
+          if (raw === undefined) raw = list ? list(value) ?? value : value;
+          else parsed.delete(name);
+          const entries = v.arr(raw, sp);
           const instances: ServiceInstance[] = [];
           entries.forEach((e, i) => {
             const inst = v.instance(e, `${sp}[${i}]`, name, dc, nodes);

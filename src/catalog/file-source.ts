@@ -16,7 +16,8 @@ import { basename, dirname, resolve } from 'node:path';
 import type { CatalogDnsError } from '../errors.js';
 import { readRegularFile } from '../files.js';
 import type { Logger } from '../log.js';
-import { openCatalog, parseCatalog, parseCatalogJson, type Catalog, type CatalogPreview } from './catalog.js';
+import { openCatalog, parseCatalog, parseCatalogJson, validateCatalog, type Catalog, type CatalogPreview, type ValidatedCatalog } from './catalog.js';
+import { splitCatalog } from './split.js';
 import { QuietWindow, realTimers, type Timers } from './quiet-window.js';
 import type { CatalogSource } from './source.js';
 
@@ -115,21 +116,29 @@ export class FileCatalogSource implements CatalogSource {
       const { catalog, warnings } = parseCatalog(read.data.toString('utf8'));
       return { catalog, digest, signature: signatureOf(read.stats), warnings };
     }
-    const opened = openCatalog(parseCatalogJson(read.data.toString('utf8')));
+    // The service lists are parsed one by one (split.ts); a file it cannot split is parsed whole.
+    const split = splitCatalog(read.data);
+    const opened = split ? openCatalog(split.skeleton, split.list) : openCatalog(parseCatalogJson(read.data.toString('utf8')));
     preview(opened.preview);
     const steps = opened.validate();
     let slice = performance.now();
-    for (;;) {
-      const r = steps.next();
-      if (r.done) {
-        const digest = createHash('sha256').update(read.data).digest('hex');
-        return { catalog: r.value.catalog, digest, signature: signatureOf(read.stats), warnings: r.value.warnings };
+    let done: ValidatedCatalog;
+    try {
+      for (;;) {
+        const r = steps.next();
+        if (r.done) { done = r.value; break; }
+        if (performance.now() - slice > SLICE_MS) {
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          slice = performance.now();
+        }
       }
-      if (performance.now() - slice > SLICE_MS) {
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        slice = performance.now();
-      }
+    } catch (e) {
+      if (!(e instanceof SyntaxError)) throw e;
+      // A list is not JSON: the whole text's parse reports it as a file that is not JSON would be.
+      done = validateCatalog(parseCatalogJson(read.data.toString('utf8')));
     }
+    const digest = createHash('sha256').update(read.data).digest('hex');
+    return { catalog: done.catalog, digest, signature: signatureOf(read.stats), warnings: done.warnings };
   }
 
   async start(onCatalog: (c: Catalog) => void, onFailure?: (reason: string) => void, onPreview?: (p: CatalogPreview) => void): Promise<void> {
