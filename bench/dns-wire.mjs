@@ -61,7 +61,7 @@ export async function freePort(host = '127.0.0.1') {
  * least one record comes back, and returns performance.now() at its arrival. Rejects after
  * `timeoutMs`, or as soon as `alive()` says the server process is gone.
  */
-export function firstAnswer({ host = '127.0.0.1', port, name = 'consul', everyMs = 20, timeoutMs = 120_000, alive = () => true }) {
+export function firstAnswer({ host = '127.0.0.1', port, name = 'consul', type = 'SOA', everyMs = 20, timeoutMs = 120_000, alive = () => true }) {
   return new Promise((resolve, reject) => {
     const sock = dgram.createSocket('udp4');
     const t0 = performance.now();
@@ -82,7 +82,7 @@ export function firstAnswer({ host = '127.0.0.1', port, name = 'consul', everyMs
       if (!alive()) return done(new Error('server exited before answering'));
       if (performance.now() - t0 > timeoutMs) return done(new Error(`no answer within ${timeoutMs} ms`));
       id = (id + 1) & 0xffff;
-      sock.send(encodeQuery(name, 'SOA', { id }), port, host);
+      sock.send(encodeQuery(name, type, { id }), port, host);
       timer = setTimeout(probe, everyMs);
     };
     sock.bind(0, host, probe);

@@ -111,15 +111,17 @@ export class App {
     return new ConsulCatalogSource({
       client, logger: this.log, datacenters: c.datacenters,
       guard: c.removalGuard === 0 ? null : { share: c.removalGuard / 100, holdMs: c.removalGuardHold * 1000 },
-      initial: async () => {
+      initial: async (preview) => {
         if (!snapshot) return null;
         try {
-          const cat = await readSnapshot(snapshot);
+          const cat = await readSnapshot(snapshot, preview);
           if (cat) this.log.info({ path: snapshot }, 'serving the catalog snapshot until Consul answers');
           return cat;
         } catch (e) {
           // Never fatal: moved aside for a look, and Consul gives the catalog again.
           const aside = `${snapshot}.corrupt-${Date.now()}`;
+          // Names answered from it meanwhile were answered from valid entries; the rest waits for Consul.
+          this.store.dropPreview();
           await rename(snapshot, aside).catch(() => {});
           this.log.error({ path: snapshot, movedTo: aside, err: (e as Error).message }, 'catalog snapshot unreadable; moved aside, waiting for Consul');
           return null;

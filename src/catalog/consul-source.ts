@@ -16,7 +16,7 @@
  * made meanwhile is not lost: each blocking query waits past the index its service was read at,
  * and returns at once when that index has moved.
  */
-import { validateNodeList, validateServiceEntries, type Catalog, type CatalogNode, type DatacenterCatalog, type ServiceInstance } from './catalog.js';
+import { validateNodeList, validateServiceEntries, type Catalog, type CatalogNode, type CatalogPreview, type DatacenterCatalog, type ServiceInstance } from './catalog.js';
 import type { ConsulClient, ConsulResponse } from './consul-client.js';
 import type { CatalogSource, ChangeHint } from './source.js';
 import { BlockingWatch, DEFAULT_TIMING, type WatchTiming } from './watch.js';
@@ -31,7 +31,7 @@ export interface ConsulSourceOptions {
   /** Quiet window: commit after `minMs` without a change, and at least every `maxMs` while changes go on. */
   readonly quiet?: { readonly minMs: number; readonly maxMs: number };
   /** The catalog to serve until Consul answers (the snapshot persisted by the last run), or null. */
-  readonly initial?: () => Promise<Catalog | null>;
+  readonly initial?: (preview?: (p: CatalogPreview) => void) => Promise<Catalog | null>;
   /** How many initial reads run at once (default 32). */
   readonly concurrency?: number;
   /** How many watches open their blocking query's connection per event-loop turn (default 32). */
@@ -84,7 +84,7 @@ export class ConsulCatalogSource implements CatalogSource {
   private maxTimer: NodeJS.Timeout | null = null;
   private firstSync: (() => void) | null = null;
   private closed = false;
-  private readonly initial: (() => Promise<Catalog | null>) | null;
+  private readonly initial: ((preview?: (p: CatalogPreview) => void) => Promise<Catalog | null>) | null;
   private readonly concurrency: number;
   private readonly probeMs: number;
   private probeTimer: NodeJS.Timeout | null = null;
@@ -132,11 +132,12 @@ export class ConsulCatalogSource implements CatalogSource {
    * Serves the initial catalog at once when there is one (Consul may be down); otherwise resolves
    * once every followed service has been read from Consul.
    */
-  async start(onCatalog: (c: Catalog, hint?: ChangeHint) => void | Promise<unknown>, onFailure?: (reason: string) => void): Promise<void> {
+  async start(onCatalog: (c: Catalog, hint?: ChangeHint) => void | Promise<unknown>, onFailure?: (reason: string) => void,
+    onPreview?: (p: CatalogPreview) => void): Promise<void> {
     this.onCatalog = onCatalog;
     if (onFailure) this.onFailure = onFailure;
     const synced = new Promise<void>((resolve) => { this.firstSync = resolve; });
-    const initial = this.initial ? await this.initial() : null;
+    const initial = this.initial ? await this.initial(onPreview) : null;
     void this.discover();
     this.probeTimer = setInterval(() => {
       if (this.dcs.size) this.client.get('/v1/catalog/datacenters').catch((e: unknown) => this.failed(e));

@@ -16,8 +16,8 @@ import { basename, dirname, resolve } from 'node:path';
 import type { CatalogDnsError } from '../errors.js';
 import { readRegularFile } from '../files.js';
 import type { Logger } from '../log.js';
-import { openCatalog, parseCatalog, parseCatalogJson, validateCatalog, type Catalog, type CatalogPreview, type ValidatedCatalog } from './catalog.js';
-import { splitCatalog } from './split.js';
+import type { Catalog, CatalogPreview } from './catalog.js';
+import { loadCatalog } from './load.js';
 import { QuietWindow, realTimers, type Timers } from './quiet-window.js';
 import type { CatalogSource } from './source.js';
 
@@ -40,9 +40,6 @@ export interface FileSourceOptions {
 }
 
 export const DEFAULT_MAX_CATALOG_BYTES = 256 * 1024 * 1024;
-
-/** How long one synchronous slice of validating a file's service entries may run (a start, see load). */
-const SLICE_MS = 8;
 
 interface Loaded { readonly catalog: Catalog; readonly digest: string; readonly signature: string; readonly warnings: readonly string[] }
 
@@ -111,34 +108,9 @@ export class FileCatalogSource implements CatalogSource {
       this.timers.clearTimeout(slow);
       this.io--;
     }
-    if (!preview) {
-      const digest = createHash('sha256').update(read.data).digest('hex');
-      const { catalog, warnings } = parseCatalog(read.data.toString('utf8'));
-      return { catalog, digest, signature: signatureOf(read.stats), warnings };
-    }
-    // The service lists are parsed one by one (split.ts); a file it cannot split is parsed whole.
-    const split = splitCatalog(read.data);
-    const opened = split ? openCatalog(split.skeleton, split.list) : openCatalog(parseCatalogJson(read.data.toString('utf8')));
-    preview(opened.preview);
-    const steps = opened.validate();
-    let slice = performance.now();
-    let done: ValidatedCatalog;
-    try {
-      for (;;) {
-        const r = steps.next();
-        if (r.done) { done = r.value; break; }
-        if (performance.now() - slice > SLICE_MS) {
-          await new Promise<void>((resolve) => setImmediate(resolve));
-          slice = performance.now();
-        }
-      }
-    } catch (e) {
-      if (!(e instanceof SyntaxError)) throw e;
-      // A list is not JSON: the whole text's parse reports it as a file that is not JSON would be.
-      done = validateCatalog(parseCatalogJson(read.data.toString('utf8')));
-    }
+    const { catalog, warnings } = await loadCatalog(read.data, preview);
     const digest = createHash('sha256').update(read.data).digest('hex');
-    return { catalog: done.catalog, digest, signature: signatureOf(read.stats), warnings: done.warnings };
+    return { catalog, digest, signature: signatureOf(read.stats), warnings };
   }
 
   async start(onCatalog: (c: Catalog) => void, onFailure?: (reason: string) => void, onPreview?: (p: CatalogPreview) => void): Promise<void> {

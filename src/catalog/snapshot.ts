@@ -4,7 +4,8 @@
  * answering), to a temporary file renamed over the old one (never half a snapshot).
  */
 import { open, readFile, rename, rm } from 'node:fs/promises';
-import { parseCatalog, type Catalog, type CatalogNode, type ServiceInstance } from './catalog.js';
+import type { Catalog, CatalogNode, CatalogPreview, ServiceInstance } from './catalog.js';
+import { loadCatalog } from './load.js';
 
 const nodeJson = (n: CatalogNode) => ({
   ID: n.id, Node: n.name, Address: n.address, Datacenter: n.datacenter, TaggedAddresses: n.taggedAddresses, Meta: n.meta,
@@ -76,14 +77,17 @@ export async function writeSnapshot(path: string, c: Catalog, sliceMs = 5): Prom
   return bytes;
 }
 
-/** The persisted catalog, or null when there is none; throws when it exists but is not valid. */
-export async function readSnapshot(path: string): Promise<Catalog | null> {
-  let text: string;
+/**
+ * The persisted catalog, or null when there is none; throws when it exists but is not valid. With
+ * `preview`, read progressively for a start (see load.ts).
+ */
+export async function readSnapshot(path: string, preview?: (p: CatalogPreview) => void): Promise<Catalog | null> {
+  let data: Buffer;
   try {
-    text = await readFile(path, 'utf8');
+    data = await readFile(path);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw e;
   }
-  return parseCatalog(text).catalog;
+  return (await loadCatalog(data, preview)).catalog;
 }

@@ -99,6 +99,14 @@ export class ZoneStore {
     this.early = provisionalZone(new Translator(this.config, preview.datacenter), preview);
   }
 
+  /**
+   * The catalog previewed turned out invalid and another will come (the snapshot when Consul is
+   * followed): no provisional zone; held queries are answered as without a zone (SERVFAIL).
+   */
+  dropPreview(): void {
+    if (this.early) this.settleFirst();
+  }
+
   /** The provisional zone while the first one is built, else null. */
   provisional(): Zone | null {
     return this.withheld ? null : this.early;

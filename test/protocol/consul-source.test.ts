@@ -232,6 +232,29 @@ describe('configured from the options (--consul, --data-dir, max_stale)', () => 
     cleanups.push(() => third.close());
     expect((await addresses(third.dnsAddress.port, 'web.service.consul')).length).toBe(3);
     expect(readdirSync(dir).some((f) => f.startsWith('catalog.json.corrupt-'))).toBe(true);
+    await third.close();
+
+    // Valid JSON with an invalid entry, found after the start began answering names from the
+    // snapshot (a provisional zone): that zone goes (no answers from a snapshot that is not valid),
+    // the snapshot is moved aside, and the start waits for Consul.
+    const { readFileSync } = await import('node:fs');
+    type Entry = { Service: { Service: string; ID: string; Port: unknown } };
+    const snap = JSON.parse(readFileSync(join(dir, 'catalog.json'), 'utf8')) as { datacenters: { dc1: { services: Record<string, Entry[]> } } };
+    const services = snap.datacenters.dc1.services;
+    services.db = services.web!.map((e) => ({ ...e, Service: { ...e.Service, Service: 'db', ID: `db-${e.Service.ID}` } }));
+    services.web![0]!.Service.Port = 'eighty';
+    writeFileSync(join(dir, 'catalog.json'), JSON.stringify(snap));
+    await consul.stop();
+    const fourth = new App({ config: config({ consul: consul.url, data_dir: dir }), logger: silentLogger() });
+    cleanups.push(() => fourth.close());
+    const starting = fourth.start();
+    await eventually(async () => fourth.dnsAddress.port, (p) => p > 0);
+    expect((await udpQuery(fourth.dnsAddress.port, 'db.service.consul', 'A')).rcode).toBe('SERVFAIL');
+    await consul.start();
+    await starting;
+    expect((await addresses(fourth.dnsAddress.port, 'web.service.consul')).length).toBe(3);
+    expect((await udpQuery(fourth.dnsAddress.port, 'db.service.consul', 'A')).rcode).toBe('NXDOMAIN');
+    expect(readdirSync(dir).filter((f) => f.startsWith('catalog.json.corrupt-')).length).toBe(2);
   }, 60_000);
 });
 
