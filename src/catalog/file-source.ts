@@ -9,7 +9,6 @@
  * at a time, at most one more waits behind it, and close() never waits long for a read that does
  * not finish (a hung network file system).
  */
-import { createHash } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
@@ -17,7 +16,7 @@ import type { CatalogDnsError } from '../errors.js';
 import { readRegularFile } from '../files.js';
 import type { Logger } from '../log.js';
 import type { Catalog, CatalogPreview } from './catalog.js';
-import { loadCatalog } from './load.js';
+import { loadCatalog, sha256Sliced } from './load.js';
 import { QuietWindow, realTimers, type Timers } from './quiet-window.js';
 import type { CatalogSource } from './source.js';
 
@@ -92,9 +91,9 @@ export class FileCatalogSource implements CatalogSource {
   }
 
   /**
-   * Reads and validates the file once. Throws CatalogError / CatalogDnsError. With `preview`, the
-   * parsed document goes there first (structure and nodes checked), and the service entries are then
-   * validated in slices, so that a start answers meanwhile (see ZoneStore.preview).
+   * Reads and validates the file once, in slices (load.ts: the zone being served keeps answering).
+   * Throws CatalogError / CatalogDnsError. With `preview` (a start), the document goes there as soon
+   * as its structure and node lists are checked, so that names are answered meanwhile (ZoneStore.preview).
    */
   async load(preview?: (p: CatalogPreview) => void): Promise<Loaded> {
     this.io++;
@@ -109,7 +108,7 @@ export class FileCatalogSource implements CatalogSource {
       this.io--;
     }
     const { catalog, warnings } = await loadCatalog(read.data, preview);
-    const digest = createHash('sha256').update(read.data).digest('hex');
+    const digest = await sha256Sliced(read.data);
     return { catalog, digest, signature: signatureOf(read.stats), warnings };
   }
 

@@ -25,15 +25,32 @@ const QUOTE = 0x22, BACKSLASH = 0x5c, COMMA = 0x2c;
 const LBRACE = 0x7b, RBRACE = 0x7d, LBRACKET = 0x5b, RBRACKET = 0x5d;
 const OBJ = 1, ARR = 2;
 
+/** Bytes scanned between two yields of splitCatalogSteps (a few milliseconds). */
+const STEP_BYTES = 1 << 20;
+
 /** Splits catalog-file bytes (see above); null when the scan finds no lists or cannot follow the bytes. */
 export function splitCatalog(buf: Buffer): SplitCatalog | null {
+  const steps = splitCatalogSteps(buf);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/** splitCatalog, yielding about every megabyte scanned (a service list is skipped in one go). */
+export function* splitCatalogSteps(buf: Buffer): Generator<void, SplitCatalog | null> {
   const n = buf.length;
+  let pause = STEP_BYTES;
   const lists: number[] = []; // start, end (exclusive) pairs
   const stack: number[] = [];
   // Decoded keys of the members being read at depth 1 (the document) and 3 (a datacenter).
   let key1: unknown = null, key3: unknown = null;
   let expectKey = false;
   for (let i = 0; i < n; i++) {
+    if (i >= pause) {
+      yield;
+      pause = i + STEP_BYTES;
+    }
     const c = buf[i]!;
     if (c === QUOTE) {
       const start = i;
