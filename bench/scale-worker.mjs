@@ -5,12 +5,13 @@
 //   <- { type: 'phase', seconds, rate } commits `rate` one-service changes a second for `seconds`
 //   -> { type: 'phase', ... }           (any number of phases), serving on until the next message
 //   <- { type: 'stop' }
-//   -> { type: 'stopped', ... }         query counters; then it exits.
+//   -> { type: 'stopped', ... }         query counters, and the file read again in slices (a reload); then it exits.
 // Usage (by scale.mjs): node --expose-gc bench/scale-worker.mjs CATALOG_JSON COMMITS [SERVER_CONFIG_JSON]
 import { readFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { App } from '../dist/app.js';
 import { parseCatalog } from '../dist/catalog/catalog.js';
+import { loadCatalog } from '../dist/catalog/load.js';
 import { loadConfig } from '../dist/config.js';
 import { createLogger } from '../dist/log.js';
 
@@ -220,7 +221,18 @@ try {
     await send({ type: 'phase', ...(await phase(app, changes, msg.seconds, msg.rate)) });
     // Serving goes on until the next message: the load generator may still wait for answers.
   }
-  await send({ type: 'stopped', serverQueries: app.counters.queriesUdp, serverDropped: app.counters.dropped, serverInternalErrors: app.counters.internalErrors });
+  // 4. The same file read as a reload reads it (src/catalog/load.ts: split, then the lists parsed
+  // and validated in slices), while the zone is held: its time and the event loop's worst delay.
+  // Last, so that the memory it takes is not in the RSS figures above.
+  const buf = readFileSync(catalogPath);
+  const h1 = eld();
+  await new Promise((resolve) => setTimeout(resolve, 20)); // the histogram's first tick
+  const t1 = performance.now();
+  await loadCatalog(buf);
+  const loadSlicedMs = r1(performance.now() - t1);
+  const eldLoadMs = await eldMaxMs(h1);
+  await send({ type: 'stopped', serverQueries: app.counters.queriesUdp, serverDropped: app.counters.dropped, serverInternalErrors: app.counters.internalErrors,
+    loadSlicedMs, eldLoadMs });
 } finally {
   app.destroy();
 }

@@ -89,17 +89,21 @@ export function* splitCatalogSteps(buf: Buffer): Generator<void, SplitCatalog | 
   if (lists.length === 0 || stack.length !== 0) return null;
 
   // The marker: a string no catalog holds by chance (a random nonce per split).
-  const prefix = `\u0000catalog-dns list ${randomBytes(12).toString('hex')} `;
-  const parts: Buffer[] = [];
+  const prefix = `\u0000${randomBytes(8).toString('hex')}:`;
+  const quoted = JSON.stringify(prefix);
+  const open = quoted.slice(0, -1);
+  let text = '';
   let at = 0;
   for (let k = 0; k < lists.length; k += 2) {
-    parts.push(buf.subarray(at, lists[k]), Buffer.from(JSON.stringify(prefix + k / 2)));
+    // List boundaries are ASCII brackets: the pieces are whole UTF-8 sequences.
+    text += buf.toString('utf8', at, lists[k]) + open + k / 2 + '"';
     at = lists[k + 1]!;
   }
-  parts.push(buf.subarray(at));
+  text += buf.toString('utf8', at);
+  yield;
   let skeleton: unknown;
   try {
-    skeleton = JSON.parse(Buffer.concat(parts).toString('utf8'));
+    skeleton = JSON.parse(text);
   } catch {
     return null;
   }
