@@ -236,6 +236,7 @@ export class App {
       first = await this.startSource(onPreview);
       await (listening ?? this.listen(handler));
     } catch (e) {
+      this.store.dropPreview(); // held queries are let go (SERVFAIL) as the listeners close
       if (listening) {
         await (listening as Promise<void>).catch(() => {});
         await Promise.all([this.udp?.close(), this.tcp?.close()]);
