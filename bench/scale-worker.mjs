@@ -13,6 +13,10 @@ import { App } from '../dist/app.js';
 import { parseCatalog } from '../dist/catalog/catalog.js';
 import { loadCatalog } from '../dist/catalog/load.js';
 import { loadConfig } from '../dist/config.js';
+// Loaded by App.start before anything is served (a real start has nothing listening yet then); here
+// beforehand, so that the build's event-loop delay measures the zone work alone.
+import '../dist/http/metrics.js';
+import '../dist/http/server.js';
 import { createLogger } from '../dist/log.js';
 
 if (typeof globalThis.gc !== 'function' || !process.send) {

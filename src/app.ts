@@ -160,8 +160,8 @@ export class App {
   private closing = false;
 
   /**
-   * /metrics (prom-client), loaded with the HTTP server after the first commit: a start does not wait
-   * for it, and with `http off` it is never loaded. Commit times from before are kept for it.
+   * /metrics (prom-client): loaded with the HTTP server at the start, made once the first zone is
+   * complete (commit times from before are kept for it); with `http off` it is never loaded.
    */
   private metrics: Metrics | null = null;
   private earlyCommits: Array<{ seconds: number; lag: number | null }> = [];
@@ -217,6 +217,9 @@ export class App {
    * held until the zone is complete. Resolves once the zone is complete and everything is listening.
    */
   async start(): Promise<void> {
+    // Loaded before anything is served (module loading is synchronous work that no query should
+    // wait behind), used once the zone is complete; not at all with `http off`.
+    const httpModules = this.config.http ? await Promise.all([import('./http/metrics.js'), import('./http/server.js')]) : null;
     const handler = new QueryHandler({
       store: this.store, config: this.config, logger: this.log, counters: this.counters,
       onSample: (sec) => this.metrics?.answerSeconds.observe(sec),
@@ -244,8 +247,8 @@ export class App {
       }
       throw e;
     }
-    if (this.config.http) {
-      const [{ Metrics }, { HttpServer }] = await Promise.all([import('./http/metrics.js'), import('./http/server.js')]);
+    if (this.config.http && httpModules) {
+      const [{ Metrics }, { HttpServer }] = httpModules;
       const metrics = new Metrics({ counters: this.counters, store: this.store, source: this.source, handler: () => this.handler });
       this.metrics = metrics;
       for (const c of this.earlyCommits) this.observeCommit(c.seconds, c.lag);
