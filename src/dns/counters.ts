@@ -12,6 +12,8 @@ export class DnsCounters {
   readonly responses = new Float64Array(24);
   /** Datagrams or frames dropped without a reply (too short, QR set). */
   dropped = 0;
+  /** Queries held at a start until the zone was complete (QueryHandler HELD); each counted once. */
+  held = 0;
   truncated = 0;
   internalErrors = 0;
   /** TCP connections admitted. */

@@ -223,6 +223,7 @@ export class QueryHandler {
       // Counted when handed in again (handleQuery counted it by protocol and qtype).
       if (tcp) this.counters.queriesTcp--; else this.counters.queriesUdp--;
       (tcp ? this.counters.qtypesTcp : this.counters.qtypesUdp)[qt < 256 ? qt : 256]! -= 1;
+      this.counters.held++;
       return HELD;
     }
     if (!ans) {

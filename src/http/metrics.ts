@@ -51,6 +51,7 @@ export class Metrics {
     const plain: Array<[string, string, () => number]> = [
       ['catalog_dns_dropped_total', 'queries dropped without a reply (malformed beyond a reply, or a response)', () => c.dropped],
       ['catalog_dns_truncated_total', 'responses with records left out to fit', () => c.truncated],
+      ['catalog_dns_queries_held_total', 'queries held at a start until the zone was complete', () => c.held],
       ['catalog_dns_internal_errors_total', 'unexpected errors while answering (answered SERVFAIL or dropped)', () => c.internalErrors],
       ['catalog_dns_udp_send_errors_total', 'UDP replies that could not be sent', () => c.sendErrors],
       ['catalog_dns_rrl_dropped_total', 'UDP replies withheld by response rate limiting', () => c.rrlDropped],

@@ -83,6 +83,7 @@ describe('a start answers while its first zone is built', () => {
     expect(settled).toBe(0);
     // The held queries are counted when they are answered, not twice.
     expect(app.counters.queriesUdp).toBe(1);
+    expect(app.counters.held).toBe(3);
 
     source.release();
     await starting;
