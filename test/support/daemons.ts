@@ -232,28 +232,34 @@ export interface UnboundOptions {
 
 /** unbound as a recursive resolver with a stub-zone per zone (`consul.`) at catalog-dns, QNAME minimisation on. */
 export function startUnbound({ stubPort, bin, verbosity = 1, stubZones = ['consul.'] }: UnboundOptions): Promise<Daemon> {
+  return unboundDaemon(bin, verbosity, (dir) => ({
+    lines: [
+      '    do-not-query-localhost: no',
+      '    module-config: "iterator"',
+      '    qname-minimisation: yes',
+      '    local-zone: "." refuse',
+      ...stubZones.map((z) => `    local-zone: "${z}" transparent`),
+      ...stubZones.flatMap((z) => ['stub-zone:', `    name: "${z}"`, `    stub-addr: ${HOST}@${stubPort}`]),
+      'remote-control:',
+      '    control-enable: yes',
+      `    control-interface: "${dir}/unbound.ctl"`,
+    ],
+  }));
+}
+
+/** unbound in the foreground: unbound.conf is the loopback-only harness, then `conf`'s lines; plus `conf`'s other files. */
+function unboundDaemon(bin: string | undefined, verbosity: number, conf: (dir: string) => { lines: readonly string[]; files?: Record<string, string> }): Promise<Daemon> {
   return startDaemon({
     name: 'unbound',
     bin: bin ?? findProgram('unbound') ?? 'unbound',
-    setup: (dir, port) => ({
-      args: ['-d', '-c', join(dir, 'unbound.conf')],
-      logFile: 'unbound.log',
-      files: {
-        'unbound.conf': [
-          ...unboundHarness(dir, port, verbosity),
-          '    do-not-query-localhost: no',
-          '    module-config: "iterator"',
-          '    qname-minimisation: yes',
-          '    local-zone: "." refuse',
-          ...stubZones.map((z) => `    local-zone: "${z}" transparent`),
-          ...stubZones.flatMap((z) => ['stub-zone:', `    name: "${z}"`, `    stub-addr: ${HOST}@${stubPort}`]),
-          'remote-control:',
-          '    control-enable: yes',
-          `    control-interface: "${dir}/unbound.ctl"`,
-          '',
-        ].join('\n'),
-      },
-    }),
+    setup: (dir, port) => {
+      const c = conf(dir);
+      return {
+        args: ['-d', '-c', join(dir, 'unbound.conf')],
+        logFile: 'unbound.log',
+        files: { ...c.files, 'unbound.conf': [...unboundHarness(dir, port, verbosity), ...c.lines, ''].join('\n') },
+      };
+    },
   });
 }
 
@@ -322,27 +328,17 @@ export interface UnboundConfigOptions {
  * no stub zones, no `do-not-query-localhost`, no local zones; the configuration must bring them.
  */
 export function startUnboundWithConfig({ config, trustAnchor, bin, verbosity = 1 }: UnboundConfigOptions): Promise<Daemon> {
-  return startDaemon({
-    name: 'unbound',
-    bin: bin ?? findProgram('unbound') ?? 'unbound',
-    setup: (dir, port) => ({
-      args: ['-d', '-c', join(dir, 'unbound.conf')],
-      logFile: 'unbound.log',
-      files: {
-        ...(trustAnchor === undefined ? {} : { 'root.key': trustAnchor }),
-        'unbound.conf': [
-          ...unboundHarness(dir, port, verbosity),
-          trustAnchor === undefined ? '    module-config: "iterator"' : '    module-config: "validator iterator"',
-          ...(trustAnchor === undefined ? [] : [`    auto-trust-anchor-file: "${dir}/root.key"`]),
-          'remote-control:',
-          '    control-enable: no',
-          '',
-          config,
-          '',
-        ].join('\n'),
-      },
-    }),
-  });
+  return unboundDaemon(bin, verbosity, (dir) => ({
+    files: trustAnchor === undefined ? {} : { 'root.key': trustAnchor },
+    lines: [
+      trustAnchor === undefined ? '    module-config: "iterator"' : '    module-config: "validator iterator"',
+      ...(trustAnchor === undefined ? [] : [`    auto-trust-anchor-file: "${dir}/root.key"`]),
+      'remote-control:',
+      '    control-enable: no',
+      '',
+      config,
+    ],
+  }));
 }
 
 /**
