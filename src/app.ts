@@ -159,22 +159,8 @@ export class App {
   private wakeWriter: (() => void) | null = null;
   private closing = false;
 
-  /**
-   * /metrics (prom-client): loaded with the HTTP server at the start, made once the first zone is
-   * complete (commit times from before are kept for it); with `http off` it is never loaded.
-   */
+  /** /metrics (prom-client), loaded with the HTTP server at the start; null with `http off`. */
   private metrics: Metrics | null = null;
-  private earlyCommits: Array<{ seconds: number; lag: number | null }> = [];
-
-  private observeCommit(seconds: number, lag: number | null): void {
-    const m = this.metrics;
-    if (m === null) {
-      if (this.earlyCommits.length < 1000) this.earlyCommits.push({ seconds, lag });
-      return;
-    }
-    m.commitSeconds.observe(seconds);
-    if (lag !== null) m.propagationSeconds.observe(lag);
-  }
   private handler: QueryHandler | null = null;
   private http: HttpServer | null = null;
   private httpPort = 0;
@@ -218,8 +204,9 @@ export class App {
    */
   async start(): Promise<void> {
     // Loaded before anything is served (module loading is synchronous work that no query should
-    // wait behind), used once the zone is complete; not at all with `http off`.
+    // wait behind); the HTTP server listens once the zone is complete. Not at all with `http off`.
     const httpModules = this.config.http ? await Promise.all([import('./http/metrics.js'), import('./http/server.js')]) : null;
+    if (httpModules) this.metrics = new httpModules[0].Metrics({ counters: this.counters, store: this.store, source: this.source, handler: () => this.handler });
     const handler = new QueryHandler({
       store: this.store, config: this.config, logger: this.log, counters: this.counters,
       onSample: (sec) => this.metrics?.answerSeconds.observe(sec),
@@ -247,13 +234,8 @@ export class App {
       }
       throw e;
     }
-    if (this.config.http && httpModules) {
-      const [{ Metrics }, { HttpServer }] = httpModules;
-      const metrics = new Metrics({ counters: this.counters, store: this.store, source: this.source, handler: () => this.handler });
-      this.metrics = metrics;
-      for (const c of this.earlyCommits) this.observeCommit(c.seconds, c.lag);
-      this.earlyCommits = [];
-      const http = new HttpServer({ store: this.store, source: this.source, metrics, logger: this.log }, this.config.http.host, this.config.http.port);
+    if (this.config.http && httpModules && this.metrics) {
+      const http = new httpModules[1].HttpServer({ store: this.store, source: this.source, metrics: this.metrics, logger: this.log }, this.config.http.host, this.config.http.port);
       try {
         this.httpPort = await http.start();
       } catch (e) {
@@ -288,7 +270,8 @@ export class App {
         at.catalog ??= catalog ?? delivered;
         // A failure is logged and recorded by the store; the previous zone keeps serving.
         const c = this.store.commit(catalog ?? delivered, this.source.name, hint).then((r) => {
-          this.observeCommit(r.ms / 1000, hint?.since !== undefined ? (Date.now() - hint.since) / 1000 : null);
+          this.metrics?.commitSeconds.observe(r.ms / 1000);
+          if (hint?.since !== undefined) this.metrics?.propagationSeconds.observe((Date.now() - hint.since) / 1000);
           this.persist(delivered);
         }, () => {});
         first ??= c;

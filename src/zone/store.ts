@@ -100,11 +100,16 @@ export class ZoneStore {
   }
 
   /**
-   * The catalog previewed turned out invalid and another will come (the snapshot when Consul is
-   * followed): no provisional zone; held queries are answered as without a zone (SERVFAIL).
+   * No provisional zone any more: the first commit is done, or failed, or the catalog previewed
+   * turned out invalid and another will come (the snapshot when Consul is followed). Held queries
+   * are handed in again: to the complete zone, or answered as without a zone (SERVFAIL).
    */
   dropPreview(): void {
-    if (this.early) this.settleFirst();
+    if (!this.early) return;
+    this.early = null;
+    this.builtNow?.();
+    this.builtNow = null;
+    this.built = null;
   }
 
   /** The provisional zone while the first one is built, else null. */
@@ -116,14 +121,6 @@ export class ZoneStore {
   whenBuilt(): Promise<void> {
     if (!this.early) return Promise.resolve();
     return (this.built ??= new Promise<void>((resolve) => (this.builtNow = resolve)));
-  }
-
-  /** The first commit is over: the provisional zone goes, and queries held for the complete zone are answered. */
-  private settleFirst(): void {
-    this.early = null;
-    this.builtNow?.();
-    this.builtNow = null;
-    this.built = null;
   }
 
   /**
@@ -213,7 +210,7 @@ export class ZoneStore {
     this.lastSuccess = this.clock();
     this.lastError = null;
     this.commits++;
-    if (this.early || this.builtNow) this.settleFirst();
+    this.dropPreview();
     if (!this.state || this.state.serial !== zone.serial || this.state.contentHash !== zone.contentHash) {
       this.state = { serial: zone.serial, contentHash: zone.contentHash };
       this.saveState();
@@ -245,7 +242,7 @@ export class ZoneStore {
   private failed(e: unknown, source: string): never {
     this.lastError = { at: this.clock(), message: (e as Error).message };
     this.log.error({ err: e, source }, 'zone build failed; serving the previous zone');
-    if (!this.zone) this.settleFirst();
+    if (!this.zone) this.dropPreview();
     throw e;
   }
 
