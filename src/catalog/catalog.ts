@@ -2,10 +2,16 @@
  * The catalog: Consul's view of nodes, services and checks, validated and normalised.
  *
  * Input is the catalog-file document (also the persisted snapshot format):
- *   { datacenter, datacenters: { <dc>: { nodes: [ /v1/catalog/nodes objects ],
- *                                        services: { <name>: [ /v1/health/service/<name> entries ] } } } }
+ *   { datacenter, [entry_nodes: true],
+ *     datacenters: { <dc>: { nodes: [ /v1/catalog/nodes objects ],
+ *                            services: { <name>: [ /v1/health/service/<name> entries ] },
+ *                            [gateway_services: { <terminating gateway>: [ <linked service name>, ... ] }] } } }
  * Structural errors throw a CatalogError naming the JSON path; names and addresses that cannot go on the
  * wire are skipped with a warning, never passed on.
+ *
+ * The data follows Consul's state store (agent/consul/state/catalog.go, catalog_schema.go): service
+ * names are indexed lower-cased, so names differing only in case are one service; weights are stored
+ * as NodeService.ToServiceNode leaves them (agent/structs/structs.go).
  */
 import { ipFamily } from '../zone/ip.js';
 import { CatalogError } from '../errors.js';
@@ -55,9 +61,25 @@ export interface ServiceInstance {
 }
 
 export interface DatacenterCatalog {
-  /** Every node, keyed by name (nodes named only in service entries are included). */
+  /**
+   * Every node, keyed by name: the nodes list, with (in a catalog file without `entry_nodes`) the
+   * nodes named only in service entries.
+   */
   readonly nodes: ReadonlyMap<string, CatalogNode>;
+  /**
+   * Instances by service name, one key per name case-insensitively (Consul's state store indexes
+   * service names lower-cased: `/v1/health/service/web` returns the instances of "Web" and "web"):
+   * the code-unit-smallest spelling ("Web" < "web"). Only servable names (servableServiceName).
+   */
   readonly services: ReadonlyMap<string, readonly ServiceInstance[]>;
+  /**
+   * Terminating gateways' linked services: gateway service name -> the services it links, as
+   * `/v1/catalog/gateway-services/<gateway>` gives them (validateGatewayServices). `<svc>.connect`
+   * answers the instances of every terminating gateway linking `<svc>` (Consul's
+   * checkServiceNodesTxn with connect=true, via serviceGatewayNodes). Names match case-insensitively.
+   * Absent: no gateway links.
+   */
+  readonly gatewayServices?: ReadonlyMap<string, readonly string[]>;
 }
 
 export interface Catalog {
@@ -89,6 +111,16 @@ export function isWireName(s: string): boolean {
 export function isWireLabel(s: string): boolean {
   const n = Buffer.byteLength(s);
   return n > 0 && n <= 63 && !s.includes('.');
+}
+
+/**
+ * A service name the zone can serve: one DNS label of 1-63 bytes without a dot. Consul accepts any
+ * name (its agent only warns), but `<svc>.service.consul` cannot ask for one with a dot or over 63
+ * bytes. One rule for every path: catalog files and snapshots skip other names with a warning, the
+ * live source does not follow them, the snapshot writer leaves them out, and the zone ignores them.
+ */
+export function servableServiceName(name: string): boolean {
+  return isWireLabel(name);
 }
 
 const HOSTNAME_LABEL = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
@@ -144,6 +176,27 @@ class Validator {
       throw new CatalogError(at + key, `expected an integer ${min}-${max}`);
     }
     return v;
+  }
+  /**
+   * Service weights as Consul's catalog stores them (NodeService.ToServiceNode, agent/structs):
+   * absent gives Passing 1 and Warning 1; a Weights object that ValidateWeights refuses (Passing
+   * below 1, Warning below 0, either above 65535) is replaced whole by 1 and 1; a field missing from
+   * the object is Go's zero value, 0. So an SRV weight is what Consul's findWeight and
+   * `uint16(findWeight(...))` answer for the stored value. Not an integer: an error (Consul's JSON
+   * decoding refuses it, so no catalog holds it).
+   */
+  weights(v: Json, at: string): { readonly passing: number; readonly warning: number } {
+    if (v === undefined || v === null) return DEFAULT_WEIGHTS;
+    const w = this.obj(v, at, '.Service.Weights');
+    const weight = (x: Json, key: string): number => {
+      if (x === undefined || x === null) return 0;
+      if (typeof x !== 'number' || !Number.isInteger(x)) throw new CatalogError(at + key, 'expected an integer');
+      return x;
+    };
+    const passing = weight(w.Passing, '.Service.Weights.Passing');
+    const warning = weight(w.Warning, '.Service.Weights.Warning');
+    if (passing < 1 || warning < 0 || passing > 65535 || warning > 65535) return DEFAULT_WEIGHTS;
+    return passing === 1 && warning === 1 ? DEFAULT_WEIGHTS : { passing, warning };
   }
   strMap(v: Json, at: string, key: string): Record<string, string> {
     if (v === undefined || v === null) return {};
@@ -242,17 +295,17 @@ class Validator {
     const o = this.obj(v, path);
     const s = this.obj(o.Service, path, '.Service');
     const service = this.name(s.Service, path, '.Service.Service');
-    if (service !== svcName) throw new CatalogError(`${path}.Service.Service`, `expected ${JSON.stringify(svcName)} (the key it is listed under)`);
+    // Consul's services table indexes ServiceName lower-cased (catalog_schema.go), so
+    // /v1/health/service/web holds the instances of "Web" and "web": each keeps its own spelling.
+    if (service !== svcName && service.toLowerCase() !== svcName.toLowerCase()) {
+      throw new CatalogError(`${path}.Service.Service`, `expected ${JSON.stringify(svcName)}, in any case (the key it is listed under)`);
+    }
     const port = this.int(s.Port, path, '.Service.Port', 0, 65535, 0);
     const address = this.opt(s.Address, path, '.Service.Address');
     const tagsRaw = s.Tags === undefined || s.Tags === null ? [] : this.arr(s.Tags, path, '.Service.Tags');
     const tags: string[] = new Array(tagsRaw.length);
     for (let i = 0; i < tagsRaw.length; i++) tags[i] = this.str(tagsRaw[i], path, `.Service.Tags[${i}]`);
-    const w = s.Weights === undefined || s.Weights === null ? {} : this.obj(s.Weights, path, '.Service.Weights');
-    const weights = {
-      passing: this.int(w.Passing, path, '.Service.Weights.Passing', 0, 65535, 1),
-      warning: this.int(w.Warning, path, '.Service.Weights.Warning', 0, 65535, 1),
-    };
+    const weights = this.weights(s.Weights, path);
     const taggedAddresses = this.serviceTagged(s.TaggedAddresses, path, '.Service.TaggedAddresses');
     const meta = this.strMap(s.Meta, path, '.Service.Meta');
     const checks = this.checks(o.Checks, path, '.Checks');
@@ -282,6 +335,9 @@ class Validator {
     };
   }
 }
+
+/** Consul's default weights (structs.ToServiceNode), one shared object. */
+const DEFAULT_WEIGHTS = Object.freeze({ passing: 1, warning: 1 });
 
 /** Returned by Validator.node for a node whose copy is not used (the known node is). */
 const SKIPPED_NODE: CatalogNode = Object.freeze({ name: '', id: '', address: '', datacenter: '', taggedAddresses: {}, meta: {} });
@@ -313,8 +369,11 @@ export function validateNodeList(dc: string, doc: unknown): { nodes: Map<string,
 }
 
 /**
- * Validates a /v1/health/service/<name> body. Instances share the node objects of `nodes` where it
- * has them (so an unchanged node is the same object). Throws CatalogError on structural errors.
+ * Validates a /v1/health/service/<name> body. Entries may spell the service in any case (Consul's
+ * services table indexes names lower-cased, so the body holds every spelling); each instance keeps
+ * its own. Instances share the node objects of `nodes` where it has them (so an unchanged node is the
+ * same object); an entry's node that differs from it, or that it lacks, is the instance's own copy
+ * (the newer one) and is not added to `nodes`. Throws CatalogError on structural errors.
  */
 export function validateServiceEntries(dc: string, name: string, doc: unknown, nodes: ReadonlyMap<string, CatalogNode>): { instances: ServiceInstance[]; warnings: string[] } {
   const v = new Validator();
@@ -326,6 +385,117 @@ export function validateServiceEntries(dc: string, name: string, doc: unknown, n
     if (inst) instances.push(inst);
   });
   return { instances, warnings: v.warnings };
+}
+
+/**
+ * Validates a /v1/catalog/gateway-services/<gateway> body (structs.GatewayServices: objects
+ * `{Gateway: {Name}, Service: {Name}, GatewayKind, Port, Hosts, CAFile, ..., FromWildcard,
+ * ServiceKind}`) and returns the services the gateway links as a terminating gateway: those whose
+ * `.connect` answers include the gateway's instances (Consul's serviceGatewayNodes, called by
+ * checkServiceNodesTxn for connect lookups, takes only mappings of GatewayKind
+ * "terminating-gateway"; an ingress gateway's mappings are left out). The wildcard `*` (expanded by
+ * Consul into one mapping per service, and never returned, see collectGatewayServices) is ignored;
+ * names that are not servable are skipped with a warning; names are de-duplicated case-insensitively
+ * (the gateway-services table indexes them lower-cased), the first spelling kept. Throws
+ * CatalogError on structural errors, at paths under `<dc>.gateway_services.<gateway>`.
+ */
+export function validateGatewayServices(dc: string, gateway: string, doc: unknown): { services: string[]; warnings: string[] } {
+  const v = new Validator();
+  const at = `${dc}.gateway_services.${gateway}`;
+  const names: Array<[string, string]> = [];
+  v.arr(doc, at).forEach((e, i) => {
+    const p = `${at}[${i}]`;
+    const o = v.obj(e, p);
+    if (o.Gateway !== undefined && o.Gateway !== null) {
+      const g = v.opt(v.obj(o.Gateway, p, '.Gateway').Name, p, '.Gateway.Name');
+      if (g !== '' && g.toLowerCase() !== gateway.toLowerCase()) {
+        throw new CatalogError(`${p}.Gateway.Name`, `expected ${JSON.stringify(gateway)}, in any case (the gateway asked for)`);
+      }
+    }
+    const name = v.str(v.obj(o.Service, p, '.Service').Name, p, '.Service.Name');
+    if (v.opt(o.GatewayKind, p, '.GatewayKind') !== 'terminating-gateway' || name === '*') return;
+    names.push([name, `${p}.Service.Name`]);
+  });
+  return { services: linkedNames(v, names), warnings: v.warnings };
+}
+
+/** Linked service names (with the path each came from): servable ones, once each case-insensitively. */
+function linkedNames(v: Validator, names: ReadonlyArray<readonly [string, string]>): string[] {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  for (const [name, path] of names) {
+    if (!servableServiceName(name)) {
+      v.warnings.push(`${path}: service name ${JSON.stringify(name)} cannot be a DNS label (1-63 bytes, no dot); link skipped`);
+      continue;
+    }
+    const lower = name.toLowerCase();
+    if (seen.has(lower)) continue;
+    seen.add(lower);
+    out.push(name);
+  }
+  return out;
+}
+
+/**
+ * A catalog file's `gateway_services` object (at path `p`): gateway name -> linked service names.
+ * Gateway names differing only in case are one gateway (its key the code-unit-smallest spelling, its
+ * links the union in document order); names that are not servable are skipped with a warning.
+ */
+function gatewayServicesOf(v: Validator, raw: Json, p: string): Map<string, string[]> | undefined {
+  if (raw === undefined) return undefined;
+  const o = v.obj(raw, p);
+  const groups = new Map<string, { key: string; names: Array<[string, string]> }>();
+  for (const gw in o) {
+    const gp = `${p}.${gw}`;
+    const list = v.arr(o[gw], gp);
+    const names: Array<[string, string]> = list.map((n, i) => [v.str(n, gp, `[${i}]`), `${gp}[${i}]`]);
+    if (!servableServiceName(gw)) {
+      v.warnings.push(`${gp}: gateway name ${JSON.stringify(gw)} cannot be a DNS label (1-63 bytes, no dot); gateway skipped`);
+      continue;
+    }
+    const lower = gw.toLowerCase();
+    const g = groups.get(lower);
+    if (!g) groups.set(lower, { key: gw, names });
+    else {
+      if (gw < g.key) g.key = gw;
+      g.names.push(...names);
+    }
+  }
+  const out = new Map<string, string[]>();
+  for (const g of groups.values()) {
+    const links = linkedNames(v, g.names);
+    if (links.length) out.set(g.key, links);
+  }
+  return out.size ? out : undefined;
+}
+
+/** Identity of an instance in Consul's services table: node and service ID, lower-cased (catalog_schema.go). */
+const instanceId = (s: ServiceInstance): string => `${s.node.name.toLowerCase()}\0${s.id.toLowerCase()}`;
+
+/**
+ * Adds the instances of another spelling of a service to `into` (one service in Consul, see
+ * DatacenterCatalog.services): in document order, each (node, ID) once, the first kept. A file
+ * assembled from `/v1/catalog/services` lists every spelling with the whole union under each.
+ */
+function mergeSpelling(into: ServiceInstance[], more: readonly ServiceInstance[]): void {
+  const seen = new Set(into.map(instanceId));
+  for (const s of more) {
+    const id = instanceId(s);
+    if (!seen.has(id)) { seen.add(id); into.push(s); }
+  }
+}
+
+/** Servable service names grouped case-insensitively: lower-cased name -> key (smallest spelling) and spellings in document order. */
+function spellingGroups(names: Iterable<string>): Map<string, { key: string; spellings: string[] }> {
+  const groups = new Map<string, { key: string; spellings: string[] }>();
+  for (const name of names) {
+    if (!servableServiceName(name)) continue;
+    const lower = name.toLowerCase();
+    const g = groups.get(lower);
+    if (!g) groups.set(lower, { key: name, spellings: [name] });
+    else { g.spellings.push(name); if (name < g.key) g.key = name; }
+  }
+  return groups;
 }
 
 /**
@@ -341,12 +511,13 @@ export interface CatalogPreview {
 export interface PreviewDatacenter {
   /** The nodes list, validated (nodes named only in service entries are not in it). */
   readonly nodes: ReadonlyMap<string, CatalogNode>;
-  /** Service names that are wire labels, in document order. */
+  /** The services' keys (servable names, one per name case-insensitively, as in the catalog), in document order. */
   readonly serviceNames: readonly string[];
   /**
-   * One service's instances, exactly as the validated catalog will have them; null when that is not
-   * known from the entries alone: an entry is invalid (validation will say why), or it runs on a node
-   * the list lacks (whose object then comes from the first entry naming it, maybe another service's).
+   * One service's instances (given its name in any case), exactly as the validated catalog will have
+   * them; null when that is not known from the entries alone: an entry is invalid (validation will
+   * say why), or it runs on a node the list lacks (whose object then comes from the first entry
+   * naming it, maybe another service's; not so with `entry_nodes`, where each entry has its own).
    */
   service(name: string): ServiceInstance[] | null;
 }
@@ -359,19 +530,30 @@ export interface OpenedCatalog {
 }
 
 /**
- * Checks a catalog document's structure and validates its node lists (cheap: one entry per node);
- * the service entries, most of a large catalog, are validated by `validate()`. Throws CatalogError on
- * structural errors found so far. With `list` (a split file, split.ts), a service's entry list may
- * be a marker in `doc`, parsed when first needed; `validate()` then throws its SyntaxError, if any.
+ * Checks a catalog document's structure and validates its node lists and gateway links (cheap: one
+ * entry per node); the service entries, most of a large catalog, are validated by `validate()`.
+ * Throws CatalogError on structural errors found so far. With `list` (a split file, split.ts), a
+ * service's entry list may be a marker in `doc`, parsed when first needed; `validate()` then throws
+ * its SyntaxError, if any.
+ *
+ * `entry_nodes: true` (what the snapshot of a live catalog says, snapshot.ts): each service entry's
+ * Node is that instance's own copy, as the live source keeps it (validateServiceEntries), and the
+ * `nodes` list is the whole node list. Without it (a file assembled by hand or with curl), the
+ * `nodes` list wins over entries and a node named only in entries is added to it.
  */
 export function openCatalog(doc: unknown, list?: (v: unknown) => unknown): OpenedCatalog {
   const top = new Validator().obj(doc, '$');
   const v0 = new Validator();
   const local = v0.name(top.datacenter, 'datacenter', '');
   if (!isWireLabel(local)) throw new CatalogError('datacenter', 'must be a single DNS label of 1-63 bytes');
+  if (top.entry_nodes !== undefined && typeof top.entry_nodes !== 'boolean') throw new CatalogError('entry_nodes', 'expected true or false');
+  const entryNodes = top.entry_nodes === true;
   const dcs = v0.obj(top.datacenters, 'datacenters');
   if (!(local in dcs)) throw new CatalogError('datacenters', `has no entry for the local datacenter ${JSON.stringify(local)}`);
-  interface Dc { dc: string; p: string; v: Validator; nodes: Map<string, CatalogNode>; servicesRaw: Record<string, Json>; parsed: Map<string, Json> }
+  interface Dc {
+    dc: string; p: string; v: Validator; nodes: Map<string, CatalogNode>; servicesRaw: Record<string, Json>; parsed: Map<string, Json>;
+    gatewayServices: Map<string, string[]> | undefined;
+  }
   const opened: Dc[] = [];
   const previews = new Map<string, PreviewDatacenter>();
   for (const [dc, dcDoc] of Object.entries(dcs)) {
@@ -388,26 +570,40 @@ export function openCatalog(doc: unknown, list?: (v: unknown) => unknown): Opene
       if (nodes.has(node.name)) v.warnings.push(`${p}.nodes[${i}].Node: duplicate node ${JSON.stringify(node.name)}; first kept`);
       else nodes.set(node.name, node);
     });
+    const gatewayServices = gatewayServicesOf(v, d.gateway_services, `${p}.gateway_services`);
     // Lists parsed for the preview, kept for validate() (which takes them out).
     const parsed = new Map<string, Json>();
-    opened.push({ dc, p, v, nodes, servicesRaw, parsed });
+    opened.push({ dc, p, v, nodes, servicesRaw, parsed, gatewayServices });
     if (!isWireLabel(dc)) continue;
     const listed: ReadonlyMap<string, CatalogNode> = new Map(nodes);
+    let groups: Map<string, { key: string; spellings: string[] }> | null = null;
+    const spellings = () => (groups ??= spellingGroups(Object.keys(servicesRaw)));
+    const one = (name: string): ServiceInstance[] | null => {
+      let raw = servicesRaw[name];
+      if (list && !parsed.has(name)) {
+        try {
+          const l = list(raw);
+          if (l !== undefined) parsed.set(name, l);
+        } catch {
+          return null; // not JSON: validate() reports it
+        }
+      }
+      raw = parsed.get(name) ?? raw;
+      return previewService(dc, `${p}.services.${name}`, name, raw, listed, entryNodes);
+    };
     previews.set(dc, {
       nodes: listed,
-      serviceNames: Object.keys(servicesRaw).filter(isWireLabel),
+      get serviceNames() { return [...spellings().values()].map((g) => g.key); },
       service: (name) => {
-        let raw = servicesRaw[name];
-        if (list && !parsed.has(name)) {
-          try {
-            const l = list(raw);
-            if (l !== undefined) parsed.set(name, l);
-          } catch {
-            return null; // not JSON: validate() reports it
-          }
+        const g = spellings().get(name.toLowerCase());
+        if (!g) return null;
+        let out: ServiceInstance[] | null = null;
+        for (const s of g.spellings) {
+          const l = one(s);
+          if (!l) return null;
+          if (!out) out = l; else mergeSpelling(out, l);
         }
-        raw = parsed.get(name) ?? raw;
-        return previewService(dc, `${p}.services.${name}`, name, raw, listed);
+        return out;
       },
     });
   }
@@ -416,8 +612,11 @@ export function openCatalog(doc: unknown, list?: (v: unknown) => unknown): Opene
     *validate() {
       const warnings: string[] = [...v0.warnings];
       const datacenters = new Map<string, DatacenterCatalog>();
-      for (const { dc, p, v, nodes, servicesRaw, parsed } of opened) {
-        const services = new Map<string, ServiceInstance[]>();
+      for (const { dc, p, v, nodes, servicesRaw, parsed, gatewayServices } of opened) {
+        // Names differing only in case are one service (see DatacenterCatalog.services).
+        const groups = new Map<string, { key: string; instances: ServiceInstance[] }>();
+        const extra = new Map<string, CatalogNode>();
+        const index: NodeIndex = entryNodes ? { get: (n) => nodes.get(n) ?? extra.get(n), set: (n, node) => extra.set(n, node) } : nodes;
         for (const [name, value] of Object.entries(servicesRaw)) {
           const sp = `${p}.services.${name}`;
           let raw = parsed.get(name);
@@ -426,18 +625,26 @@ export function openCatalog(doc: unknown, list?: (v: unknown) => unknown): Opene
           const entries = v.arr(raw, sp);
           const instances: ServiceInstance[] = [];
           entries.forEach((e, i) => {
-            const inst = v.instance(e, `${sp}[${i}]`, name, dc, nodes);
+            const inst = v.instance(e, `${sp}[${i}]`, name, dc, index, entryNodes);
             if (inst) instances.push(inst);
           });
           yield;
-          if (!isWireLabel(name)) {
+          if (!servableServiceName(name)) {
             v.warnings.push(`${sp}: service name ${JSON.stringify(name)} cannot be a DNS label (1-63 bytes, no dot); service skipped`);
             continue;
           }
-          services.set(name, instances);
+          const lower = name.toLowerCase();
+          const g = groups.get(lower);
+          if (!g) groups.set(lower, { key: name, instances });
+          else {
+            if (name < g.key) g.key = name;
+            mergeSpelling(g.instances, instances);
+          }
         }
+        const services = new Map<string, ServiceInstance[]>();
+        for (const g of groups.values()) services.set(g.key, g.instances);
         if (!isWireLabel(dc)) v.warnings.push(`${p}: datacenter name ${JSON.stringify(dc)} cannot be a DNS label; datacenter skipped`);
-        else datacenters.set(dc, { nodes, services });
+        else datacenters.set(dc, gatewayServices ? { nodes, services, gatewayServices } : { nodes, services });
         warnings.push(...v.warnings);
       }
       return { catalog: { datacenter: local, datacenters }, warnings };
@@ -445,21 +652,21 @@ export function openCatalog(doc: unknown, list?: (v: unknown) => unknown): Opene
   };
 }
 
-/** PreviewDatacenter.service: one service's entries against the nodes list alone. */
-function previewService(dc: string, sp: string, name: string, raw: Json, listed: ReadonlyMap<string, CatalogNode>): ServiceInstance[] | null {
+/** PreviewDatacenter.service: one spelling's entries against the nodes list alone. */
+function previewService(dc: string, sp: string, name: string, raw: Json, listed: ReadonlyMap<string, CatalogNode>, entryNodes: boolean): ServiceInstance[] | null {
   if (!Array.isArray(raw)) return null;
   // A node the list lacks makes the answer unknown (valid copy or not: another service's entry may
-  // have given the node first).
+  // have given the node first), unless each entry has its own node copy (entry_nodes).
   let unlisted = false;
   const index: NodeIndex = {
-    get: (n) => { const node = listed.get(n); if (!node) unlisted = true; return node; },
+    get: (n) => { const node = listed.get(n); if (!node && !entryNodes) unlisted = true; return node; },
     set: () => {},
   };
   const v = new Validator();
   const out: ServiceInstance[] = [];
   try {
     for (let i = 0; i < raw.length; i++) {
-      const inst = v.instance(raw[i], `${sp}[${i}]`, name, dc, index);
+      const inst = v.instance(raw[i], `${sp}[${i}]`, name, dc, index, entryNodes);
       if (unlisted) return null;
       if (inst) out.push(inst);
     }

@@ -2,9 +2,15 @@
  * The catalog persisted on disk, in the catalog-file format, so that a restart while Consul is
  * unreachable answers from the last catalog it had. Written in slices (the event loop keeps
  * answering), to a temporary file renamed over the old one (never half a snapshot).
+ *
+ * Read back (openCatalog), a snapshot gives the catalog it was written from, so the same zone:
+ * `entry_nodes: true` keeps each instance's own node copy (the live source keeps the newer copy an
+ * entry gives, and does not add the nodes only entries name to the node list), service names that
+ * are not servable are not written (the zone does not serve them either), and the terminating
+ * gateways' links are written as `gateway_services`.
  */
 import { open, readFile, rename, rm } from 'node:fs/promises';
-import type { Catalog, CatalogNode, CatalogPreview, ServiceInstance } from './catalog.js';
+import { servableServiceName, type Catalog, type CatalogNode, type CatalogPreview, type ServiceInstance } from './catalog.js';
 import { loadCatalog } from './load.js';
 
 const nodeJson = (n: CatalogNode) => ({
@@ -26,7 +32,7 @@ const instanceJson = (s: ServiceInstance) => ({
 
 /** The catalog as catalog-file JSON, piece by piece (one service or a batch of nodes per piece). */
 export function* catalogJson(c: Catalog): Generator<string> {
-  yield `{"datacenter":${JSON.stringify(c.datacenter)},"datacenters":{`;
+  yield `{"datacenter":${JSON.stringify(c.datacenter)},"entry_nodes":true,"datacenters":{`;
   let firstDc = true;
   for (const [dc, d] of c.datacenters) {
     yield `${firstDc ? '' : ','}${JSON.stringify(dc)}:{"nodes":[`;
@@ -35,8 +41,14 @@ export function* catalogJson(c: Catalog): Generator<string> {
     for (const n of d.nodes.values()) yield `${i++ ? ',' : ''}${JSON.stringify(nodeJson(n))}`;
     yield '],"services":{';
     i = 0;
-    for (const [name, list] of d.services) yield `${i++ ? ',' : ''}${JSON.stringify(name)}:${JSON.stringify(list.map(instanceJson))}`;
-    yield '}}';
+    for (const [name, list] of d.services) {
+      if (!servableServiceName(name)) continue;
+      yield `${i++ ? ',' : ''}${JSON.stringify(name)}:${JSON.stringify(list.map(instanceJson))}`;
+    }
+    yield '}';
+    const links = [...d.gatewayServices ?? []].filter(([gw, l]) => servableServiceName(gw) && l.length > 0);
+    if (links.length) yield `,"gateway_services":${JSON.stringify(Object.fromEntries(links))}`;
+    yield '}';
   }
   yield '}}\n';
 }

@@ -5,12 +5,12 @@
  * `planCommit` is a generator that yields between units, so a large build can run in slices while
  * the current zone keeps answering (ZoneStore drives it); `buildZone` runs it in one go.
  */
-import type { Catalog, CatalogNode, DatacenterCatalog, ServiceInstance } from '../catalog/catalog.js';
+import { servableServiceName, type Catalog, type CatalogNode, type DatacenterCatalog, type ServiceInstance } from '../catalog/catalog.js';
 import type { ChangeHint } from '../catalog/source.js';
 import type { Config } from '../config.js';
 import { apexLines, apexRecords, versionAnswers } from './apex.js';
 import { reverseName } from './ip.js';
-import { Translator, unitKey, type Unit } from './units.js';
+import { Translator, connectDestination, unitKey, type Unit } from './units.js';
 import { cacheBudget } from '../cache-budget.js';
 import type { RingTable } from '../ring-table.js';
 import { Zone, ZoneData, type Owner, type Source } from './zone.js';
@@ -24,8 +24,11 @@ export interface Plan {
 
 /**
  * The units that differ between the zone's units and the catalog `next`: services whose
- * instances (or the nodes they run on) changed, nodes that changed, connect destinations served by
- * a changed service, and units that are gone. Yields after each unit it builds or compares.
+ * instances (or the nodes they run on, or their gateway links) changed, nodes that changed, connect
+ * destinations served by a changed service, and units that are gone. Yields after each unit it
+ * builds or compares. A service whose name is not servable (servableServiceName) is left out, as
+ * catalog files, snapshots and the live source leave it out. With a `hint`, a change of a gateway's
+ * links (DatacenterCatalog.gatewayServices) is hinted as a change of the gateway's service.
  */
 export function* planCommit(tr: Translator, data: ZoneData, next: Catalog, warn: (msg: string) => void, hint?: ChangeHint): Generator<void, Plan> {
   const put: Unit[] = [];
@@ -37,16 +40,28 @@ export function* planCommit(tr: Translator, data: ZoneData, next: Catalog, warn:
     if (!s) connectDirty.set(dc, (s = new Set()));
     for (const d of dests) s.add(d);
   };
+  // Gateway links per datacenter, lower-cased once per commit (a few entries).
+  const linksByDc = new Map<string, ReadonlyMap<string, readonly string[]>>();
+  const linksOf = (dc: string, dcat: DatacenterCatalog | undefined) => {
+    let m = linksByDc.get(dc);
+    if (!m) linksByDc.set(dc, (m = gatewayLinks(dcat)));
+    return m;
+  };
   // Each unit remembers the catalog entry it was built from: an equal entry means an equal unit.
-  const service = (dc: string, svc: string, list: readonly ServiceInstance[] | undefined) => {
+  const service = (dc: string, dcat: DatacenterCatalog | undefined, svc: string, list: readonly ServiceInstance[] | undefined) => {
     const key = unitKey('service', dc, svc);
     const was = data.units.get(key);
+    if (list && !servableServiceName(svc)) {
+      warn(`service ${svc} in ${dc}: the name cannot be a DNS label (1-63 bytes, no dot); not served`);
+      list = undefined;
+    }
     if (!list) {
       if (was) { remove.push(key); if (was.kind === 'service') dirty(dc, was.connectTo); }
       return;
     }
-    if (was?.kind === 'service' && was.display === svc && sameInstances(was.input, list)) return;
-    const u = tr.service('service', dc, svc, list);
+    const links = linksOf(dc, dcat).get(svc.toLowerCase()) ?? NO_LINKS;
+    if (was?.kind === 'service' && was.display === svc && sameInstances(was.input, list) && sameStrings(was.links, links)) return;
+    const u = tr.service('service', dc, svc, list, links);
     if (was && was.kind !== 'node') dirty(dc, was.connectTo);
     dirty(dc, u.connectTo);
     put.push(u);
@@ -64,7 +79,8 @@ export function* planCommit(tr: Translator, data: ZoneData, next: Catalog, warn:
   if (hint) {
     // Only the entries the source says changed (a Consul watch knows which service it was).
     for (const [dcRaw, svc] of hint.services ?? []) {
-      service(dcRaw.toLowerCase(), svc, next.datacenters.get(dcRaw)?.services.get(svc));
+      const dcat = next.datacenters.get(dcRaw);
+      service(dcRaw.toLowerCase(), dcat, svc, dcat?.services.get(svc));
       yield;
     }
     for (const [dcRaw, name] of hint.nodes ?? []) {
@@ -78,7 +94,7 @@ export function* planCommit(tr: Translator, data: ZoneData, next: Catalog, warn:
         const key = unitKey('service', dc, svc);
         if (seen.has(key)) { warn(`service ${svc} in ${dc} differs from another only by case; first kept`); continue; }
         seen.add(key);
-        service(dc, svc, list);
+        service(dc, dcat, svc, list);
         yield;
       }
       for (const n of dcat.nodes.values()) {
@@ -95,15 +111,16 @@ export function* planCommit(tr: Translator, data: ZoneData, next: Catalog, warn:
       if (u.kind === 'service') dirty(u.dc, u.connectTo);
     }
   }
-  // Connect destinations: every proxy or native instance serving them, across the datacenter's services.
+  // Connect destinations: every proxy, native instance or linked terminating gateway serving them,
+  // across the datacenter's services.
   for (const [dc, dests] of connectDirty) {
     if (dests.size === 0) continue;
-    const dcat = [...next.datacenters].find(([n]) => n.toLowerCase() === dc)?.[1];
-    const lists = dcat ? connectInstances(dcat, dests) : new Map<string, ServiceInstance[]>();
+    const dcat = datacenterOf(next, dc);
+    const lists = dcat ? connectInstances(dcat, dests, linksOf(dc, dcat)) : new Map<string, ServiceInstance[]>();
     for (const d of dests) {
       const key = unitKey('connect', dc, d);
       const list = lists.get(d);
-      if (list && list.length) put.push(tr.service('connect', dc, list[0]!.kind === 'connect-proxy' ? list[0]!.proxyDestination : list[0]!.service, list));
+      if (list && list.length) put.push(tr.service('connect', dc, d, list));
       else if (data.units.has(key)) remove.push(key);
       yield;
     }
@@ -111,19 +128,57 @@ export function* planCommit(tr: Translator, data: ZoneData, next: Catalog, warn:
   return { put, remove };
 }
 
-function connectInstances(dcat: DatacenterCatalog, dests: ReadonlySet<string>): Map<string, ServiceInstance[]> {
+const NO_LINKS: readonly string[] = Object.freeze([]);
+
+/** A datacenter of the catalog by its lower-cased name. */
+function datacenterOf(c: Catalog, dc: string): DatacenterCatalog | undefined {
+  return c.datacenters.get(dc) ?? [...c.datacenters].find(([n]) => n.toLowerCase() === dc)?.[1];
+}
+
+/**
+ * A datacenter's terminating-gateway links, lower-cased: gateway -> linked services, sorted (the
+ * gateway-services table indexes both names lower-cased, catalog_schema.go ServiceNameIndex).
+ */
+function gatewayLinks(dcat: DatacenterCatalog | undefined): ReadonlyMap<string, readonly string[]> {
+  const sets = new Map<string, Set<string>>();
+  for (const [gw, names] of dcat?.gatewayServices ?? []) {
+    if (!servableServiceName(gw)) continue;
+    const g = gw.toLowerCase();
+    let set = sets.get(g);
+    if (!set) sets.set(g, (set = new Set()));
+    for (const n of names) if (servableServiceName(n)) set.add(n.toLowerCase());
+  }
+  const out = new Map<string, readonly string[]>();
+  for (const [g, set] of sets) if (set.size) out.set(g, [...set].sort());
+  return out;
+}
+
+/**
+ * The instances serving each destination in `dests` (lower case), as Consul's checkServiceNodesTxn
+ * with connect=true gives them: the `connect` index (connect-proxies by destination, Connect-native
+ * instances by name), then, through serviceGatewayNodes, every instance of each terminating gateway
+ * linked to the destination.
+ */
+function connectInstances(dcat: DatacenterCatalog, dests: ReadonlySet<string>, links: ReadonlyMap<string, readonly string[]>): Map<string, ServiceInstance[]> {
   const out = new Map<string, ServiceInstance[]>();
-  for (const list of dcat.services.values()) {
+  const add = (d: string, s: ServiceInstance) => {
+    let l = out.get(d);
+    if (!l) out.set(d, (l = []));
+    l.push(s);
+  };
+  for (const [name, list] of dcat.services) {
+    if (!servableServiceName(name)) continue;
+    const linked = links.size ? links.get(name.toLowerCase()) : undefined;
     for (const s of list) {
-      const dest = (s.kind === 'connect-proxy' ? s.proxyDestination : s.connectNative ? s.service : '').toLowerCase();
-      if (!dest || !dests.has(dest)) continue;
-      let l = out.get(dest);
-      if (!l) out.set(dest, (l = []));
-      l.push(s);
+      const dest = connectDestination(s).toLowerCase();
+      if (dest && dests.has(dest)) add(dest, s);
+      if (linked) for (const d of linked) if (d !== dest && dests.has(d)) add(d, s);
     }
   }
   return out;
 }
+
+const sameStrings = (a: readonly string[], b: readonly string[]): boolean => a === b || (a.length === b.length && a.every((x, i) => x === b[i]));
 
 const sameRecord = (a: Readonly<Record<string, unknown>>, b: Readonly<Record<string, unknown>>): boolean => {
   const ka = Object.keys(a);
@@ -161,8 +216,7 @@ export function emptyZoneData(cfg: Config, localDc: string): ZoneData {
 /** The zone version of a commit: serial from the content hash, then SOA, NS and negative answers. */
 export function zoneVersion(tr: Translator, data: ZoneData, catalog: Catalog, serialFor: (hash: string) => number, source: Source = { live: true },
   memo: RingTable<Owner> | number = cacheBudget(tr.cfg.responseCacheBytes).names): Zone {
-  const local = [...catalog.datacenters].find(([n]) => n.toLowerCase() === tr.localDc)?.[1];
-  const apex = apexRecords(tr, local?.services.get('consul') ?? []);
+  const apex = apexRecords(tr, serviceNamed(datacenterOf(catalog, tr.localDc), 'consul'));
   const contentHash = data.hash.hex(apexLines(tr, apex));
   const serial = serialFor(contentHash);
   // A new version: what was made from the previous one (SOA, NS, negative answers) is stale.
@@ -172,6 +226,15 @@ export function zoneVersion(tr: Translator, data: ZoneData, catalog: Catalog, se
     rfc: tr.rfc, nodeTtl: tr.cfg.nodeTtl, ptrTtl: tr.cfg.ptrTtl, reverseZones: tr.cfg.reverseZones,
     stats: { names: data.units.size + data.ptr.size, records: data.records }, memo,
   });
+}
+
+/** A service's instances by its lower-cased name, whatever the spelling of its key. */
+function serviceNamed(dcat: DatacenterCatalog | undefined, lower: string): readonly ServiceInstance[] {
+  if (!dcat) return [];
+  const exact = dcat.services.get(lower);
+  if (exact) return exact;
+  for (const [name, list] of dcat.services) if (name.toLowerCase() === lower) return list;
+  return [];
 }
 
 export interface BuildOptions {

@@ -12,8 +12,9 @@
  * the whole catalog or on the zone version waits for the complete zone (NOT_YET; the listeners hold
  * such a query and answer it then): the SOA and NS (the serial is the hash of every record),
  * NXDOMAIN and NODATA (they carry the SOA, and a name may exist through a unit not built yet), empty
- * non-terminals, reverse names (a PTR is claimed across units), connect names (served by every
- * proxy of the datacenter), CNAME chains into the zone, and a service one of whose instances runs on
+ * non-terminals, reverse names (a PTR is claimed across units), connect and virtual names (served by
+ * every proxy, Connect-native instance and linked gateway of the datacenter), CNAME chains into the
+ * zone, and a service one of whose instances runs on
  * a node missing from the nodes list (its node object comes from the first entry naming that node,
  * maybe in another service).
  */
@@ -40,7 +41,7 @@ class OnDemand<V> extends Map<string, V> {
   }
 }
 
-/** Lower-cased name -> the catalog's spelling, the first one kept (as the full build keeps it). */
+/** Lower-cased name -> the catalog's spelling (service keys are one per name case-insensitively already). */
 function lowerIndex(names: Iterable<string>): Map<string, string> {
   const m = new Map<string, string>();
   for (const n of names) {
@@ -94,7 +95,7 @@ function dcIndex(tr: Translator, dcRaw: string, pd: PreviewDatacenter, take: (u:
       take(u);
       return u;
     }),
-    new Map(), // connect: every proxy of the datacenter serves a destination; wait for the build
+    new Map(), // connect (and virtual): every proxy of the datacenter serves a destination; wait for the build
     new OnDemand<NodeUnit>((name) => {
       const raw = (nodes ??= lowerIndex(pd.nodes.keys())).get(name);
       const n = raw === undefined ? undefined : pd.nodes.get(raw);

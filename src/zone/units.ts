@@ -1,12 +1,17 @@
 /**
  * The one translator from the catalog (Consul's services, nodes, checks) to zone records, one unit
- * at a time: a service (its service, tag, RFC 2782 and virtual names), a connect destination, or a
- * node. A unit depends only on its own catalog entry (and the nodes its instances run on), so it can
- * be rebuilt alone when that entry changes. The shapes follow Consul's DNS interface; see
- * docs/consul-dns.md and README "DNS behaviour".
+ * at a time: a service (its service, tag and RFC 2782 names), a connect destination (its `.connect`
+ * and `.virtual` names), or a node. A unit depends only on its own catalog entry (and the nodes its
+ * instances run on; for a connect destination, the instances serving it), so it can be rebuilt alone
+ * when that entry changes. The shapes follow Consul's DNS interface; see docs/consul-dns.md and
+ * README "DNS behaviour".
+ *
+ * Service names are matched lower-cased everywhere (unit keys, connect destinations, gateway links,
+ * PTR claims), as Consul's state store indexes them (catalog_schema.go); the catalog's key spelling
+ * is what names the server writes itself carry (PTR targets).
  */
-import type { CatalogNode, ServiceInstance } from '../catalog/catalog.js';
-import { isWireName } from '../catalog/catalog.js';
+import type { CatalogNode, ServiceAddress, ServiceInstance } from '../catalog/catalog.js';
+import { isWireName, servableServiceName } from '../catalog/catalog.js';
 import { serviceTtlFor, type Config } from '../config.js';
 import { QTYPE, txtStrings } from '../dns/wire.js';
 import { canonicalIp, ipFamily, ipHex } from './ip.js';
@@ -69,12 +74,23 @@ export interface ServiceUnit extends UnitBase {
   readonly byTag: ReadonlyMap<string, OwnerRecords>;
   /** Proper dot-suffixes of dotted tags: `primary` for tag `v1.primary` (empty non-terminals). */
   readonly tagSuffixes: ReadonlySet<string>;
-  /** `<svc>.virtual.<domain>` (local datacenter only). */
+  /**
+   * `<svc>.virtual.<domain>`: connect units of the local datacenter only, from the virtual IP Consul
+   * put on the instances serving the destination (see virtualIp).
+   */
   readonly virtual: OwnerRecords | null;
   /** Addresses whose PTR this service claims (local datacenter, service addresses). */
   readonly ptrClaims: readonly string[];
-  /** Services (lower case) whose `.connect` names this service's instances serve. */
+  /**
+   * Services (lower case) whose `.connect` names this service's instances serve: proxies'
+   * destinations, Connect-native instances' own name, a terminating gateway's linked services.
+   */
   readonly connectTo: readonly string[];
+  /**
+   * A service unit's gateway links (DatacenterCatalog.gatewayServices of its name, lower case,
+   * sorted; empty for other services): with `input`, what the unit was built from.
+   */
+  readonly links: readonly string[];
   /** SRV targets in the addr form: `<hex>.addr.<dc>.<domain>` owners with their address record. */
   readonly addrTargets: readonly RR[];
 }
@@ -94,6 +110,44 @@ export type Unit = ServiceUnit | NodeUnit;
 
 const NO_RECORDS: readonly RR[] = Object.freeze([]);
 const NO_NAMES: Set<string> = new Set();
+const NO_LINKS: readonly string[] = Object.freeze([]);
+
+/** Tagged address of the virtual IP Consul assigns (structs.TaggedAddressVirtualIP). */
+const VIRTUAL_IP_TAG = 'consul-virtual';
+
+/**
+ * The service whose `.connect` names an instance serves through being a proxy or Connect-native
+ * (Consul's IndexConnectService: a proxy's destination, a native instance's own name), or ''.
+ */
+export function connectDestination(s: ServiceInstance): string {
+  return s.kind === 'connect-proxy' ? s.proxyDestination : s.connectNative ? s.service : '';
+}
+
+/**
+ * The virtual IP of destination `name` (lower case) from the instances serving it, the first valid
+ * IPv4 address in canonical order. Consul's ensureServiceTxn assigns one per service name
+ * (assignServiceVirtualIP) when a connect-proxy registers for it (stored on the proxy as
+ * `TaggedAddresses["consul-virtual"]`) or a Connect-native instance of it does (on that instance);
+ * updateTerminatingGatewayVirtualIPs assigns the linked services of a terminating gateway theirs,
+ * stored on the gateway's instances as `consul-virtual:<service>` (structs.ServiceGatewayVirtualIPTag,
+ * CE form). A proxy's own name, or a plain service, has none.
+ */
+function virtualIp(name: string, list: readonly ServiceInstance[]): string | null {
+  for (const s of list) {
+    let a: ServiceAddress | undefined;
+    if (connectDestination(s).toLowerCase() === name) a = s.taggedAddresses[VIRTUAL_IP_TAG];
+    else {
+      for (const k in s.taggedAddresses) {
+        if (k.startsWith(`${VIRTUAL_IP_TAG}:`) && k.slice(VIRTUAL_IP_TAG.length + 1).toLowerCase() === name) {
+          a = s.taggedAddresses[k];
+          break;
+        }
+      }
+    }
+    if (a && ipFamily(a.address) === 4) return a.address;
+  }
+  return null;
+}
 
 export const unitKey = (kind: Unit['kind'], dc: string, name: string): string => `${kind}/${dc}/${name.toLowerCase()}`;
 
@@ -307,11 +361,13 @@ export class Translator {
   }
 
   /**
-   * A service unit (kind 'service'), or the connect unit of a destination (kind 'connect', `list` is
-   * every proxy or native instance serving it). Instances are taken in a canonical order, so the unit
-   * does not depend on the order the catalog listed them in.
+   * A service unit (kind 'service', `links`: the services it links as a terminating gateway), or the
+   * connect unit of a destination (kind 'connect', `input` is every instance serving it: proxies,
+   * Connect-native instances and linked terminating gateways' instances, as Consul's
+   * checkServiceNodesTxn gives them with connect=true). Instances are taken in a canonical order, so
+   * the unit does not depend on the order the catalog listed them in.
    */
-  service(kind: 'service' | 'connect', dcRaw: string, svc: string, input: readonly ServiceInstance[]): ServiceUnit {
+  service(kind: 'service' | 'connect', dcRaw: string, svc: string, input: readonly ServiceInstance[], links: readonly string[] = NO_LINKS): ServiceUnit {
     const dc = dcRaw.toLowerCase();
     const name = svc.toLowerCase();
     const ttl = serviceTtlFor(this.cfg.serviceTtl, svc);
@@ -345,18 +401,20 @@ export class Translator {
     const ptrClaims: string[] = [];
     const connectTo = new Set<string>();
     if (kind === 'service') {
-      if (dc === this.localDc) {
-        // Every instance carries the service's virtual IP; take the first valid one in canonical order.
-        const vip = list.map((s) => s.taggedAddresses['consul-virtual']?.address ?? '').find((a) => ipFamily(a) === 4);
-        if (vip) {
-          const a: RecordAnswer = { records: [{ owner: AT, type: 'A', ttl: this.cfg.nodeTtl, data: vip }], glue: null, additional: [], shuffle: false, addressLimit: false, chase: null };
-          virtual = { byType: new Map([[QTYPE.A, a], [QTYPE.ANY, a]]), otherwise: 'nodata' };
-        }
-        for (const s of list) if (ipFamily(s.address)) ptrClaims.push(this.canonicalIp(s.address));
-      }
+      if (dc === this.localDc) for (const s of list) if (ipFamily(s.address)) ptrClaims.push(this.canonicalIp(s.address));
       for (const s of list) {
-        const dest = s.kind === 'connect-proxy' ? s.proxyDestination : s.connectNative ? s.service : '';
-        if (dest) connectTo.add(dest.toLowerCase());
+        const dest = connectDestination(s);
+        if (dest && servableServiceName(dest)) connectTo.add(dest.toLowerCase());
+      }
+      for (const l of links) connectTo.add(l);
+    } else if (dc === this.localDc) {
+      // Consul answers `.virtual` from its virtual-IP table, local datacenter only (dns.go: the
+      // Catalog.VirtualIPForService RPC carries no datacenter).
+      const vip = virtualIp(name, list);
+      if (vip) {
+        const a: RecordAnswer = { records: [{ owner: AT, type: 'A', ttl: this.cfg.nodeTtl, data: vip }], glue: null, additional: [], shuffle: false, addressLimit: false, chase: null };
+        // Consul's dispatch adds the A record whatever the qtype (compat mode); rfc mode: NODATA.
+        virtual = { byType: new Map([[QTYPE.A, a], [QTYPE.ANY, a]]), otherwise: this.rfc ? 'nodata' : 'any' };
       }
     }
     const addrTargets: RR[] = [];
@@ -372,7 +430,7 @@ export class Translator {
     }
     const unit: Omit<ServiceUnit, 'hash' | 'size'> = {
       kind, key: unitKey(kind, dc, name), dc, name, display: svc, input, all, byTag, tagSuffixes, virtual,
-      ptrClaims: [...new Set(ptrClaims)].sort(), connectTo: [...connectTo].sort(), addrTargets, live: true,
+      ptrClaims: [...new Set(ptrClaims)].sort(), connectTo: [...connectTo].sort(), links: kind === 'service' ? links : NO_LINKS, addrTargets, live: true,
     };
     return withHash(unit, this.domain);
   }

@@ -439,6 +439,8 @@ export class Zone {
   private readonly srvOwners = new WeakMap<OwnerRecords, RecordOwner>();
   private readonly nx: Owner;
   private readonly ent: Owner;
+  /** Consul's NOERROR without records or SOA (compat consul). */
+  private readonly empty: Owner;
   private readonly configuredReverse: ReadonlySet<string> | null;
   private readonly reverseCache = new Map<string, ReverseZone>();
 
@@ -456,6 +458,7 @@ export class Zone {
     this.domainLabels = p.domain.split('.').length;
     this.memo = typeof p.memo === 'object' ? p.memo : nameMemo(p.memo ?? cacheBudget(64 * 1024 * 1024).names);
     this.nx = new FixedOwner(p.answers.nxdomain);
+    this.empty = new FixedOwner(p.answers.empty);
     this.ent = new FixedOwner(p.rfc ? p.answers.nodata : p.answers.nxdomain);
     this.configuredReverse = p.reverseZones ? new Set(p.reverseZones) : null;
   }
@@ -654,7 +657,7 @@ export class Zone {
         : kind === 'connect' ? data.healthyConnect > 0
         : kind === 'node' ? data.nodes.size > 0
         : kind === 'addr' ? true
-        : kind === 'virtual' ? suffix.length === 0 && [...data.services.values()].some((u) => u.virtual)
+        : kind === 'virtual' ? suffix.length === 0 && [...data.connect.values()].some((u) => u.virtual)
         : false;
       return has ? this.ent : this.nx;
     }
@@ -675,9 +678,13 @@ export class Zone {
       case 'addr':
         return parts.length === 1 ? this.addrOwner(parts[0]!) : this.nx;
       case 'virtual': {
+        // The virtual IP assigned to a service name (Consul's Catalog.VirtualIPForService, local
+        // datacenter only; a locality label names a cluster peer, not served): the destination's
+        // connect unit holds it. None: Consul answers NOERROR with nothing at all (its dispatch
+        // returns no error and no record); rfc mode NXDOMAIN (docs/consul-dns.md §12.12).
         if (suffix.length !== 0) return this.nx;
-        const unit = this.data.dcs.get(this.data.localDc)?.services.get(parts[parts.length - 1]!);
-        return (unit && this.owner(unit.virtual, unit)) ?? this.nx;
+        const unit = this.data.dcs.get(this.data.localDc)?.connect.get(parts[parts.length - 1]!);
+        return (unit && this.owner(unit.virtual, unit)) ?? (this.rfc ? this.nx : this.empty);
       }
       default: // query, ingress: no prepared queries or gateways in the catalog
         return this.nx;

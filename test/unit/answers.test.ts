@@ -5,7 +5,7 @@
  * rfc mode deliberately differs from Consul.
  */
 import { describe, expect, it } from 'vitest';
-import { Table, caseTitle, catalogDoc, encodeMessage, exchangeRaw, instanceDoc, nodeDoc, type Case } from '../support/cases.js';
+import { Table, caseTitle, catalogDoc, encodeMessage, exchangeRaw, instanceDoc, nodeDoc, type Case, type Json } from '../support/cases.js';
 import { buildQuery } from '../support/dns-client.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -518,6 +518,132 @@ describe('protocol gate (README "Protocol")', () => {
     expect(t.ask({ qname: 'web.service.consul', qtype: 'A' }).ra).toBe(false);
     expect(t.ask({ qname: 'example.com', qtype: 'A' }).ra).toBe(false);
   });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Consul's data shapes: service names grouped case-insensitively, the virtual IP where Consul keeps
+// it, terminating gateways under `.connect`, weights as Consul stores them
+// ---------------------------------------------------------------------------------------------
+
+type Doc = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+describe('service names differing only in case are one service (Consul indexes them lower-cased; docs/consul-dns.md §11)', () => {
+  // /v1/catalog/services lists both "Web" and "web"; /v1/health/service/<either> gives both instances.
+  const cased = new Table(catalogDoc('dc1', {
+    dc1: {
+      services: {
+        web: [instanceDoc(nodeDoc('w-b', '10.0.30.2'), 'web', { port: 80, tags: ['V1'] })],
+        Web: [instanceDoc(nodeDoc('w-a', '10.0.30.1'), 'Web', { port: 80, address: '10.0.30.101', tags: ['v1'] })],
+      },
+    },
+  }));
+  const both = (owner: string) => [`${owner} 0 IN A 10.0.30.101`, `${owner} 0 IN A 10.0.30.2`];
+  for (const c of [
+    { name: 'one service: every instance of both spellings', qname: 'web.service.consul', qtype: 'A', answer: both('web.service.consul.') },
+    { name: 'any spelling asks for it, echoed (0x20)', qname: 'WEB.service.consul', qtype: 'A', answer: both('WEB.service.consul.') },
+    { qname: 'Web.service.dc1.consul', qtype: 'SRV',
+      answer: ['Web.service.dc1.consul. 0 IN SRV 1 1 80 0a001e65.addr.dc1.consul.', 'Web.service.dc1.consul. 0 IN SRV 1 1 80 w-b.node.dc1.consul.'],
+      extra: ['0a001e65.addr.dc1.consul. 0 IN A 10.0.30.101', 'w-b.node.dc1.consul. 0 IN A 10.0.30.2'] },
+    { name: 'tags across spellings', qname: 'v1.wEb.service.consul', qtype: 'A', answer: both('v1.wEb.service.consul.') },
+    { name: 'RFC 2782', qname: '_web._v1.service.consul', qtype: 'SRV',
+      answer: ['_web._v1.service.consul. 0 IN SRV 1 1 80 0a001e65.addr.dc1.consul.', '_web._v1.service.consul. 0 IN SRV 1 1 80 w-b.node.dc1.consul.'],
+      extra: ['0a001e65.addr.dc1.consul. 0 IN A 10.0.30.101', 'w-b.node.dc1.consul. 0 IN A 10.0.30.2'] },
+    { name: 'a PTR target names the service by its key (the code-unit-smallest spelling)', qname: '101.30.0.10.in-addr.arpa', qtype: 'PTR',
+      answer: ['101.30.0.10.in-addr.arpa. 0 IN PTR Web.service.dc1.consul.'] },
+  ] as Case[]) it(caseTitle(c), () => { cased.run(c); });
+  it('is no warning: legitimate Consul data', () => { expect(cased.server().warnings).toEqual([]); });
+});
+
+describe('.virtual and .connect: proxies, Connect-native instances, terminating gateways (docs/consul-dns.md §3, §12.12)', () => {
+  function mesh(): Doc {
+    const [n1, n2, n3] = [1, 2, 3].map((i) => nodeDoc(`n-${i}`, `10.0.20.${i}`));
+    const [g1, g2] = [1, 2].map((i) => nodeDoc(`g-${i}`, `10.0.29.${i}`));
+    const vip = (tag: string, ip: string, port = 0) => ({ [tag]: { Address: ip, Port: port } });
+    // Consul's ensureServiceTxn stores the destination's virtual IP on each proxy.
+    const proxy = (n: Json, id: string) => {
+      const d = instanceDoc(n!, 'web-sidecar-proxy', { id, port: 21000, tagged: vip('consul-virtual', '240.0.0.1', 21000) });
+      Object.assign(d.Service as Json, { Kind: 'connect-proxy', Proxy: { DestinationServiceName: 'web' } });
+      return d;
+    };
+    const pay = instanceDoc(n3!, 'pay', { port: 9090, tagged: vip('consul-virtual', '240.0.0.2', 9090) });
+    (pay.Service as Json).Connect = { Native: true };
+    // updateTerminatingGatewayVirtualIPs stores a linked service's virtual IP on the gateway's instances.
+    const gateway = (n: Json, status: string) => {
+      const d = instanceDoc(n!, 'tgw', { port: 8443, status, tagged: vip('consul-virtual:db', '240.0.0.3') });
+      (d.Service as Json).Kind = 'terminating-gateway';
+      return d;
+    };
+    const doc = catalogDoc('dc1', {
+      dc1: {
+        services: {
+          web: [instanceDoc(n1!, 'web', { port: 8080 }), instanceDoc(n2!, 'web', { port: 8080 })],
+          'web-sidecar-proxy': [proxy(n1!, 'p-1'), proxy(n2!, 'p-2')],
+          pay: [pay],
+          // A tag Consul never puts on a plain service: not a virtual IP.
+          legacy: [instanceDoc(n3!, 'legacy', { port: 81, tagged: vip('consul-virtual', '240.0.0.9') })],
+          db: [instanceDoc(n3!, 'db', { port: 5432 })],
+          tgw: [gateway(g1!, 'passing'), gateway(g2!, 'critical')],
+        },
+      },
+    }) as Doc;
+    doc.datacenters.dc1.gateway_services = { tgw: ['db', 'ext'] };
+    return doc;
+  }
+  const m = new Table(mesh());
+  const A = (owner: string, ...ips: string[]) => ips.map((ip) => `${owner} 0 IN A ${ip}`);
+  for (const c of [
+    { name: 'a sidecar\'s virtual IP answers at its destination\'s name', qname: 'web.virtual.consul', qtype: 'A', answer: A('web.virtual.consul.', '240.0.0.1') },
+    { qname: 'WEB.Virtual.consul', qtype: 'A', answer: A('WEB.Virtual.consul.', '240.0.0.1') },
+    { name: 'TTL node_ttl', qname: 'web.virtual.consul', qtype: 'A', config: { node_ttl: 7 }, answer: ['web.virtual.consul. 7 IN A 240.0.0.1'] },
+    { name: 'the proxy\'s own name has none', qname: 'web-sidecar-proxy.virtual.consul', qtype: 'A', rcode: 'NXDOMAIN', ns: [SOA] },
+    { name: 'compat consul: Consul\'s NOERROR with nothing at all', qname: 'web-sidecar-proxy.virtual.consul', qtype: 'A', config: { compat: 'consul' } },
+    { name: 'a Connect-native service\'s own', qname: 'pay.virtual.consul', qtype: 'A', answer: A('pay.virtual.consul.', '240.0.0.2') },
+    { name: 'a linked service\'s, from the terminating gateway', qname: 'db.virtual.consul', qtype: 'A', answer: A('db.virtual.consul.', '240.0.0.3') },
+    { name: 'not from a plain service\'s tagged address', qname: 'legacy.virtual.consul', qtype: 'A', rcode: 'NXDOMAIN', ns: [SOA] },
+    { name: 'AAAA: NODATA', qname: 'web.virtual.consul', qtype: 'AAAA', ns: [SOA] },
+    { name: 'compat consul: the A record whatever the type, as Consul\'s dispatch adds it', qname: 'web.virtual.consul', qtype: 'AAAA', config: { compat: 'consul' },
+      answer: A('web.virtual.consul.', '240.0.0.1') },
+    { name: 'local datacenter only: a label would name a peer', qname: 'web.virtual.dc1.consul', qtype: 'A', rcode: 'NXDOMAIN', ns: [SOA] },
+    { name: 'virtual.consul is an empty non-terminal', qname: 'virtual.consul', qtype: 'A', ns: [SOA] },
+    { name: 'sidecar proxies', qname: 'web.connect.consul', qtype: 'A', answer: A('web.connect.consul.', '10.0.20.1', '10.0.20.2') },
+    { name: 'Connect-native instances', qname: 'pay.connect.consul', qtype: 'A', answer: A('pay.connect.consul.', '10.0.20.3') },
+    { name: 'a terminating gateway\'s healthy instances for a service it links', qname: 'db.connect.consul', qtype: 'A', answer: A('db.connect.consul.', '10.0.29.1') },
+    { qname: 'db.connect.dc1.consul', qtype: 'SRV', answer: ['db.connect.dc1.consul. 0 IN SRV 1 1 8443 g-1.node.dc1.consul.'], extra: ['g-1.node.dc1.consul. 0 IN A 10.0.29.1'] },
+    { name: 'a linked service without instances of its own (a destination)', qname: 'ext.connect.consul', qtype: 'A', answer: A('ext.connect.consul.', '10.0.29.1') },
+    { name: 'the service itself is unchanged', qname: 'db.service.consul', qtype: 'A', answer: A('db.service.consul.', '10.0.20.3') },
+    { name: 'a gateway\'s own name is no connect destination', qname: 'tgw.connect.consul', qtype: 'A', rcode: 'NXDOMAIN', ns: [SOA] },
+  ] as Case[]) it(caseTitle(c), () => { m.run(c); });
+  it('is no warning', () => { expect(m.server().warnings).toEqual([]); });
+});
+
+describe('weights as Consul stores them: structs.ToServiceNode, findWeight (docs/consul-dns.md §4)', () => {
+  const inst = (i: number, weights: unknown, status = 'passing') => {
+    const d = instanceDoc(nodeDoc(`w-${i}`, `10.0.40.${i}`), 'w', { port: 1, status });
+    if (weights !== undefined) (d.Service as Json).Weights = weights;
+    return d;
+  };
+  const w = new Table(catalogDoc('dc1', {
+    dc1: {
+      services: {
+        w: [
+          inst(1, { Passing: 0, Warning: 3 }), // refused by ValidateWeights: 1/1
+          inst(2, { Passing: 70000, Warning: 1 }), // refused: 1/1 (never the whole service dropped)
+          inst(3, undefined), // absent: 1/1
+          inst(4, { Passing: 7, Warning: -1 }, 'warning'), // refused: 1/1
+          inst(5, { Passing: 7, Warning: 0 }, 'warning'), // stored: a warning instance weighs 0
+          inst(6, { Passing: 65535, Warning: 1 }),
+          inst(7, { Passing: 9 }, 'warning'), // Warning absent from the object: Go's zero value
+        ],
+      },
+    },
+  }));
+  const weights = [1, 1, 1, 1, 0, 65535, 0];
+  for (const c of [
+    { name: 'SRV weights: 0, 70000, negative and absent give Consul\'s 1; stored values as they are', qname: 'w.service.consul', qtype: 'SRV', tcp: true,
+      answer: weights.map((x, i) => `w.service.consul. 0 IN SRV 1 ${x} 1 w-${i + 1}.node.dc1.consul.`),
+      extra: weights.map((_, i) => `w-${i + 1}.node.dc1.consul. 0 IN A 10.0.40.${i + 1}`) },
+  ] as Case[]) it(caseTitle(c), () => { w.run(c); });
+  it('is no warning', () => { expect(w.server().warnings).toEqual([]); });
 });
 
 describe('fixture sanity', () => {

@@ -3,7 +3,9 @@
  * on the wire are skipped with a warning naming the path.
  */
 import { describe, expect, it } from 'vitest';
-import { parseCatalog, validateCatalog } from '../../src/catalog/catalog.js';
+import {
+  openCatalog, parseCatalog, servableServiceName, validateCatalog, validateGatewayServices, validateServiceEntries, type ServiceInstance,
+} from '../../src/catalog/catalog.js';
 import { CatalogError } from '../../src/errors.js';
 import { catalogDoc, instanceDoc, nodeDoc, type Json } from '../support/cases.js';
 
@@ -70,12 +72,17 @@ describe('validateCatalog: structural errors name the JSON path', () => {
     ['datacenters.dc1.services.web[2].Service.Port: expected an integer 0-65535', (d) => { web(d, 2).Service.Port = 70000; return d; }],
     ['datacenters.dc1.services.web[2].Service.Port: expected an integer 0-65535', (d) => { web(d, 2).Service.Port = '8080'; return d; }],
     ['datacenters.dc1.services.web[0].Service.Port: expected an integer 0-65535', (d) => { web(d, 0).Service.Port = 80.5; return d; }],
-    ['datacenters.dc1.services.web[1].Service.Service: expected "web" (the key it is listed under)', (d) => { web(d, 1).Service.Service = 'api'; return d; }],
+    ['datacenters.dc1.services.web[1].Service.Service: expected "web", in any case (the key it is listed under)', (d) => { web(d, 1).Service.Service = 'api'; return d; }],
     ['datacenters.dc1.services.web[1].Service.Service: is required', (d) => { delete web(d, 1).Service.Service; return d; }],
     ['datacenters.dc1.services.web[0].Service.Tags: expected an array', (d) => { web(d, 0).Service.Tags = 'v1'; return d; }],
     ['datacenters.dc1.services.web[0].Service.Tags[1]: expected a string', (d) => { web(d, 0).Service.Tags = ['v1', 2]; return d; }],
     ['datacenters.dc1.services.web[0].Service.Address: expected a string', (d) => { web(d, 0).Service.Address = 10; return d; }],
-    ['datacenters.dc1.services.web[0].Service.Weights.Passing: expected an integer 0-65535', (d) => { web(d, 0).Service.Weights = { Passing: -1, Warning: 1 }; return d; }],
+    ['datacenters.dc1.services.web[0].Service.Weights.Passing: expected an integer', (d) => { web(d, 0).Service.Weights = { Passing: '10', Warning: 1 }; return d; }],
+    ['datacenters.dc1.services.web[0].Service.Weights.Warning: expected an integer', (d) => { web(d, 0).Service.Weights = { Passing: 10, Warning: 2.5 }; return d; }],
+    ['entry_nodes: expected true or false', (d) => { d.entry_nodes = 'yes'; return d; }],
+    ['datacenters.dc1.gateway_services: expected an object', (d) => { dc1(d).gateway_services = ['db']; return d; }],
+    ['datacenters.dc1.gateway_services.tgw: expected an array', (d) => { dc1(d).gateway_services = { tgw: 'db' }; return d; }],
+    ['datacenters.dc1.gateway_services.tgw[1]: expected a string', (d) => { dc1(d).gateway_services = { tgw: ['db', 7] }; return d; }],
     ['datacenters.dc1.services.web[0].Service.Weights: expected an object', (d) => { web(d, 0).Service.Weights = 3; return d; }],
     ['datacenters.dc1.services.web[0].Service.TaggedAddresses.lan: expected an object', (d) => { web(d, 0).Service.TaggedAddresses = { lan: '10.0.0.1' }; return d; }],
     ['datacenters.dc1.services.web[0].Service.TaggedAddresses.wan.Port: expected an integer 0-65535', (d) => { web(d, 0).Service.TaggedAddresses = { wan: { Address: '1.2.3.4', Port: 1e6 } }; return d; }],
@@ -242,5 +249,161 @@ describe('validateCatalog: accepted input shapes', () => {
     const { catalog, warnings } = validateCatalog(d);
     expect(warnings).toEqual([]);
     expect(catalog.datacenters.get('dc1')!.nodes.get('ext')!.address).toBe('db.example.com');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Consul's data shapes: names grouped case-insensitively, weights as stored, gateway links
+// ---------------------------------------------------------------------------------------------
+
+const who = (l: readonly ServiceInstance[] | undefined) => (l ?? []).map((s) => `${s.service}@${s.node.name}/${s.id}`);
+
+describe('service names differing only in case are one service (Consul indexes them lower-cased)', () => {
+  it('a file: one key, the code-unit-smallest spelling; the instances are the union in document order; no warning', () => {
+    const d = base() as Doc;
+    dc1(d).services.Web = [instanceDoc(nodeDoc('web-3', '10.0.1.13'), 'Web', { port: 8080 })];
+    const { catalog, warnings } = validateCatalog(d);
+    expect(warnings).toEqual([]);
+    const services = catalog.datacenters.get('dc1')!.services;
+    expect([...services.keys()]).toEqual(['Web']);
+    expect(who(services.get('Web'))).toEqual(['web@web-1/web-web-1', 'web@web-2/web-web-2', 'web@web-1/web-alt', 'Web@web-3/Web-web-3']);
+  });
+
+  it('a file assembled from /v1/catalog/services (every spelling holds the whole union): each instance once', () => {
+    const both = () => [instanceDoc(nodeDoc('a-1', '10.0.0.1'), 'Web', { port: 80 }), instanceDoc(nodeDoc('b-1', '10.0.0.2'), 'web', { port: 80 })];
+    const { catalog, warnings } = validateCatalog(catalogDoc('dc1', { dc1: { services: { web: both(), Web: both() } } }));
+    expect(warnings).toEqual([]);
+    expect(who(catalog.datacenters.get('dc1')!.services.get('Web'))).toEqual(['Web@a-1/Web-a-1', 'web@b-1/web-b-1']);
+  });
+
+  it('the preview groups the same way: one key, any spelling asks for it', () => {
+    const d = base() as Doc;
+    dc1(d).services.Web = [instanceDoc(nodeDoc('web-1', '10.0.1.11'), 'Web', { id: 'w9', port: 9 })];
+    const pd = openCatalog(d).preview.datacenters.get('dc1')!;
+    expect(pd.serviceNames).toEqual(['Web']);
+    expect(who(pd.service('WEB') ?? undefined)).toEqual(who(validateCatalog(d).catalog.datacenters.get('dc1')!.services.get('Web')));
+  });
+
+  it('validateServiceEntries (the live source): /v1/health/service/web holds "Web" and "web", each keeps its spelling', () => {
+    const body = [instanceDoc(nodeDoc('a-1', '10.0.0.1'), 'Web', { port: 80 }), instanceDoc(nodeDoc('b-1', '10.0.0.2'), 'web', { port: 80 })];
+    const { instances, warnings } = validateServiceEntries('dc1', 'Web', body, new Map());
+    expect(warnings).toEqual([]);
+    expect(instances.map((s) => s.service)).toEqual(['Web', 'web']);
+    expect(() => validateServiceEntries('dc1', 'Web', [instanceDoc(nodeDoc('a-1', '10.0.0.1'), 'api')], new Map()))
+      .toThrow('dc1.services.Web[0].Service.Service: expected "Web", in any case (the key it is listed under)');
+  });
+});
+
+describe('weights as Consul stores them (structs.ToServiceNode, ValidateWeights): never an error for an integer', () => {
+  const cases: Array<[string, unknown, { passing: number; warning: number }]> = [
+    ['absent: 1 and 1', undefined, { passing: 1, warning: 1 }],
+    ['null: 1 and 1', null, { passing: 1, warning: 1 }],
+    ['kept as given', { Passing: 10, Warning: 3 }, { passing: 10, warning: 3 }],
+    ['the limits are valid', { Passing: 65535, Warning: 0 }, { passing: 65535, warning: 0 }],
+    ['Passing 0 is refused: the whole object becomes 1 and 1', { Passing: 0, Warning: 3 }, { passing: 1, warning: 1 }],
+    ['Passing above 65535: 1 and 1', { Passing: 70000, Warning: 3 }, { passing: 1, warning: 1 }],
+    ['Warning above 65535: 1 and 1', { Passing: 10, Warning: 70000 }, { passing: 1, warning: 1 }],
+    ['a negative weight: 1 and 1', { Passing: 10, Warning: -1 }, { passing: 1, warning: 1 }],
+    ['a missing Warning is Go\'s zero value (valid)', { Passing: 10 }, { passing: 10, warning: 0 }],
+    ['a missing Passing is 0 (refused): 1 and 1', { Warning: 5 }, { passing: 1, warning: 1 }],
+    ['an empty object: 1 and 1', {}, { passing: 1, warning: 1 }],
+  ];
+  it.each(cases)('%s', (_name, w, want) => {
+    const d = base() as Doc;
+    if (w === undefined) delete web(d, 0).Service.Weights; else web(d, 0).Service.Weights = w;
+    const { catalog, warnings } = validateCatalog(d);
+    expect(warnings).toEqual([]);
+    expect(catalog.datacenters.get('dc1')!.services.get('web')![0]!.weights).toEqual(want);
+  });
+});
+
+describe('gateway_services: terminating gateways and the services they link', () => {
+  const long = 'n'.repeat(64);
+  it('is read per datacenter; absent, the datacenter has no links', () => {
+    const d = base() as Doc;
+    dc1(d).gateway_services = { tgw: ['db', 'cache'] };
+    const { catalog, warnings } = validateCatalog(d);
+    expect(warnings).toEqual([]);
+    expect(catalog.datacenters.get('dc1')!.gatewayServices).toEqual(new Map([['tgw', ['db', 'cache']]]));
+    expect(catalog.datacenters.get('dc2')!.gatewayServices).toBeUndefined();
+  });
+
+  it('gateways differing only in case are one (smallest spelling, union of links); links once each, case-insensitively', () => {
+    const d = base() as Doc;
+    dc1(d).gateway_services = { tgw: ['db', 'DB'], TGW: ['cache', 'db'] };
+    expect(validateCatalog(d).catalog.datacenters.get('dc1')!.gatewayServices).toEqual(new Map([['TGW', ['db', 'cache']]]));
+  });
+
+  it('names that cannot be DNS labels are skipped with a warning naming the path', () => {
+    const d = base() as Doc;
+    dc1(d).gateway_services = { 'a.b': ['db'], tgw: ['db', long, ''] };
+    const { catalog, warnings } = validateCatalog(d);
+    expect(warnings).toEqual([
+      expect.stringMatching(/^datacenters\.dc1\.gateway_services\.a\.b: gateway name "a\.b" .*gateway skipped$/),
+      expect.stringMatching(/^datacenters\.dc1\.gateway_services\.tgw\[1\]: service name "n{64}" .*link skipped$/),
+      expect.stringMatching(/^datacenters\.dc1\.gateway_services\.tgw\[2\]: service name "" .*link skipped$/),
+    ]);
+    expect(catalog.datacenters.get('dc1')!.gatewayServices).toEqual(new Map([['tgw', ['db']]]));
+  });
+});
+
+describe('validateGatewayServices: one /v1/catalog/gateway-services/<gateway> body (structs.GatewayService)', () => {
+  const mapping = (service: string, kind = 'terminating-gateway', extra: Record<string, unknown> = {}) => ({
+    Gateway: { Name: 'tgw' }, Service: { Name: service }, GatewayKind: kind, CAFile: '', CertFile: '', KeyFile: '', SNI: '',
+    CreateIndex: 10, ModifyIndex: 10, ...extra,
+  });
+  it('the linked services of a terminating gateway, once each case-insensitively', () => {
+    const body = [mapping('db'), mapping('billing', 'terminating-gateway', { FromWildcard: true, ServiceKind: 'service' }), mapping('DB'), mapping('ext', 'terminating-gateway', { ServiceKind: 'destination' })];
+    expect(validateGatewayServices('dc1', 'tgw', body)).toEqual({ services: ['db', 'billing', 'ext'], warnings: [] });
+  });
+  it('an ingress gateway\'s mappings and the wildcard are not links for .connect; unservable names are warned about', () => {
+    const body = [mapping('web', 'ingress-gateway', { Port: 8080, Protocol: 'http' }), mapping('*'), mapping('a.b')];
+    expect(validateGatewayServices('dc1', 'tgw', body)).toEqual({
+      services: [], warnings: [expect.stringMatching(/^dc1\.gateway_services\.tgw\[2\]\.Service\.Name: service name "a\.b" .*link skipped$/)],
+    });
+  });
+  it.each([
+    ['dc1.gateway_services.tgw: expected an array', {}],
+    ['dc1.gateway_services.tgw[0]: expected an object', ['db']],
+    ['dc1.gateway_services.tgw[0].Service: expected an object', [{ Gateway: { Name: 'tgw' }, GatewayKind: 'terminating-gateway' }]],
+    ['dc1.gateway_services.tgw[0].Service.Name: is required', [{ Service: {}, GatewayKind: 'terminating-gateway' }]],
+    ['dc1.gateway_services.tgw[0].GatewayKind: expected a string', [{ Service: { Name: 'db' }, GatewayKind: 3 }]],
+    ['dc1.gateway_services.tgw[0].Gateway.Name: expected "tgw", in any case (the gateway asked for)', [mapping('db', 'terminating-gateway', { Gateway: { Name: 'other' } })]],
+  ])('%s', (message, body) => {
+    expect(() => validateGatewayServices('dc1', 'tgw', body)).toThrow(message);
+  });
+});
+
+describe('servableServiceName: one rule for files, snapshots, the live source and the zone', () => {
+  it.each([
+    ['web', true], ['Web', true], ['web_1', true], ['my service', true], ['café', true], ['n'.repeat(63), true],
+    ['', false], ['a.b', false], ['n'.repeat(64), false], ['é'.repeat(32), false],
+  ])('%j -> %s', (name, ok) => { expect(servableServiceName(name)).toBe(ok); });
+});
+
+describe('entry_nodes (the snapshot of a live catalog): each entry keeps its own node copy', () => {
+  function doc(entryNodes: boolean): Doc {
+    const d = base() as Doc;
+    if (entryNodes) d.entry_nodes = true;
+    web(d, 1).Node.Address = '10.0.1.99'; // newer than the nodes list's copy
+    dc1(d).services.api = [instanceDoc(nodeDoc('api-1', '10.0.3.1'), 'api', { port: 1 })];
+    dc1(d).nodes = dc1(d).nodes.filter((n: Json) => n.Node !== 'api-1'); // named only by an entry
+    return d;
+  }
+  it('with it: the entry\'s copy is the instance\'s node, and a node only entries name is not added to the list', () => {
+    const dcat = validateCatalog(doc(true)).catalog.datacenters.get('dc1')!;
+    expect(dcat.services.get('web')![1]!.node.address).toBe('10.0.1.99');
+    expect(dcat.nodes.get('web-2')!.address).toBe('10.0.1.12');
+    expect(dcat.services.get('web')![0]!.node).toBe(dcat.nodes.get('web-1')); // an equal copy is shared
+    expect(dcat.nodes.has('api-1')).toBe(false);
+    expect(dcat.services.get('api')![0]!.node.address).toBe('10.0.3.1');
+    // The preview knows such a service from its entries alone.
+    expect(openCatalog(doc(true)).preview.datacenters.get('dc1')!.service('api')!.map((s) => s.node.address)).toEqual(['10.0.3.1']);
+  });
+  it('without it (a hand-made file): the nodes list wins, nodes named only in entries are added', () => {
+    const dcat = validateCatalog(doc(false)).catalog.datacenters.get('dc1')!;
+    expect(dcat.services.get('web')![1]!.node.address).toBe('10.0.1.12');
+    expect(dcat.nodes.get('api-1')!.address).toBe('10.0.3.1');
+    expect(openCatalog(doc(false)).preview.datacenters.get('dc1')!.service('api')).toBeNull();
   });
 });

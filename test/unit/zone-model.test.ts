@@ -10,7 +10,7 @@
  */
 import packet from 'dns-packet';
 import { describe, expect, it } from 'vitest';
-import { openCatalog, validateCatalog, type Catalog } from '../../src/catalog/catalog.js';
+import { openCatalog, validateCatalog, type Catalog, type DatacenterCatalog } from '../../src/catalog/catalog.js';
 import { loadConfig } from '../../src/config.js';
 import { DnsCounters } from '../../src/dns/counters.js';
 import { HELD, QueryHandler } from '../../src/dns/handler.js';
@@ -34,14 +34,19 @@ const listing = (z: Zone) => [...z.records()].map((r) => rrText(r)).filter((l) =
 // A random catalog model and random changes to it
 // ---------------------------------------------------------------------------------------------
 
-interface Inst { node: number; port: number; tags: string[]; status: string; address: string; vip: string; kind: '' | 'proxy' | 'native'; dest: string }
-interface Model { nodes: Array<{ name: string; address: string; meta: Record<string, string>; v6: string } | null>; services: Map<string, Inst[]> }
+interface Inst { node: number; port: number; tags: string[]; status: string; address: string; vip: string; kind: '' | 'proxy' | 'native' | 'gateway'; dest: string }
+interface Model {
+  nodes: Array<{ name: string; address: string; meta: Record<string, string>; v6: string } | null>;
+  services: Map<string, Inst[]>;
+  /** Terminating gateway service name -> linked services (the catalog's gateway_services). */
+  gateways?: Map<string, string[]>;
+}
 
 function randomModel(rand: () => number): Model {
   const nodes = Array.from({ length: 8 }, (_, i) => ({ name: `n${i}`, address: `10.0.0.${i + 1}`, meta: i % 3 === 0 ? { rack: `r${i}` } : {}, v6: '' }));
   const services = new Map<string, Inst[]>();
   for (let s = 0; s < 6; s++) services.set(`s${s}`, Array.from({ length: 1 + Math.floor(rand() * 3) }, () => randomInst(rand, 8)));
-  return { nodes, services };
+  return { nodes, services, gateways: new Map([['s5', ['s0']]]) };
 }
 
 const pick = <T>(rand: () => number, xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
@@ -51,7 +56,7 @@ function randomInst(rand: () => number, nodes: number): Inst {
     node: Math.floor(rand() * nodes), port: 8000 + Math.floor(rand() * 3), tags: rand() < 0.5 ? [pick(rand, ['v1', 'v2', 'a.b'])] : [],
     status: pick(rand, ['passing', 'passing', 'warning', 'critical']),
     address: pick(rand, ['', '', '10.9.0.1', '10.9.0.2', 'host.example.com', 's0.service.consul']), vip: rand() < 0.2 ? pick(rand, ['240.0.0.1', '240.0.0.2']) : '',
-    kind: pick(rand, ['', '', '', 'proxy', 'native']), dest: pick(rand, ['s0', 's1']),
+    kind: pick(rand, ['', '', '', 'proxy', 'native', 'gateway']), dest: pick(rand, ['s0', 's1', 'S1']),
   };
 }
 
@@ -60,7 +65,7 @@ function mutate(m: Model, rand: () => number): void {
   const names = [...m.services.keys()];
   const svc = pick(rand, names.length ? names : ['s0']);
   const list = m.services.get(svc) ?? [];
-  switch (Math.floor(rand() * 11)) {
+  switch (Math.floor(rand() * 13)) {
     case 0: m.services.set(svc, [...list, randomInst(rand, m.nodes.length)]); break;
     case 1: m.services.set(svc, list.slice(1)); break;
     case 2: if (list[0]) list[0].status = pick(rand, ['passing', 'warning', 'critical']); break;
@@ -76,6 +81,14 @@ function mutate(m: Model, rand: () => number): void {
       if (a && b) [a.vip, b.vip] = [b.vip, a.vip];
       break;
     }
+    case 11: { // a gateway's links change (Consul: a terminating-gateway config entry written)
+      const links = ['s0', 's1', 'S1', 's2', 'x9'].filter(() => rand() < 0.4);
+      (m.gateways ??= new Map()).set(pick(rand, ['s5', 's4', 'S5']), links);
+      break;
+    }
+    case 12: // another spelling of a service: one service in Consul (its index is lower-cased)
+      m.services.set(svc.toUpperCase(), [randomInst(rand, m.nodes.length)]);
+      break;
   }
 }
 
@@ -87,17 +100,23 @@ function docOf(m: Model, order: (xs: string[]) => string[] = (xs) => xs): Json {
   const services: Record<string, Json[]> = {};
   for (const name of order([...m.services.keys()])) {
     services[name] = m.services.get(name)!.map((x, i) => {
+      // Consul puts the virtual IP on proxies and native instances as `consul-virtual`, on a
+      // terminating gateway's instances as `consul-virtual:<linked service>`.
+      const tag = x.kind === 'gateway' ? `consul-virtual:${x.dest}` : 'consul-virtual';
       const d = instanceDoc(nodeJson(x.node), name, {
         id: `${name}-${i}`, port: x.port, tags: x.tags, status: x.status, address: x.address,
-        tagged: x.vip ? { 'consul-virtual': { Address: x.vip, Port: 0 } } : {},
+        tagged: x.vip ? { [tag]: { Address: x.vip, Port: 0 } } : {},
       });
       const s = d.Service as Json;
       if (x.kind === 'proxy') { s.Kind = 'connect-proxy'; s.Proxy = { DestinationServiceName: x.dest }; }
       if (x.kind === 'native') s.Connect = { Native: true };
+      if (x.kind === 'gateway') s.Kind = 'terminating-gateway';
       return d;
     });
   }
-  return catalogDoc('dc1', { dc1: { nodes: m.nodes.map((_, i) => nodeJson(i)), services } });
+  const doc = catalogDoc('dc1', { dc1: { nodes: m.nodes.map((_, i) => nodeJson(i)), services } });
+  if (m.gateways?.size) (doc.datacenters as Record<string, Json>).dc1!.gateway_services = Object.fromEntries(m.gateways);
+  return doc;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -117,16 +136,21 @@ function replyText(buf: Buffer | null): string {
   return `${d.rcode} ${d.flags} AN ${sec(d.answers)} NS ${sec(d.authorities)} AR ${sec(d.additionals)}`;
 }
 
-/** The services and nodes whose documents differ: what a Consul watch per service reports. */
-function hintOf(before: Json, after: Json): ChangeHint {
-  const dc = (d: Json) => (d.datacenters as Record<string, { nodes: Json[]; services: Record<string, Json[]> }>).dc1;
-  const [b, a] = [dc(before), dc(after)];
-  const services = [...new Set([...Object.keys(b.services), ...Object.keys(a.services)])]
-    .filter((s) => JSON.stringify(b.services[s]) !== JSON.stringify(a.services[s])).map((s): [string, string] => ['dc1', s]);
-  const byName = (ns: Json[]) => new Map(ns.map((n) => [n.Node as string, JSON.stringify(n)]));
-  const [bn, an] = [byName(b.nodes), byName(a.nodes)];
-  const nodes = [...new Set([...bn.keys(), ...an.keys()])].filter((n) => bn.get(n) !== an.get(n)).map((n): [string, string] => ['dc1', n]);
-  return { services, nodes };
+/**
+ * The services and nodes whose catalog entries differ: what a Consul watch per service reports
+ * (named by their catalog keys), and the gateways whose links changed (hinted as their service).
+ */
+function hintOf(before: Catalog, after: Catalog): ChangeHint {
+  const [b, a] = [before.datacenters.get('dc1')!, after.datacenters.get('dc1')!];
+  const changed = <V>(x: ReadonlyMap<string, V>, y: ReadonlyMap<string, V>) =>
+    [...new Set([...x.keys(), ...y.keys()])].filter((k) => JSON.stringify(x.get(k)) !== JSON.stringify(y.get(k)));
+  const services = new Set(changed(b.services, a.services));
+  const links = (d: DatacenterCatalog) => new Map([...d.gatewayServices ?? []].map(([g, l]) => [g.toLowerCase(), l.map((x) => x.toLowerCase()).sort()]));
+  for (const g of changed(links(b), links(a))) for (const k of a.services.keys()) if (k.toLowerCase() === g) services.add(k);
+  return {
+    services: [...services].map((s): [string, string] => ['dc1', s]),
+    nodes: changed(b.nodes, a.nodes).map((n): [string, string] => ['dc1', n]),
+  };
 }
 
 describe('commits per unit give the zone a build from scratch gives (property)', () => {
@@ -144,7 +168,7 @@ describe('commits per unit give the zone a build from scratch gives (property)',
       for (let step = 0; step < 40; step++) {
         const before = docOf(m);
         mutate(m, rand);
-        const r = await store.commit(catalogOf(docOf(m)), 'test', hinted ? hintOf(before, docOf(m)) : undefined);
+        const r = await store.commit(catalogOf(docOf(m)), 'test', hinted ? hintOf(catalogOf(before), catalogOf(docOf(m))) : undefined);
         expect(r.units).toBeLessThan(8 + 6); // never a rebuild of everything
         const incremental = store.current()!;
         const scratch = buildZone(catalogOf(docOf(m)), { config, serialFor: serialOf });
@@ -207,10 +231,10 @@ describe('the provisional zone of a start answers as the complete zone does, or 
     });
   }
 
-  it('answers service, tag, RFC 2782, node and virtual names; holds connect names and a service on an unlisted node', () => {
+  it('answers service, tag, RFC 2782 and node names; holds connect and virtual names and a service on an unlisted node', () => {
     const n1 = nodeDoc('n1', '10.0.0.1'), n2 = nodeDoc('n2', '10.0.0.2');
-    const web = instanceDoc(n1, 'web', { id: 'web-1', port: 80, tags: ['v1'], tagged: { 'consul-virtual': { Address: '240.0.0.9', Port: 0 } } });
-    const proxy = instanceDoc(n1, 'web-sidecar', { id: 'p1', port: 21000 });
+    const web = instanceDoc(n1, 'web', { id: 'web-1', port: 80, tags: ['v1'] });
+    const proxy = instanceDoc(n1, 'web-sidecar', { id: 'p1', port: 21000, tagged: { 'consul-virtual': { Address: '240.0.0.9', Port: 80 } } });
     (proxy.Service as Json).Kind = 'connect-proxy';
     (proxy.Service as Json).Proxy = { DestinationServiceName: 'web' };
     // n2 is named by service entries only, and cache's copy differs from db's: the first entry wins.
@@ -224,16 +248,18 @@ describe('the provisional zone of a start answers as the complete zone does, or 
     const h = new QueryHandler({ store: { current: () => null, provisional: () => early }, config, logger: silentLogger(), counters: new DnsCounters(), cacheBytes: 0 });
     const full = new QueryHandler({ store: { current: () => complete }, config, logger: silentLogger(), counters: new DnsCounters(), cacheBytes: 0 });
     for (const [name, type] of [['web.service.consul', 'A'], ['WEB.service.dc1.consul', 'SRV'], ['v1.web.service.consul', 'A'], ['_web._v1.service.consul', 'SRV'],
-      ['n1.node.consul', 'A'], ['web.virtual.consul', 'A'], ['web.service.dc1.dc.consul', 'A']]) {
+      ['n1.node.consul', 'A'], ['web.service.dc1.dc.consul', 'A']]) {
       const q = buildQuery(name!, type!, { id: 3 });
       const r = h.handle(q, false);
       expect(r, `${name} ${type}`).not.toBe(HELD);
       expect(replyText(r), `${name} ${type}`).toBe(replyText(full.handle(q, false)));
     }
-    for (const [name, type] of [['web.connect.consul', 'A'], ['db.service.consul', 'A'], ['cache.service.consul', 'A'], ['n2.node.consul', 'A'],
+    for (const [name, type] of [['web.connect.consul', 'A'], ['web.virtual.consul', 'A'], ['db.service.consul', 'A'], ['cache.service.consul', 'A'], ['n2.node.consul', 'A'],
       ['web.service.consul', 'TXT'], ['_v1._tcp.service.consul', 'SRV']]) {
       expect(h.handle(buildQuery(name!, type!, { id: 3 }), false), `${name} ${type}`).toBe(HELD);
     }
+    // The virtual IP is the proxy's (its destination's), from the complete zone.
+    expect(decode(full.handle(buildQuery('web.virtual.consul', 'A', { id: 3 }), false)!).answers.map((a) => a.data)).toEqual(['240.0.0.9']);
     // Why cache waits: its own entry says 10.0.0.99, the zone says what db's entry said first.
     expect(decode(full.handle(buildQuery('cache.service.consul', 'A', { id: 3 }), false)!).answers.map((a) => a.data)).toEqual(['10.0.0.2']);
   });
@@ -243,8 +269,8 @@ describe('content hash and serial', () => {
   const base = (): Model => ({
     nodes: [{ name: 'n0', address: '10.0.0.1', meta: {}, v6: '' }, { name: 'n1', address: '10.0.0.2', meta: {}, v6: '' }],
     services: new Map([
-      ['a', [{ node: 0, port: 80, tags: [], status: 'passing', address: '10.5.0.1', vip: '240.0.0.1', kind: '', dest: '' } as Inst]],
-      ['b', [{ node: 1, port: 80, tags: [], status: 'passing', address: '10.5.0.1', vip: '240.0.0.2', kind: '', dest: '' } as Inst]],
+      ['a', [{ node: 0, port: 80, tags: [], status: 'passing', address: '10.5.0.1', vip: '240.0.0.1', kind: 'native', dest: '' } as Inst]],
+      ['b', [{ node: 1, port: 80, tags: [], status: 'passing', address: '10.5.0.1', vip: '240.0.0.2', kind: 'native', dest: '' } as Inst]],
     ]),
   });
   const zoneOf = (m: Model, order?: (xs: string[]) => string[]) => buildZone(catalogOf(docOf(m, order)), { config, serialFor: serialOf });
