@@ -1,7 +1,15 @@
-// The test Consul over real HTTP (undici on 127.0.0.1): response shapes, blocking queries and their
-// index rules, faults, ACL modes, lifecycle, and that a write re-examines only the parked queries it
-// can change (counted, not timed).
-import { readFileSync } from 'node:fs';
+// The test Consul over real HTTP (undici on 127.0.0.1) and raw TCP/TLS sockets: response shapes,
+// blocking queries and their index rules, the per-client connection limit, ACL rights, case-insensitive
+// names, virtual IPs and gateways, stored weights, leader contact, unreachable datacenters, faults
+// (hostile bodies included), lifecycle, and that a write re-examines only the parked queries it can
+// change (counted, not timed).
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect as netConnect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import { gunzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, request, type Dispatcher } from 'undici';
 import { parseCatalog } from '../../src/catalog/catalog.js';
@@ -26,7 +34,7 @@ function newAgent(): Agent {
 }
 afterAll(async () => { await Promise.all(agents.map((a) => a.destroy())); });
 
-async function get(base: FakeConsul, path: string, opts: { headers?: Record<string, string>; agent?: Dispatcher; signal?: AbortSignal; method?: 'GET' | 'POST' } = {}): Promise<Reply> {
+async function get(base: FakeConsul, path: string, opts: { headers?: Record<string, string>; agent?: Dispatcher; signal?: AbortSignal; method?: 'GET' | 'POST' | 'OPTIONS' } = {}): Promise<Reply> {
   const r = await request(base.url + path, {
     method: opts.method ?? 'GET', headers: opts.headers, dispatcher: opts.agent ?? shared, signal: opts.signal,
   });
@@ -59,7 +67,9 @@ describe('fake consul: endpoints and shapes', () => {
 
   it('lists services with the union of their tags, and the consistency headers', async () => {
     const r = await get(consul, '/v1/catalog/services');
-    expect(r.json()).toEqual({
+    // Consul builds each tag list from a Go map: no set order (compared sorted here).
+    const sorted = Object.fromEntries(Object.entries(r.json() as Record<string, string[]>).map(([k, v]) => [k, [...v].sort()]));
+    expect(sorted).toEqual({
       api: ['grpc'], billing: ['v1'], consul: [], db: ['primary', 'replica', 'v15.primary'], redis: ['cache'],
       web: ['admin', 'http', 'v1', 'v2'],
     });
@@ -509,51 +519,125 @@ describe('fake consul: faults', () => {
 
 describe('fake consul: ACLs', () => {
   let consul: FakeConsul;
+  const ROOT_ACCESSOR = '11111111-2222-4333-8444-555555555555';
   beforeAll(async () => {
-    consul = await startFakeConsul({ catalog: demo(), acl: { tokens: { root: 'read', weak: 'filtered' } } });
+    consul = await startFakeConsul({
+      catalog: demo(),
+      acl: {
+        tokens: {
+          root: 'read', weak: 'filtered', dns: { serviceRead: true, nodeRead: true, queryRead: true, accessorId: ROOT_ACCESSOR },
+          dnsPreset: 'dns', webOnly: { serviceRead: ['web', 'web-*'], nodeRead: true },
+        },
+      },
+    });
   });
   afterAll(() => consul.close());
+  const withToken = (t: string) => ({ headers: { 'X-Consul-Token': t } });
 
-  it('403 "ACL not found" without a token or with an unknown one', async () => {
-    expect(await get(consul, '/v1/health/service/web')).toMatchObject({ status: 403, text: 'ACL not found' });
-    expect((await get(consul, '/v1/catalog/nodes', { headers: { 'X-Consul-Token': 'nope' } })).status).toBe(403);
-    expect((await get(consul, '/v1/agent/self')).status).toBe(403);
-    expect((await get(consul, '/v1/catalog/datacenters')).status).toBe(200); // needs no token
+  it('no token: the anonymous token, 200 with silently filtered lists (no filtered header, as Consul masks it)', async () => {
+    const web = await get(consul, '/v1/health/service/web');
+    expect([web.status, web.json(), web.headers['x-consul-results-filtered-by-acls']]).toEqual([200, [], undefined]);
+    expect(idx(web)).toBeGreaterThan(0);
+    expect(web.headers['x-consul-default-acl-policy']).toBe('deny');
+    expect((await get(consul, '/v1/catalog/services')).json()).toEqual({});
+    expect((await get(consul, '/v1/catalog/nodes')).json()).toEqual([]);
+    expect((await get(consul, '/v1/health/state/any')).json()).toEqual([]);
+    expect(await get(consul, '/v1/agent/self')).toMatchObject({
+      status: 403,
+      text: 'Permission denied: anonymous token lacks permission \'agent:read\' on "consul-server-1". The anonymous token is used implicitly when a request does not specify a token.',
+    });
+    // Needs no ACL at all.
+    expect((await get(consul, '/v1/catalog/datacenters')).status).toBe(200);
+    expect((await get(consul, '/v1/status/leader')).status).toBe(200);
   });
 
-  it('a token with read rights, in either header or the query', async () => {
-    for (const headers of [{ 'X-Consul-Token': 'root' }, { Authorization: 'Bearer root' }]) {
+  it('an unknown token: 403 "ACL not found", except where no ACL applies', async () => {
+    expect(await get(consul, '/v1/health/service/web', withToken('nope'))).toMatchObject({ status: 403, text: 'ACL not found' });
+    expect(await get(consul, '/v1/agent/self', withToken('nope'))).toMatchObject({ status: 403, text: 'ACL not found' });
+    expect((await get(consul, '/v1/catalog/datacenters', withToken('nope'))).status).toBe(200);
+    expect((await get(consul, '/v1/status/leader', withToken('nope'))).status).toBe(200);
+  });
+
+  it('a DNS token (service:read, node:read, query:read) reads the catalog but not /v1/agent/self', async () => {
+    for (const t of ['dns', 'dnsPreset']) {
+      const web = await get(consul, '/v1/health/service/web', withToken(t));
+      expect([web.status, web.json().length, web.headers['x-consul-results-filtered-by-acls']]).toEqual([200, 4, undefined]);
+      expect((await get(consul, '/v1/agent/self', withToken(t))).status).toBe(403);
+    }
+    expect(await get(consul, '/v1/agent/self', withToken('dns'))).toMatchObject({
+      status: 403, text: `Permission denied: token with AccessorID '${ROOT_ACCESSOR}' lacks permission 'agent:read' on "consul-server-1"`,
+    });
+    expect((await get(consul, '/v1/agent/self', withToken('root'))).status).toBe(200);
+  });
+
+  it('finds the token in ?token first, then X-Consul-Token, then Authorization: Bearer (any case)', async () => {
+    for (const headers of [{ 'X-Consul-Token': 'root' }, { Authorization: 'Bearer root' }, { Authorization: 'bearer root' }] as Array<Record<string, string>>) {
       const r = await get(consul, '/v1/health/service/web', { headers });
       expect([r.status, r.json().length, r.headers['x-consul-results-filtered-by-acls']]).toEqual([200, 4, undefined]);
     }
-    expect((await get(consul, '/v1/catalog/services?token=root')).status).toBe(200);
+    expect((await get(consul, '/v1/catalog/services?token=root', withToken('nope'))).status).toBe(200);
+    expect((await get(consul, '/v1/catalog/services?token=nope', withToken('root'))).status).toBe(403);
+    expect((await get(consul, '/v1/catalog/services', { headers: { 'X-Consul-Token': 'root', Authorization: 'Bearer nope' } })).status).toBe(200);
+    expect((await get(consul, '/v1/catalog/services', { headers: { Authorization: 'Basic root' } })).json()).toEqual({}); // not a token: anonymous
   });
 
-  it('a filtering token: 200 with empty lists and X-Consul-Results-Filtered-By-ACLs', async () => {
-    const headers = { 'X-Consul-Token': 'weak' };
-    const web = await get(consul, '/v1/health/service/web', { headers });
+  it('a token without rights: 200 with empty lists and X-Consul-Results-Filtered-By-ACLs', async () => {
+    const web = await get(consul, '/v1/health/service/web', withToken('weak'));
     expect([web.status, web.json(), web.headers['x-consul-results-filtered-by-acls']]).toEqual([200, [], 'true']);
-    expect(idx(web)).toBeGreaterThan(0);
-    const services = await get(consul, '/v1/catalog/services', { headers });
+    expect(idx(web)).toBe(idx(await get(consul, '/v1/health/service/web', withToken('root'))));
+    const services = await get(consul, '/v1/catalog/services', withToken('weak'));
     expect([services.json(), services.headers['x-consul-results-filtered-by-acls']]).toEqual([{}, 'true']);
-    expect((await get(consul, '/v1/catalog/nodes', { headers })).json()).toEqual([]);
+    expect((await get(consul, '/v1/catalog/nodes', withToken('weak'))).json()).toEqual([]);
     // Nothing to hide, no header.
-    const ghost = await get(consul, '/v1/health/service/ghost', { headers });
+    const ghost = await get(consul, '/v1/health/service/ghost', withToken('weak'));
     expect(ghost.headers['x-consul-results-filtered-by-acls']).toBeUndefined();
-    expect(await get(consul, '/v1/agent/self', { headers })).toMatchObject({ status: 403, text: 'Permission denied' });
   });
 
-  it('anonymous requests may be filtered instead of refused, and ACLs can be turned off', async () => {
-    consul.setAcl({ tokens: { root: 'read' }, anonymous: 'filtered' });
+  it('filters by service:read and node:read name by name', async () => {
+    const h = withToken('webOnly');
+    const services = await get(consul, '/v1/catalog/services', h);
+    expect([Object.keys(services.json()), services.headers['x-consul-results-filtered-by-acls']]).toEqual([['web'], 'true']);
+    const web = await get(consul, '/v1/health/service/web', h);
+    expect([web.json().length, web.headers['x-consul-results-filtered-by-acls']]).toEqual([4, undefined]);
+    const db = await get(consul, '/v1/health/service/db', h);
+    expect([db.json(), db.headers['x-consul-results-filtered-by-acls']]).toEqual([[], 'true']);
+    expect((await get(consul, '/v1/catalog/service/db', h)).json()).toEqual([]);
+    // health/state: node-level checks (no service) stay, checks of other services go.
+    const state = (await get(consul, '/v1/health/state/any', h)).json();
+    expect(new Set(state.map((c: any) => c.ServiceName))).toEqual(new Set(['', 'web']));
+    // /v1/health/connect/<name> without service:read on <name>: empty, no header.
+    const connect = await get(consul, '/v1/health/connect/db', h);
+    expect([connect.status, connect.json(), connect.headers['x-consul-results-filtered-by-acls']]).toEqual([200, [], undefined]);
+  });
+
+  it('the anonymous token can be given rights; the agent default token counts as presented', async () => {
+    consul.setAcl({ tokens: { root: 'read' }, anonymous: 'dns' });
+    expect((await get(consul, '/v1/health/service/web')).json()).toHaveLength(4);
+    expect((await get(consul, '/v1/agent/self')).status).toBe(403);
+    consul.setAcl({ tokens: { weak: 'filtered' }, defaultToken: 'weak' });
     const r = await get(consul, '/v1/catalog/nodes');
     expect([r.status, r.json(), r.headers['x-consul-results-filtered-by-acls']]).toEqual([200, [], 'true']);
+    // A default token that no longer exists: what Consul answers a request without a token then.
+    consul.setAcl({ tokens: {}, defaultToken: 'deleted' });
+    expect(await get(consul, '/v1/catalog/nodes')).toMatchObject({ status: 403, text: 'ACL not found' });
+    // The secret "anonymous" is the anonymous token, presented (so filtering is reported).
+    consul.setAcl({ tokens: {} });
+    const anon = await get(consul, '/v1/catalog/nodes', withToken('anonymous'));
+    expect([anon.status, anon.json(), anon.headers['x-consul-results-filtered-by-acls']]).toEqual([200, [], 'true']);
+    // Rights left out follow the default policy.
+    consul.setAcl({ tokens: { some: { agentRead: false } }, defaultPolicy: 'allow' });
+    expect((await get(consul, '/v1/catalog/nodes', withToken('some'))).json()).toHaveLength(12);
+    expect((await get(consul, '/v1/agent/self', withToken('some'))).status).toBe(403);
+    expect((await get(consul, '/v1/catalog/nodes')).headers['x-consul-default-acl-policy']).toBe('allow');
+    expect(() => consul.setAcl({ tokens: {}, anonymous: 'reject' as never })).toThrow(/defaultToken/);
     consul.setAcl(null);
-    expect((await get(consul, '/v1/catalog/nodes')).json()).toHaveLength(12);
+    const open = await get(consul, '/v1/catalog/nodes');
+    expect([open.json().length, open.headers['x-consul-default-acl-policy']]).toEqual([12, 'allow']);
   });
 });
 
 describe('fake consul: close()', () => {
-  it('ends parked, hung and delayed requests and every connection', async () => {
+  it('ends parked, hung, trickled and delayed requests and every connection', async () => {
     const consul = await startFakeConsul({ catalog: demo() });
     const agent = newAgent();
     try {
@@ -561,14 +645,16 @@ describe('fake consul: close()', () => {
       const parked = get(consul, `/v1/catalog/services?index=${idx(r)}&wait=10m`, { agent });
       consul.addFault({ kind: 'hang' }, { path: '/v1/catalog/nodes' });
       consul.addFault({ kind: 'delay', ms: 600_000 }, { path: '/v1/health/state/any' });
+      consul.addFault({ kind: 'trickle', intervalMs: 50 }, { path: '/v1/health/state/passing' });
       const hung = get(consul, '/v1/catalog/nodes', { agent });
       const delayed = get(consul, '/v1/health/state/any', { agent });
-      await consul.until((c) => c.parked === 1 && c.hung === 1 && c.requests['health/state'] === 1);
-      expect(consul.counters.connections).toBeGreaterThanOrEqual(3);
+      const trickled = get(consul, '/v1/health/state/passing', { agent });
+      await consul.until((c) => c.parked === 1 && c.hung === 1 && c.trickling === 1 && c.requests['health/state'] === 2);
+      expect(consul.counters.connections).toBeGreaterThanOrEqual(4);
       await consul.close();
-      const results = await Promise.allSettled([parked, hung, delayed]);
-      expect(results.map((x) => x.status)).toEqual(['rejected', 'rejected', 'rejected']);
-      expect(consul.counters).toMatchObject({ connections: 0, parked: 0, hung: 0 });
+      const results = await Promise.allSettled([parked, hung, delayed, trickled]);
+      expect(results.map((x) => x.status)).toEqual(['rejected', 'rejected', 'rejected', 'rejected']);
+      expect(consul.counters).toMatchObject({ connections: 0, parked: 0, hung: 0, trickling: 0 });
       expect(consul.bytesSent()).toBeGreaterThan(0);
       await expect(consul.start()).rejects.toMatchObject({ code: 'FAKE_CONSUL_STATE' });
     } finally {
@@ -583,7 +669,8 @@ describe('fake consul: 10,000 services', () => {
   const WATCHED = 300;
   let consul: FakeConsul;
   beforeAll(async () => {
-    consul = await startFakeConsul({ jitter: false });
+    // 300 parked watches on connections of their own: past Consul's 200 per client, so no limit here.
+    consul = await startFakeConsul({ jitter: false, maxConnsPerClient: 0 });
     for (let n = 0; n < SERVICES; n++) {
       consul.registerNode({ Node: `node-${n}`, Address: `10.${n >> 8}.${n & 255}.1` }, {
         checks: [{ CheckID: 'serfHealth', Status: 'passing' }],
@@ -643,4 +730,482 @@ describe('fake consul: 10,000 services', () => {
     const settled = await Promise.allSettled(replies);
     expect(settled.filter((x) => x.status === 'fulfilled')).toHaveLength(2);
   }, 120_000);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Raw sockets
+
+function rawConnect(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = netConnect({ host: '127.0.0.1', port }, () => { s.off('error', reject); resolve(s); });
+    s.once('error', reject);
+  });
+}
+
+/** Everything the peer sends until it closes the connection. */
+function readToClose(s: { on(e: 'data', f: (b: Buffer) => void): unknown; once(e: 'close', f: () => void): unknown }): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  s.on('data', (b: Buffer) => chunks.push(b));
+  return new Promise((resolve) => s.once('close', () => resolve(Buffer.concat(chunks))));
+}
+
+// Byte for byte what go-connlimit's HTTPConnStateFuncWithDefault429Handler writes.
+const GO_CONNLIMIT_429 = 'HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain\r\nContent-Length: 81\r\nConnection: close\r\n\r\n'
+  + 'Your IP is issuing too many concurrent connections, please rate limit your calls\n';
+
+describe('fake consul: connections per client (go-connlimit)', () => {
+  const sockets: Socket[] = [];
+  afterEach(() => { for (const s of sockets.splice(0)) s.destroy(); });
+
+  it('201 connections from 127.0.0.1: the 201st gets the 429 without sending anything and is closed', async () => {
+    const consul = await startFakeConsul({ catalog: demo() });
+    try {
+      for (let i = 0; i < 200; i++) sockets.push(await rawConnect(consul.port));
+      await consul.until((c) => c.connections === 200);
+      const extra = await rawConnect(consul.port);
+      sockets.push(extra);
+      const got = await readToClose(extra);
+      expect(got.toString()).toBe(GO_CONNLIMIT_429);
+      expect(consul.counters).toMatchObject({ connLimited: 1, connections: 200, connectionsPeak: 200, connectionsTotal: 200 });
+      expect(consul.counters.requests.other + consul.counters.requests['catalog/services']).toBe(0);
+      // One goes away: room for one more, served normally.
+      sockets.shift()!.destroy();
+      await consul.until((c) => c.connections === 199);
+      const r = await get(consul, '/v1/catalog/services', { agent: newAgent() });
+      expect(r.status).toBe(200);
+    } finally {
+      await consul.close();
+    }
+  });
+
+  it('maxConnsPerClient: 0 is unlimited', async () => {
+    const consul = await startFakeConsul({ maxConnsPerClient: 0 });
+    try {
+      for (let i = 0; i < 250; i++) sockets.push(await rawConnect(consul.port));
+      await consul.until((c) => c.connections === 250);
+      expect(consul.counters.connLimited).toBe(0);
+    } finally {
+      await consul.close();
+    }
+  });
+
+  describe('over HTTPS', () => {
+    let dir: string;
+    let tls: { key: Buffer; cert: Buffer };
+    beforeAll(() => {
+      dir = mkdtempSync(join(tmpdir(), 'fake-consul-tls-'));
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'key.pem',
+        '-out', 'cert.pem', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { cwd: dir, stdio: 'pipe' });
+      tls = { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) };
+    });
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+    const tlsOpen = (port: number) => new Promise<ReturnType<typeof tlsConnect>>((resolve, reject) => {
+      const s = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => resolve(s));
+      s.once('error', reject);
+    });
+
+    it('the connection over the limit gets the same 429 inside TLS', async () => {
+      const consul = await startFakeConsul({ tls, maxConnsPerClient: 2 });
+      try {
+        const a = await tlsOpen(consul.port);
+        const b = await tlsOpen(consul.port);
+        await consul.until((c) => c.connections === 2);
+        const c = await tlsOpen(consul.port);
+        expect((await readToClose(c)).toString()).toBe(GO_CONNLIMIT_429);
+        expect(consul.counters.connLimited).toBe(1);
+        a.destroy();
+        b.destroy();
+      } finally {
+        await consul.close();
+      }
+    });
+
+    it('an HTTPS connection that sends no request is closed after https_handshake_timeout', async () => {
+      const consul = await startFakeConsul({ tls, httpsHandshakeTimeoutMs: 300 });
+      try {
+        const idle = await tlsOpen(consul.port);
+        expect((await readToClose(idle)).length).toBe(0);
+        await consul.until((c) => c.connections === 0);
+      } finally {
+        await consul.close();
+      }
+    });
+  });
+});
+
+describe('fake consul: names are case-insensitive, as in Consul\'s state store', () => {
+  let consul: FakeConsul;
+  beforeAll(async () => { consul = await startFakeConsul({ catalog: demo(), jitter: false }); });
+  afterAll(() => consul.close());
+
+  it('"Web" and "web" are one service for a lookup, two keys in /v1/catalog/services, one index entry', async () => {
+    const written = consul.registerService('db-1', { ID: 'Web-upper', Service: 'Web', Port: 8081, Tags: ['caps'] });
+    for (const name of ['web', 'Web', 'WEB']) {
+      const r = await get(consul, `/v1/health/service/${name}`);
+      expect(r.json().map((e: any) => `${e.Node.Node}/${e.Service.ID}/${e.Service.Service}`)).toEqual([
+        'db-1/Web-upper/Web', 'web-1/web-admin-web-1/web', 'web-1/web-web-1/web', 'web-2/web-web-2/web', 'web-3/web-web-3/web',
+      ]);
+      expect(idx(r)).toBe(written);
+      expect((await get(consul, `/v1/catalog/service/${name}`)).json()).toHaveLength(5);
+    }
+    const services = (await get(consul, '/v1/catalog/services')).json();
+    expect(services.Web).toEqual(['caps']);
+    expect([...services.web].sort()).toEqual(['admin', 'http', 'v1', 'v2']);
+    expect(Object.keys(services).indexOf('Web')).toBeLessThan(Object.keys(services).indexOf('web'));
+    consul.deregisterService('db-1', 'web-upper'); // IDs match lower-cased too
+    expect((await get(consul, '/v1/health/service/web')).json()).toHaveLength(4);
+  });
+
+  it('a write to "Web" wakes a blocking query on "web"', async () => {
+    const r = await get(consul, '/v1/health/service/web');
+    const pending = get(consul, `/v1/health/service/web?index=${idx(r)}&wait=60s`);
+    await consul.until((c) => c.parked === 1);
+    const written = consul.registerService('db-2', { ID: 'Web-2', Service: 'Web', Port: 8082 });
+    const woken = await pending;
+    expect([idx(woken), woken.json().length]).toEqual([written, 5]);
+    consul.deregisterService('db-2', 'Web-2');
+  });
+
+  it('a Connect destination matches lower-cased; node names, service IDs and check IDs too', async () => {
+    consul.registerService('web-1', { ID: 'sidecar', Service: 'web-sidecar-proxy', Kind: 'connect-proxy', Port: 21000, Proxy: { DestinationServiceName: 'WEB' } });
+    expect((await get(consul, '/v1/health/connect/web')).json().map((e: any) => e.Service.ID)).toEqual(['sidecar']);
+    consul.deregisterService('WEB-1', 'SIDECAR');
+    expect((await get(consul, '/v1/health/connect/web')).json()).toEqual([]);
+    const before = (await get(consul, '/v1/catalog/nodes')).json().length;
+    consul.registerNode({ Node: 'WEB-2', Address: '10.0.1.12', Meta: { rack: 'r2' } });
+    const nodes = (await get(consul, '/v1/catalog/nodes')).json();
+    expect(nodes).toHaveLength(before);
+    expect(nodes.filter((n: any) => n.Node.toLowerCase() === 'web-2').map((n: any) => n.Node)).toEqual(['WEB-2']);
+    consul.setCheck('WEB-3', 'SERVICE:WEB-WEB-3', 'passing'); // the existing check, not a second one
+    const web3 = (await get(consul, '/v1/health/service/web')).json().find((e: any) => e.Service.ID === 'web-web-3');
+    expect(web3.Checks.map((c: any) => [c.CheckID, c.Status])).toEqual([['serfHealth', 'passing'], ['service:web-web-3', 'passing']]);
+    consul.setCheck('web-3', 'service:web-web-3', 'warning');
+  });
+
+  it('lists come in Consul\'s index order: lower-cased node name, then lower-cased ID', async () => {
+    const c = await startFakeConsul();
+    try {
+      c.registerService({ Node: 'b-node', Address: '10.0.0.2' }, { ID: 'x2', Service: 'x' });
+      c.registerService({ Node: 'A-node', Address: '10.0.0.1' }, { ID: 'X1', Service: 'x' });
+      c.registerService({ Node: 'A-node', Address: '10.0.0.1' }, { ID: 'a0', Service: 'x' });
+      expect((await get(c, '/v1/catalog/nodes')).json().map((n: any) => n.Node)).toEqual(['A-node', 'b-node']);
+      expect((await get(c, '/v1/health/service/x')).json().map((e: any) => e.Service.ID)).toEqual(['a0', 'X1', 'x2']);
+    } finally {
+      await c.close();
+    }
+  });
+});
+
+describe('fake consul: virtual IPs and terminating gateways', () => {
+  it('a connect proxy gets its destination\'s virtual IP, a Connect-native service its own, a typical service none', async () => {
+    const c = await startFakeConsul({ catalog: demo() });
+    try {
+      c.registerService('web-1', { ID: 'web-sidecar', Service: 'web-sidecar-proxy', Kind: 'connect-proxy', Port: 21000, Proxy: { DestinationServiceName: 'web' } });
+      c.registerService('db-1', { ID: 'pay-1', Service: 'pay', Port: 9443, Connect: { Native: true } });
+      c.registerService('web-2', { ID: 'web-sidecar', Service: 'web-sidecar-proxy', Kind: 'connect-proxy', Port: 21001, Proxy: { DestinationServiceName: 'Web' } });
+      const proxies = (await get(c, '/v1/health/connect/web')).json();
+      expect(proxies.map((e: any) => e.Service.TaggedAddresses['consul-virtual'])).toEqual([
+        { Address: '240.0.0.1', Port: 21000 }, { Address: '240.0.0.1', Port: 21001 },
+      ]);
+      const pay = (await get(c, '/v1/health/service/pay')).json()[0];
+      expect(pay.Service.TaggedAddresses).toEqual({ 'consul-virtual': { Address: '240.0.0.2', Port: 9443 } });
+      const web = (await get(c, '/v1/health/service/web')).json();
+      expect(web.map((e: any) => e.Service.TaggedAddresses?.['consul-virtual'])).toEqual([undefined, undefined, undefined, undefined]);
+      expect((await get(c, '/v1/catalog/service/web-sidecar-proxy')).json()[0].ServiceTaggedAddresses['consul-virtual'].Address).toBe('240.0.0.1');
+      // A name's last instance going frees its address; the next name takes the freed one first.
+      c.deregisterService('db-1', 'pay-1');
+      c.registerService('db-1', { ID: 'cart-1', Service: 'cart', Port: 7000, Connect: { Native: true } });
+      c.registerService('db-1', { ID: 'api-proxy', Service: 'api-sidecar-proxy', Kind: 'connect-proxy', Port: 21002, Proxy: { DestinationServiceName: 'api' } });
+      const vip = async (svc: string) => (await get(c, `/v1/health/service/${svc}`)).json()[0].Service.TaggedAddresses['consul-virtual'].Address;
+      expect([await vip('cart'), await vip('api-sidecar-proxy')]).toEqual(['240.0.0.2', '240.0.0.3']);
+    } finally {
+      await c.close();
+    }
+    const off = await startFakeConsul({ virtualIps: false });
+    try {
+      off.registerService({ Node: 'n', Address: '10.0.0.1' }, { ID: 'p', Service: 'p', Kind: 'connect-proxy', Port: 1, Proxy: { DestinationServiceName: 'web' } });
+      expect((await get(off, '/v1/health/connect/web')).json()[0].Service.TaggedAddresses).toBeUndefined();
+    } finally {
+      await off.close();
+    }
+  });
+
+  it('links a terminating gateway: /v1/catalog/gateway-services lists it, /v1/health/connect includes its instances', async () => {
+    const c = await startFakeConsul({ catalog: demo(), jitter: false });
+    try {
+      c.registerService({ Node: 'gw-1', Address: '10.0.9.1' }, { ID: 'tgw-1', Service: 'tgw', Kind: 'terminating-gateway', Port: 8443 });
+      expect((await get(c, '/v1/health/connect/billing')).json()).toEqual([]);
+      const linked = c.linkGatewayService('tgw', 'billing', { fields: { SNI: 'billing.example' } });
+      const gs = await get(c, '/v1/catalog/gateway-services/tgw');
+      expect(gs.json()).toEqual([{
+        Gateway: { Name: 'tgw' }, Service: { Name: 'billing' }, GatewayKind: 'terminating-gateway', Port: 0, Protocol: '', Hosts: null,
+        CAFile: '', CertFile: '', KeyFile: '', SNI: 'billing.example', FromWildcard: false, CreateIndex: linked, ModifyIndex: linked,
+      }]);
+      expect(idx(gs)).toBe(linked);
+      expect((await get(c, '/v1/catalog/gateway-services/other')).json()).toEqual([]);
+      expect((await get(c, '/v1/catalog/gateway-services/')).text).toBe('Missing gateway name');
+      const connect = await get(c, '/v1/health/connect/billing');
+      expect(connect.json().map((e: any) => [e.Node.Node, e.Service.Kind, e.Service.Port])).toEqual([['gw-1', 'terminating-gateway', 8443]]);
+      expect(idx(connect)).toBe(linked);
+      // A second gateway instance wakes a watch on the linked service.
+      const pending = get(c, `/v1/health/connect/billing?index=${idx(connect)}&wait=60s`);
+      await c.until((k) => k.parked === 1);
+      const second = c.registerService({ Node: 'gw-2', Address: '10.0.9.2' }, { ID: 'tgw-2', Service: 'tgw', Kind: 'terminating-gateway', Port: 8443 });
+      const woken = await pending;
+      expect([idx(woken), woken.json().length]).toEqual([second, 2]);
+      // service:read on the gateway is needed to list its links.
+      c.setAcl({ tokens: { billingOnly: { serviceRead: ['billing'], nodeRead: true, accessorId: 'acc-1' } } });
+      expect(await get(c, '/v1/catalog/gateway-services/tgw', { headers: { 'X-Consul-Token': 'billingOnly' } })).toMatchObject({
+        status: 403, text: 'Permission denied: token with AccessorID \'acc-1\' lacks permission \'service:read\' on "tgw"',
+      });
+      c.unlinkGatewayService('tgw', 'billing');
+      c.setAcl(null);
+      expect((await get(c, '/v1/catalog/gateway-services/tgw')).json()).toEqual([]);
+    } finally {
+      await c.close();
+    }
+  });
+});
+
+describe('fake consul: stored fields', () => {
+  it('stores Weights as Consul does (missing or invalid: {1, 1}; a missing Warning: 0)', async () => {
+    const c = await startFakeConsul();
+    try {
+      const cases: Array<[unknown, unknown]> = [
+        [undefined, { Passing: 1, Warning: 1 }], [{ Passing: 10, Warning: 2 }, { Passing: 10, Warning: 2 }],
+        [{ Passing: 3 }, { Passing: 3, Warning: 0 }], [{ Passing: 0, Warning: 5 }, { Passing: 1, Warning: 1 }],
+        [{ Passing: 5, Warning: -1 }, { Passing: 1, Warning: 1 }], [{ Passing: 70000, Warning: 1 }, { Passing: 1, Warning: 1 }],
+        [{ Passing: 65535, Warning: 65535 }, { Passing: 65535, Warning: 65535 }], [{ Warning: 3 }, { Passing: 1, Warning: 1 }],
+      ];
+      for (const [i, [w]] of cases.entries()) {
+        c.registerService({ Node: 'n', Address: '10.0.0.1' }, { ID: `s${i}`, Service: `s${i}`, ...(w !== undefined ? { Weights: w as never } : {}) });
+      }
+      for (const [i, [, want]] of cases.entries()) {
+        expect([i, (await get(c, `/v1/health/service/s${i}`)).json()[0].Service.Weights]).toEqual([i, want]);
+        expect((await get(c, `/v1/catalog/service/s${i}`)).json()[0].ServiceWeights).toEqual(want);
+      }
+      expect(() => c.registerService('n', { Service: 'bad', Weights: { Passing: 1.5, Warning: 1 } })).toThrow(expect.objectContaining({ code: 'FAKE_CONSUL_INVALID' }));
+    } finally {
+      await c.close();
+    }
+  });
+});
+
+describe('fake consul: leaders and datacenters', () => {
+  let consul: FakeConsul;
+  beforeAll(async () => { consul = await startFakeConsul({ catalog: demo(), jitter: false }); });
+  afterAll(() => consul.close());
+  afterEach(() => {
+    consul.setLeaderContact({ lastContactMs: 0, knownLeader: true }, { dc: 'dc2' });
+    consul.setLeaderContact({ lastContactMs: 0, knownLeader: true });
+    consul.setDatacenterReachable('dc2', true);
+  });
+
+  it('a server cut off from its cluster: stale reads report its last contact and no known leader', async () => {
+    consul.setLeaderContact({ lastContactMs: 4500, knownLeader: false }, { dc: 'dc2' });
+    const stale = await get(consul, '/v1/health/service/web?dc=dc2&stale');
+    expect([stale.status, stale.json().length]).toEqual([200, 2]);
+    expect(stale.headers).toMatchObject({ 'x-consul-lastcontact': '4500', 'x-consul-knownleader': 'false', 'x-consul-effective-consistency': 'stale' });
+    expect(await get(consul, '/v1/health/service/web?dc=dc2')).toMatchObject({ status: 500, text: 'No cluster leader' });
+    expect((await get(consul, '/v1/status/leader?dc=dc2')).json()).toBe('');
+    // The local datacenter is not affected.
+    expect((await get(consul, '/v1/health/service/web?stale')).headers['x-consul-knownleader']).toBe('true');
+    expect((await get(consul, '/v1/status/leader')).json()).toBe('127.0.0.1:8300');
+  });
+
+  it('?max_stale: a stale answer older than that is asked again of the leader', async () => {
+    consul.setLeaderContact({ lastContactMs: 4500 });
+    const fresh = await get(consul, '/v1/catalog/services?max_stale=10s');
+    expect(fresh.headers).toMatchObject({ 'x-consul-effective-consistency': 'stale', 'x-consul-lastcontact': '4500' });
+    const retried = await get(consul, '/v1/catalog/services?stale&max_stale=2s');
+    expect(retried.headers).toMatchObject({ 'x-consul-effective-consistency': 'leader', 'x-consul-lastcontact': '0', 'x-consul-knownleader': 'true' });
+    consul.setLeaderContact({ knownLeader: false });
+    expect(await get(consul, '/v1/catalog/services?max_stale=2s')).toMatchObject({ status: 500, text: 'No cluster leader' });
+  });
+
+  it('a federated datacenter whose servers are down: 500 for every ?dc= request, still listed', async () => {
+    const r = await get(consul, '/v1/catalog/services?dc=dc2');
+    const parked = get(consul, `/v1/catalog/services?dc=dc2&index=${idx(r)}&wait=60s`);
+    await consul.until((c) => c.parked === 1);
+    consul.setDatacenterReachable('dc2', false);
+    expect(await parked).toMatchObject({ status: 500, text: 'rpc error making call: EOF' });
+    for (const p of ['/v1/health/service/web?dc=dc2', '/v1/health/service/web?dc=dc2&stale', '/v1/catalog/nodes?dc=dc2', '/v1/status/leader?dc=dc2']) {
+      const r = await get(consul, p);
+      expect([p, r.status, r.text]).toEqual([p, 500, 'Remote DC has no server currently reachable']);
+    }
+    expect((await get(consul, '/v1/catalog/datacenters')).json()).toEqual(['dc1', 'dc2']);
+    expect((await get(consul, '/v1/health/service/web')).status).toBe(200);
+    expect(() => consul.setDatacenterReachable('dc1', false)).toThrow(/stop\(\)/);
+    consul.setDatacenterReachable('dc2', true);
+    expect((await get(consul, '/v1/health/service/web?dc=dc2')).json()).toHaveLength(2);
+  });
+});
+
+describe('fake consul: hostile replies', () => {
+  let consul: FakeConsul;
+  beforeAll(async () => { consul = await startFakeConsul({ catalog: demo(), jitter: false }); });
+  afterAll(() => consul.close());
+  afterEach(() => consul.clearFaults());
+
+  it('huge: a valid body of about the size asked for, in the endpoint\'s shape', async () => {
+    consul.addFault({ kind: 'huge', bytes: 3_000_000 }, { path: '/v1/catalog/services' });
+    const r = await get(consul, '/v1/catalog/services');
+    expect(r.status).toBe(200);
+    expect(r.text.length).toBeGreaterThanOrEqual(3_000_000);
+    expect(r.text.length).toBeLessThan(3_001_000);
+    const services = r.json();
+    expect(Object.keys(services).length).toBeGreaterThan(10_000);
+    expect(Object.values(services).every((t) => Array.isArray(t))).toBe(true);
+    expect(idx(r)).toBeGreaterThan(0);
+    consul.clearFaults();
+    consul.addFault({ kind: 'huge', bytes: 1_000_000 }, { path: '/v1/health/service/' });
+    const entries = (await get(consul, '/v1/health/service/web')).json();
+    expect(entries.length).toBeGreaterThan(100);
+    expect(entries[0]).toEqual(expect.objectContaining({ Node: expect.any(Object), Service: expect.any(Object), Checks: expect.any(Array) }));
+  });
+
+  it('trickle: the headers, then a byte at a time and spaces, never ending until the fault is cleared', async () => {
+    const id = consul.addFault({ kind: 'trickle', intervalMs: 5 }, { path: '/v1/health/service/nosuch' });
+    const r = await request(`${consul.url}/v1/health/service/nosuch`, { dispatcher: newAgent() });
+    expect(r.statusCode).toBe(200);
+    expect(r.headers['content-length']).toBeUndefined();
+    expect(r.headers['x-consul-index']).toBeDefined();
+    const it = r.body[Symbol.asyncIterator]();
+    let got = '';
+    while (got.length < 6) got += String((await it.next()).value); // "[]" and then spaces: past the body, not ended
+    expect(got.startsWith('[]  ')).toBe(true);
+    expect(consul.counters.trickling).toBe(1);
+    consul.clearFault(id);
+    for (let n = await it.next(); !n.done; n = await it.next()) got += String(n.value);
+    expect(JSON.parse(got)).toEqual([]);
+    expect(consul.counters.trickling).toBe(0);
+  });
+
+  it('deep: valid JSON nested as deep as asked', async () => {
+    consul.addFault({ kind: 'deep', depth: 3000 }, { path: '/v1/health/service/web' });
+    let v: unknown = (await get(consul, '/v1/health/service/web')).json();
+    let depth = 0;
+    while (Array.isArray(v)) { depth++; v = v[0]; }
+    expect(depth).toBe(3000);
+    consul.clearFaults();
+    consul.addFault({ kind: 'deep', depth: 50 }, { path: '/v1/catalog/services' });
+    let o: any = (await get(consul, '/v1/catalog/services')).json().deep;
+    let n = 1;
+    while (Array.isArray(o)) { n++; o = o[0]; }
+    expect(n).toBe(50);
+  });
+
+  it('index: X-Consul-Index missing or broken, and blocking queries answer at once', async () => {
+    const base = idx(await get(consul, '/v1/catalog/services'));
+    for (const value of [null, '0', 'abc', '-5']) {
+      const id = consul.addFault({ kind: 'index', value }, { path: '/v1/catalog/services' });
+      const r = await get(consul, `/v1/catalog/services?index=${base}&wait=60s`);
+      expect([value, r.status, r.headers['x-consul-index']]).toEqual([value, 200, value ?? undefined]);
+      expect(consul.counters.parked).toBe(0);
+      consul.clearFault(id);
+    }
+  });
+
+  it('hang: the request is held and nothing is written until the fault is cleared', async () => {
+    const id = consul.addFault({ kind: 'hang' }, { path: '/v1/catalog/nodes' });
+    const s = await rawConnect(consul.port);
+    const chunks: Buffer[] = [];
+    s.on('data', (b: Buffer) => chunks.push(b));
+    const ended = new Promise<void>((resolve) => s.once('close', () => resolve()));
+    s.write('GET /v1/catalog/nodes HTTP/1.1\r\nHost: consul\r\nConnection: close\r\n\r\n');
+    await consul.until((c) => c.hung === 1);
+    await settle(consul); // another connection is served meanwhile
+    expect(chunks.length).toBe(0);
+    consul.clearFault(id);
+    await ended;
+    expect(Buffer.concat(chunks).toString()).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+  });
+});
+
+describe('fake consul: what Consul parses strictly', () => {
+  let consul: FakeConsul;
+  beforeAll(async () => { consul = await startFakeConsul({ catalog: demo(), jitter: false }); });
+  afterAll(() => consul.close());
+
+  it('?index as strconv.ParseUint, ?wait as time.ParseDuration, only on the blocking endpoints', async () => {
+    for (const bad of ['-1', '1.5', '18446744073709551616', '0x10', '+1']) {
+      expect([bad, (await get(consul, `/v1/catalog/services?index=${encodeURIComponent(bad)}`)).text]).toEqual([bad, 'Invalid index']);
+    }
+    expect((await get(consul, '/v1/catalog/services?index=00000000000000000000000')).status).toBe(200); // leading zeros: 0
+    for (const bad of ['10', '5 m', '9999999999h', '1d']) {
+      expect([bad, (await get(consul, `/v1/catalog/services?index=1&wait=${encodeURIComponent(bad)}`)).text]).toEqual([bad, 'Invalid wait time']);
+    }
+    // ?wait is parsed before ?index.
+    expect((await get(consul, '/v1/catalog/services?index=abc&wait=zz')).text).toBe('Invalid wait time');
+    expect((await get(consul, '/v1/catalog/datacenters?index=abc&wait=zz&stale&consistent')).status).toBe(200);
+    expect((await get(consul, '/v1/status/leader?index=abc')).status).toBe(200);
+  });
+
+  it('consistency parameters: max_stale, stale with consistent, cached with consistent', async () => {
+    expect(await get(consul, '/v1/catalog/services?max_stale=abc')).toMatchObject({ status: 400, text: 'Invalid max_stale value "abc"' });
+    expect(await get(consul, '/v1/catalog/services?max_stale=5s&consistent')).toMatchObject({ status: 400, text: 'Cannot specify ?stale with ?consistent, conflicting semantics.' });
+    expect(await get(consul, '/v1/catalog/services?cached&consistent')).toMatchObject({ status: 400, text: 'Cannot specify ?cached with ?consistent, conflicting semantics.' });
+    expect((await get(consul, '/v1/catalog/services?max_stale=0s')).headers['x-consul-effective-consistency']).toBe('leader');
+    expect((await get(consul, '/v1/catalog/services?leader')).headers['x-consul-effective-consistency']).toBe('leader');
+  });
+
+  it('?passing as strconv.ParseBool', async () => {
+    for (const ok of ['', '1', 't', 'T', 'TRUE', 'true', 'True']) expect([ok, (await get(consul, `/v1/health/service/web?passing=${ok}`)).json().length]).toEqual([ok, 3]);
+    for (const ok of ['0', 'f', 'F', 'FALSE', 'false', 'False']) expect([ok, (await get(consul, `/v1/health/service/web?passing=${ok}`)).json().length]).toEqual([ok, 4]);
+    for (const bad of ['tRuE', 'yes', '2']) expect([bad, (await get(consul, `/v1/health/service/web?passing=${bad}`)).text]).toEqual([bad, 'Invalid value for ?passing']);
+  });
+
+  it('methods, paths and queries as HTTPHandlers.wrap and Index answer them', async () => {
+    const options = await get(consul, '/v1/catalog/services', { method: 'OPTIONS' });
+    expect([options.status, options.headers.allow, options.text]).toEqual([200, 'OPTIONS,GET', '']);
+    const post = await get(consul, '/v1/catalog/services', { method: 'POST' });
+    expect([post.status, post.headers.allow, post.text]).toEqual([405, 'OPTIONS,GET', 'method POST not allowed']);
+    expect(await get(consul, '/v1/nosuch')).toMatchObject({ status: 404, text: 'Invalid URL path: not a recognized HTTP API endpoint\n' });
+    expect((await get(consul, '/v1/catalog/services?stale;dc=dc1')).status).toBe(500);
+    const r = await get(consul, '/v1/catalog/services');
+    expect(r.headers).toMatchObject({ 'x-consul-default-acl-policy': 'allow', vary: 'Accept-Encoding' });
+  });
+
+  it('gzips a body of 1400 bytes or more for a client that accepts gzip', async () => {
+    const plain = await get(consul, '/v1/health/service/web');
+    const raw = await request(`${consul.url}/v1/health/service/web`, { headers: { 'accept-encoding': 'gzip' }, dispatcher: shared });
+    const body = Buffer.from(await raw.body.arrayBuffer());
+    expect(raw.headers['content-encoding']).toBe('gzip');
+    expect(gunzipSync(body).toString()).toBe(plain.text);
+    const small = await request(`${consul.url}/v1/health/service/nosuch`, { headers: { 'accept-encoding': 'gzip' }, dispatcher: shared });
+    expect([small.headers['content-encoding'], await small.body.text()]).toEqual([undefined, '[]']);
+    const off = await startFakeConsul({ catalog: demo(), gzip: false });
+    try {
+      const r = await request(`${off.url}/v1/health/service/web`, { headers: { 'accept-encoding': 'gzip' }, dispatcher: newAgent() });
+      expect([r.headers['content-encoding'], JSON.parse(await r.body.text()).length]).toEqual([undefined, 4]);
+    } finally {
+      await off.close();
+    }
+  });
+
+  it('the index of a name without instances: max(nodes, services, checks) for health, without checks for the catalog', async () => {
+    const c = await startFakeConsul();
+    try {
+      c.registerService({ Node: 'n', Address: '10.0.0.1' }, { ID: 'a', Service: 'a' });
+      const check = c.setCheck('n', 'serfHealth', 'passing');
+      expect(idx(await get(c, '/v1/health/service/ghost'))).toBe(check);
+      expect(idx(await get(c, '/v1/catalog/service/ghost'))).toBe(check - 1);
+      // After a name went extinct: the extinction index for both.
+      const gone = c.deregisterService('n', 'a');
+      c.setCheck('n', 'serfHealth', 'warning');
+      expect(idx(await get(c, '/v1/health/service/ghost'))).toBe(gone);
+      expect(idx(await get(c, '/v1/catalog/service/a'))).toBe(gone);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('tags of /v1/catalog/services in sorted order only when asked', async () => {
+    const c = await startFakeConsul({ catalog: demo(), tagOrder: 'sorted' });
+    try {
+      expect((await get(c, '/v1/catalog/services')).json().web).toEqual(['admin', 'http', 'v1', 'v2']);
+    } finally {
+      await c.close();
+    }
+  });
 });
