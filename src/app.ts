@@ -103,13 +103,14 @@ export class App {
     const tls = c.consulTls;
     const ca = read('consul_cacert', tls.ca), cert = read('consul_client_cert', tls.cert), key = read('consul_client_key', tls.key);
     const client = new ConsulClient({
-      addresses: c.consul, token: c.consulToken,
+      addresses: c.consul, token: c.consulToken, maxConnections: c.consulMaxConnections, maxResponseBytes: c.consulMaxResponseMb * 1024 * 1024,
       ...(ca || cert || key || tls.serverName ? { tls: { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}), ...(tls.serverName ? { servername: tls.serverName } : {}) } } : {}),
     });
     const snapshot = c.dataDir ? join(c.dataDir, SNAPSHOT_FILE) : null;
     this.snapshotPath = snapshot;
     return new ConsulCatalogSource({
-      client, logger: this.log, datacenters: c.datacenters,
+      client, logger: this.log, datacenters: c.datacenters, localDatacenter: c.datacenter,
+      maxStaleMs: () => (this.config.maxStale === null ? null : this.config.maxStale * 1000), // reloadable
       guard: c.removalGuard === 0 ? null : { share: c.removalGuard / 100, holdMs: c.removalGuardHold * 1000 },
       initial: async (preview) => {
         if (!snapshot) return null;

@@ -67,8 +67,12 @@ export interface Config {
   readonly consulTls: { readonly ca: string | null; readonly cert: string | null; readonly key: string | null; readonly serverName: string | null };
   /** Datacenters to follow; empty: all that Consul lists. */
   readonly datacenters: readonly string[];
-  /** Seconds without contact with Consul after which answers become SERVFAIL; null: never. */
+  /** Seconds without a fresh answer from Consul after which answers become SERVFAIL; null: never. */
   readonly maxStale: number | null;
+  /** Connections catalog-dns may hold open to one Consul address, every use counted. */
+  readonly consulMaxConnections: number;
+  /** Largest Consul response body accepted, in MiB. */
+  readonly consulMaxResponseMb: number;
   /** Percent of all instances one update may remove before it is held back (0 = no guard), and for how long (s). */
   readonly removalGuard: number;
   readonly removalGuardHold: number;
@@ -145,8 +149,10 @@ export const OPTIONS: readonly Spec[] = [
   { key: 'consul_client_cert', kind: 'path', def: null, help: 'client certificate (PEM) for Consul mTLS', envAliases: ['CONSUL_CLIENT_CERT'] },
   { key: 'consul_client_key', kind: 'path', def: null, help: 'client key (PEM) for Consul mTLS', envAliases: ['CONSUL_CLIENT_KEY'] },
   { key: 'consul_tls_server_name', kind: 'path', def: null, help: 'server name to verify Consul\'s certificate against', envAliases: ['CONSUL_TLS_SERVER_NAME'] },
+  { key: 'consul_max_connections', kind: 'int', def: 100, help: 'connections to hold open to a Consul address, all uses counted (an agent allows limits.http_max_conns_per_client, 200 by default, per client address)', min: 4, max: 100_000 },
+  { key: 'consul_max_response_mb', kind: 'int', def: 64, help: 'largest Consul response accepted, MiB (the largest list at 10,000 services x 5 is about 30 MiB)', min: 1, max: 4096 },
   { key: 'datacenters', kind: 'labels', def: [], help: 'datacenters to follow, "dc1,dc2" (default: every datacenter Consul lists)' },
-  { key: 'max_stale', kind: 'duration', def: null, help: 'after this long without hearing from Consul, answer SERVFAIL (default: serve the last good zone forever, as Consul\'s DNS)', min: 1, max: 315_360_000 },
+  { key: 'max_stale', kind: 'duration', def: null, help: 'after this long without a fresh answer from Consul (one from a server in touch with its leader within max_stale), answer SERVFAIL (default: serve the last good zone forever, as Consul\'s DNS)', min: 1, max: 315_360_000 },
   { key: 'removal_guard', kind: 'int', def: 50, help: 'percent of all instances an update from Consul may remove at once; a larger removal is held back for removal_guard_hold (0 = no guard)', min: 0, max: 100 },
   { key: 'removal_guard_hold', kind: 'duration', def: 60, help: 'how long a removal beyond removal_guard must persist before it is applied', min: 1, max: 86400 },
   { key: 'reverse_zones', kind: 'reversezones', def: null, help: 'reverse zones served: CIDR prefixes on octet/nibble boundaries or zone names, "10.0.0.0/8,2001:db8::/32" (default: the /24 or /64 of each PTR address)' },
@@ -553,6 +559,8 @@ export function loadConfigReport(src: Sources = {}): LoadedConfig {
     },
     datacenters: g<string[]>('datacenters'),
     maxStale: g<number | null>('max_stale'),
+    consulMaxConnections: g<number>('consul_max_connections'),
+    consulMaxResponseMb: g<number>('consul_max_response_mb'),
     removalGuard: g<number>('removal_guard'),
     removalGuardHold: g<number>('removal_guard_hold'),
     altDomain: g<string | null>('alt_domain'),

@@ -1,25 +1,44 @@
 /**
- * The live Consul catalog source: follows Consul's HTTP API with blocking queries and delivers
- * catalogs, each with the entries that changed since the last one (so a commit costs what changed).
+ * The live Consul catalog source: follows Consul's HTTP API and delivers catalogs, each with the
+ * entries that changed since the last one (so a commit costs what changed). docs/consul-source.md
+ * gives the design and its figures; in short:
  *
- * Per datacenter: one watch on /v1/catalog/nodes, one on /v1/catalog/services (which services
- * exist), and one on /v1/health/service/<name> per service (a blocking query there wakes only when
- * that service, its checks or its nodes change). Every read is `?stale`: any server answers, so a
- * leader election does not stop the flow. Changes are coalesced in a quiet window (`min` of
- * quiet, at most `max` of waiting) into one catalog. Failures never reach the zone: the last good
- * catalog keeps serving, and the source reports each failure and when it last heard from Consul.
+ * Connections. A Consul agent serves at most `limits.http_max_conns_per_client` (200) connections
+ * per client address; a blocking query holds one. The client's budget (`maxConnections`, default
+ * 100) is never exceeded: a small pool for non-blocking reads, the rest lanes for blocking queries.
  *
- * The start comes first: every service is read (non-blocking, `concurrency` at a time, over the
- * client's small shared pool) and the first catalog is delivered as soon as the last read is in,
- * then committed; only after that do the per-service watches open their own connections for their
- * blocking queries, a batch per event-loop turn (so DNS queries are answered in between). A change
- * made meanwhile is not lost: each blocking query waits past the index its service was read at,
- * and returns at once when that index has moved.
+ * Per datacenter, blocking queries on `/v1/catalog/services` (which services exist; its index moves
+ * on any registration change) and `/v1/catalog/nodes`. Then every service is followed, within the
+ * budget:
+ * - watched: a blocking `/v1/health/service/<name>` of its own, which Consul wakes only when that
+ *   service, its checks or its nodes change (every service, while they fit);
+ * - swept: the rest. Change detectors point at them: blocking queries on `/v1/health/state/critical`
+ *   and `/warning` (their index moves on any check change; they list the checks that are not
+ *   passing, so the difference between two answers names the services and nodes whose health
+ *   changed), the nodes list (a changed node), the services list (a name that appeared). Those are
+ *   re-read at once (targeted). A registration change the detectors cannot pin down (an instance
+ *   added or removed, a port, tag or address) moves only the services list's index: then every swept
+ *   service is re-read (a sweep), and one whose X-Consul-Index did not move is not parsed. A swept
+ *   service that keeps changing takes the lane of a watched one that does not.
+ * A 429 (too many connections from this address) shrinks the lanes in use; they grow back slowly.
+ *
+ * Service names are grouped case-insensitively, as Consul's state store indexes them: "Web" and
+ * "web" are one service (`/v1/health/service/web` returns both).
+ *
+ * Every read is `?stale`: any server answers, so a leader election does not stop the flow. A
+ * response with `X-Consul-KnownLeader: false`, or an `X-Consul-LastContact` over `max_stale`, is
+ * applied but does not count as fresh. Each datacenter is followed on its own: the first catalog is
+ * delivered once the local datacenter is read; a datacenter not read yet serves its data from the
+ * snapshot on disk (if any); a change in one is committed whatever the others do; each has its
+ * state (health, metrics). Changes are coalesced in a quiet window (`min` of quiet, at most `max` of
+ * waiting) into one catalog. Failures never reach the zone: the last good catalog keeps serving.
  */
-import { validateNodeList, validateServiceEntries, type Catalog, type CatalogNode, type CatalogPreview, type DatacenterCatalog, type ServiceInstance } from './catalog.js';
-import type { ConsulClient, ConsulResponse } from './consul-client.js';
+import { servableServiceName, validateGatewayServices, validateNodeList, validateServiceEntries, type Catalog, type CatalogNode, type CatalogPreview, type DatacenterCatalog, type ServiceInstance } from './catalog.js';
+import { STOPPED, type ConsulClient, type ConsulResponse } from './consul-client.js';
+import { QuietWindow } from './quiet-window.js';
 import type { CatalogSource, ChangeHint } from './source.js';
 import { BlockingWatch, DEFAULT_TIMING, type WatchTiming } from './watch.js';
+import { CatalogDnsError } from '../errors.js';
 import type { Logger } from '../log.js';
 
 export interface ConsulSourceOptions {
@@ -27,19 +46,24 @@ export interface ConsulSourceOptions {
   readonly logger: Logger;
   /** Datacenters to follow; empty: every datacenter /v1/catalog/datacenters lists. */
   readonly datacenters?: readonly string[];
+  /**
+   * The local datacenter when /v1/agent/self cannot say (a token without agent:read); null: the
+   * agent's, else the first /v1/catalog/datacenters lists (Consul sorts them nearest first).
+   */
+  readonly localDatacenter?: string | null;
   readonly timing?: WatchTiming;
   /** Quiet window: commit after `minMs` without a change, and at least every `maxMs` while changes go on. */
   readonly quiet?: { readonly minMs: number; readonly maxMs: number };
   /** The catalog to serve until Consul answers (the snapshot persisted by the last run), or null. */
   readonly initial?: (preview?: (p: CatalogPreview) => void) => Promise<Catalog | null>;
-  /** How many initial reads run at once (default 32). */
+  /** How many non-blocking reads run at once (default: the client's read pool). */
   readonly concurrency?: number;
-  /** How many watches open their blocking query's connection per event-loop turn (default 32). */
+  /** How many watches open their blocking query's connection per event-loop turn (default 8). */
   readonly openBatch?: number;
   /**
-   * A cheap non-blocking read (/v1/catalog/datacenters, which needs no leader) this often (default
-   * 5 s): blocking queries parked on an unchanging catalog say nothing about whether Consul is still
-   * there, and max_stale counts from the last answer.
+   * A cheap non-blocking read per datacenter (`/v1/catalog/service/consul`, with Consul's
+   * consistency headers) this often (default 5 s): blocking queries parked on an unchanging catalog
+   * say nothing about whether Consul is still there, and max_stale counts from the last fresh answer.
    */
   readonly probeMs?: number;
   /**
@@ -47,41 +71,108 @@ export interface ConsulSourceOptions {
    * `holdMs` (default 0.5 and 60 s); null: no guard.
    */
   readonly guard?: { readonly share: number; readonly holdMs: number } | null;
+  /**
+   * max_stale in ms (read at each response; null: unset): a response whose X-Consul-LastContact is
+   * larger does not count as fresh.
+   */
+  readonly maxStaleMs?: () => number | null;
+  /** A swept service that changed this many times within `hotWindowMs` takes a lane (default 2, 5 min). */
+  readonly hot?: { readonly changes: number; readonly windowMs: number };
 }
 
 /** Below this many instances the removal guard does not apply (small catalogs change wholesale). */
 const GUARD_MIN_INSTANCES = 10;
+/** After a 429, the lanes grow back by a tenth of the budget each time this long passes without one. */
+const REGROW_MS = 60_000;
+/** List watches the budget has no lane for poll this often (their token bucket allows 2/s). */
+const POLL_MS = 1000;
 
-interface DcState {
-  readonly name: string;
-  nodes: Map<string, CatalogNode>;
-  services: Map<string, readonly ServiceInstance[]>;
-  readonly watches: Map<string, BlockingWatch<unknown>>;
-  /** Services listed but not read yet (the first catalog waits for them). */
-  readonly pending: Set<string>;
-  nodesRead: boolean;
-  servicesRead: boolean;
+/** A datacenter as health and metrics see it. */
+export type DatacenterStatus = 'starting' | 'ok' | 'stale' | 'unreachable';
+
+export interface DatacenterState {
+  readonly status: DatacenterStatus;
+  /** When a fresh answer about it last came (ms since the epoch), or null. */
+  readonly lastFresh: number | null;
+  /** Its data comes from Consul (true) or, until it is read, from the snapshot on disk (false). */
+  readonly live: boolean;
+  readonly services: number;
+  /** Services with a blocking query of their own, and those followed by detectors and sweeps. */
+  readonly watched: number;
+  readonly swept: number;
+  readonly lastError: string | null;
 }
 
-/** The queued start of a watch, so a service gone before its first read leaves the queue. */
-const starters = new WeakMap<BlockingWatch<unknown>, () => void>();
+/** One service name, case-insensitively (Consul's state store indexes names lower-cased). */
+interface Group {
+  readonly lower: string;
+  /** The spellings /v1/catalog/services lists (usually one). */
+  spellings: string[];
+  /** The catalog key: the smallest spelling. */
+  key: string;
+  /** X-Consul-Index of its last read (0: not read yet). */
+  index: number;
+  watch: BlockingWatch<unknown> | null;
+  /** Times of its recent changes (hotness). */
+  changes: number[];
+  /** Queued for a read, or being read. */
+  queued: 0 | 1 | 2;
+  reading: boolean;
+  /** Another read was asked for while one was in flight. */
+  again: boolean;
+  /** The last read failed (transport or validation). */
+  failed: boolean;
+}
+
+interface Dc {
+  readonly name: string;
+  nodes: Map<string, CatalogNode>;
+  readonly services: Map<string, readonly ServiceInstance[]>;
+  readonly groups: Map<string, Group>;
+  /** Node name -> the groups with an instance on it (targeted re-reads after a node or node-check change). */
+  readonly nodeGroups: Map<string, Set<string>>;
+  /** The data served until this datacenter is read (from the snapshot), or null. */
+  readonly snapshot: DatacenterCatalog | null;
+  readonly lists: Array<BlockingWatch<unknown>>;
+  health: Array<BlockingWatch<unknown>> | null;
+  /** Non-passing checks per state, from the last answer (key node\0checkID -> status\0modifyIndex\0service). */
+  readonly checks: Map<string, Map<string, string>>;
+  /** Terminating gateways' linked services (DatacenterCatalog), and the watches that read them. */
+  readonly gatewayServices: Map<string, readonly string[]>;
+  readonly gatewayWatches: Map<string, BlockingWatch<unknown>>;
+  /** Each service's tags as /v1/catalog/services gave them (a change targets the service). */
+  readonly tags: Map<string, string>;
+  nodesRead: boolean;
+  servicesRead: boolean;
+  servicesIndex: number;
+  /** Every service read once: from now on its data is Consul's, not the snapshot's. */
+  live: boolean;
+  instanceCount: number;
+  sweep: { running: number; again: boolean; count: number };
+  lastFresh: number | null;
+  fresh: boolean | null;
+  /** Failures not yet followed by a success, by what failed (a watch's path, 'probe', 'reads'). */
+  readonly failing: Map<string, string>;
+  status: DatacenterStatus;
+}
+
+const split = (k: string) => k.split('\0') as [string, string];
 
 export class ConsulCatalogSource implements CatalogSource {
   readonly name = 'consul';
   private readonly client: ConsulClient;
   private readonly log: Logger;
   private readonly timing: WatchTiming;
-  private readonly quiet: { minMs: number; maxMs: number };
-  private readonly dcs = new Map<string, DcState>();
-  private readonly listWatches: Array<BlockingWatch<unknown>> = [];
+  private readonly dcs = new Map<string, Dc>();
   private localDc = '';
   private onCatalog: ((c: Catalog, hint?: ChangeHint) => void | Promise<unknown>) | null = null;
   private onFailure: (reason: string) => void = () => {};
   private dirtyServices = new Set<string>();
   private dirtyNodes = new Set<string>();
+  /** A datacenter switched from snapshot to live data since the last commit: compare everything. */
+  private wholesale = false;
   private pendingSince: number | null = null;
-  private quietTimer: NodeJS.Timeout | null = null;
-  private maxTimer: NodeJS.Timeout | null = null;
+  private readonly window: QuietWindow;
   private firstSync: (() => void) | null = null;
   private closed = false;
   private readonly initial: ((preview?: (p: CatalogPreview) => void) => Promise<Catalog | null>) | null;
@@ -89,48 +180,67 @@ export class ConsulCatalogSource implements CatalogSource {
   private readonly probeMs: number;
   private probeTimer: NodeJS.Timeout | null = null;
   private inflight = 0;
-  /** Initial reads waiting for a place, in order (a Set: taking the first and removing any are O(1)). */
-  private readonly queue = new Set<() => void>();
+  /** Reads waiting for a place: targeted ones first, then sweeps (Sets: take the first, remove any, O(1)). */
+  private readonly queues: [Set<[Dc, Group]>, Set<[Dc, Group]>] = [new Set(), new Set()];
+  private readonly queuedEntry = new WeakMap<Group, [Dc, Group]>();
   private readonly guard: { share: number; holdMs: number } | null;
   private delivered: number | null = null;
   /** Instances at each delivery within the last hold (time, count). */
   private history: Array<[number, number]> = [];
   private heldSince: number | null = null;
+  private readonly wantDcs: readonly string[];
+  private readonly configuredLocal: string | null;
+  private readonly maxStaleMs: () => number | null;
+  private readonly hot: { changes: number; windowMs: number };
+  private initialCatalog: Catalog | null = null;
   /** Updates held back by the removal guard. */
   heldBack = 0;
-  /** When Consul last answered, and whether it is answering now (state transitions are logged). */
+  /** When Consul last gave a fresh answer about the local datacenter, and whether it answers now. */
   lastContact: number | null = null;
   reachable: boolean | null = null;
   commits = 0;
-  /**
-   * Watches waiting to open their blocking query's connection (see `beforeBlocking`), released
-   * `openBatch` per event-loop turn once the first catalog is committed (`opening`).
-   */
+  /** Sweeps run, and reads they made. */
+  sweeps = 0;
+  sweepReads = 0;
+  targetedReads = 0;
+  /** Lanes given up after 429s (the budget in use shrinks), and when the last 429 came. */
+  private laneLimit: number;
+  private lastCapacity: number;
+  private lastRateLimited = 0;
+  private lastShrink = 0;
+  private regrowTimer: NodeJS.Timeout | null = null;
+  private rebalanceTimer: NodeJS.Timeout | null = null;
   private readonly toOpen: Array<() => void> = [];
   private toOpenAt = 0;
   private opening = false;
   private openScheduled = false;
   private readonly openBatch: number;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private retryFailures = 0;
+  private readonly retry = new Set<[Dc, Group]>();
 
   constructor(opts: ConsulSourceOptions) {
     this.client = opts.client;
     this.log = opts.logger.child({ component: 'consul' });
     this.timing = opts.timing ?? DEFAULT_TIMING;
-    this.quiet = opts.quiet ?? { minMs: 50, maxMs: 500 };
+    const quiet = opts.quiet ?? { minMs: 50, maxMs: 500 };
+    this.window = new QuietWindow({ minMs: quiet.minMs, maxMs: quiet.maxMs, onCommit: () => this.flush() });
     this.initial = opts.initial ?? null;
-    this.concurrency = opts.concurrency ?? 32;
-    this.openBatch = opts.openBatch ?? 32;
+    this.concurrency = opts.concurrency ?? this.client.readConnections;
+    this.openBatch = opts.openBatch ?? 8;
     this.probeMs = opts.probeMs ?? 5000;
     this.guard = opts.guard === undefined ? { share: 0.5, holdMs: 60_000 } : opts.guard;
     this.wantDcs = opts.datacenters ?? [];
-    this.client.onSuccess = () => this.contact();
+    this.configuredLocal = opts.localDatacenter ?? null;
+    this.maxStaleMs = opts.maxStaleMs ?? (() => null);
+    this.hot = opts.hot ?? { changes: 2, windowMs: 300_000 };
+    this.laneLimit = this.lastCapacity = this.client.laneCapacity;
+    this.client.onRateLimited = (connections) => { if (connections) this.rateLimited(); };
   }
-
-  private readonly wantDcs: readonly string[];
 
   /**
    * Serves the initial catalog at once when there is one (Consul may be down); otherwise resolves
-   * once every followed service has been read from Consul.
+   * once the local datacenter has been read from Consul.
    */
   async start(onCatalog: (c: Catalog, hint?: ChangeHint) => void | Promise<unknown>, onFailure?: (reason: string) => void,
     onPreview?: (p: CatalogPreview) => void): Promise<void> {
@@ -138,146 +248,644 @@ export class ConsulCatalogSource implements CatalogSource {
     if (onFailure) this.onFailure = onFailure;
     const synced = new Promise<void>((resolve) => { this.firstSync = resolve; });
     const initial = this.initial ? await this.initial(onPreview) : null;
+    this.initialCatalog = initial;
     void this.discover();
-    this.probeTimer = setInterval(() => {
-      if (this.dcs.size) this.client.get('/v1/catalog/datacenters').catch((e: unknown) => this.failed(e));
-    }, this.probeMs);
+    this.probeTimer = setInterval(() => this.probe(), this.probeMs);
     this.probeTimer.unref();
     if (initial) {
-      this.delivered = [...initial.datacenters.values()].reduce((n, d) => n + [...d.services.values()].reduce((m, l) => m + l.length, 0), 0);
-      onCatalog(initial);
+      this.localDc ||= initial.datacenter;
+      this.delivered = this.countInstances(initial);
+      this.commits++;
+      const committed = onCatalog(initial);
+      // The watches open once the zone of the snapshot is served.
+      if (committed) void committed.then(() => this.startOpening(), () => this.startOpening());
+      else this.startOpening();
       return;
     }
     await synced;
   }
 
+  private countInstances(c: Catalog): number {
+    let n = 0;
+    for (const d of c.datacenters.values()) for (const l of d.services.values()) n += l.length;
+    return n;
+  }
+
   /** Learns the local datacenter and the datacenters to follow, retrying until Consul answers. */
   private async discover(): Promise<void> {
     let failures = 0;
+    let selfReadable = true;
     while (!this.closed) {
       try {
-        const self = await this.client.get<{ Config?: { Datacenter?: string } }>('/v1/agent/self');
-        const dcs = await this.client.get<string[]>('/v1/catalog/datacenters');
-        this.contact();
-        this.localDc = self.body.Config?.Datacenter ?? dcs.body[0] ?? 'dc1';
-        const names = this.wantDcs.length ? this.wantDcs : dcs.body;
+        let agentDc: string | null = null;
+        if (selfReadable && this.configuredLocal === null) {
+          try {
+            const self = await this.client.get<{ Config?: { Datacenter?: string } }>('/v1/agent/self');
+            const d = self.body?.Config?.Datacenter;
+            agentDc = typeof d === 'string' && d ? d : null;
+          } catch (e) {
+            if ((e as { code?: string }).code !== 'CDNS_ERR_CONSUL_ACL') throw e;
+            // A DNS-only token (service:read, node:read, query:read) cannot read the agent.
+            selfReadable = false;
+            this.log.warn({ err: (e as Error).message }, 'cannot read /v1/agent/self (the token lacks agent:read): the local datacenter is the first /v1/catalog/datacenters lists; set datacenter to choose it');
+          }
+        }
+        const dcs = await this.client.get<unknown>('/v1/catalog/datacenters');
+        const listed = Array.isArray(dcs.body) ? dcs.body.filter((d): d is string => typeof d === 'string' && d !== '') : null;
+        if (!listed || listed.length === 0) throw new CatalogDnsError('CDNS_ERR_CONSUL_BAD_RESPONSE', '/v1/catalog/datacenters: expected a list of datacenter names');
+        const local = this.configuredLocal === null ? agentDc ?? listed[0]! : listed.find((d) => d.toLowerCase() === this.configuredLocal!.toLowerCase()) ?? this.configuredLocal;
+        if (this.initialCatalog && this.localDc && this.localDc !== local) {
+          this.log.warn({ snapshot: this.localDc, consul: local }, 'the local datacenter differs from the snapshot\'s');
+        }
+        this.localDc = local;
+        if (this.reachable === false) this.log.info({ address: this.client.address }, 'consul reachable again');
+        // An HTTPS agent speaks HTTP/2: blocking queries then share a few connections.
+        if (await this.client.detectHttp2()) {
+          if (this.laneLimit === this.lastCapacity) this.laneLimit = this.client.laneCapacity;
+          this.log.info({ lanes: this.client.laneCapacity }, 'consul speaks HTTP/2: blocking queries share connections');
+        }
+        this.lastCapacity = this.client.laneCapacity;
+        const names = this.wantDcs.length ? [...this.wantDcs] : listed;
+        // The local datacenter first: its watches get lanes first.
+        names.sort((a, b) => (a === local ? -1 : b === local ? 1 : 0));
         for (const dc of names) this.follow(dc);
         return;
       } catch (e) {
+        if (e === STOPPED) return;
         failures++;
-        this.failed(e);
+        this.failedAt(null, 'discover', e);
         await new Promise((r) => setTimeout(r, Math.min(this.timing.maxBackoffMs, this.timing.backoffMs * 2 ** Math.min(failures, 10)) * (0.5 + Math.random() / 2)));
       }
     }
   }
 
+  /** Lanes held by list and detector watches (they come first). */
+  private listLanes(): number {
+    let n = 0;
+    for (const st of this.dcs.values()) n += st.lists.length + (st.health?.length ?? 0) + st.gatewayWatches.size;
+    return n;
+  }
+
+  /** Whether a new list watch gets a lane (else it polls). */
+  private listMode(): { pollMs?: number } {
+    return this.listLanes() < this.laneLimit ? {} : { pollMs: POLL_MS };
+  }
+
   private follow(dc: string): void {
-    const st: DcState = { name: dc, nodes: new Map(), services: new Map(), watches: new Map(), pending: new Set(), nodesRead: false, servicesRead: false };
+    if (this.dcs.has(dc) || this.closed) return;
+    const snapshot = this.initialCatalog?.datacenters.get(dc) ?? null;
+    const st: Dc = {
+      name: dc, nodes: new Map(), services: new Map(), groups: new Map(), nodeGroups: new Map(), snapshot,
+      lists: [], health: null, checks: new Map(), tags: new Map(), gatewayServices: new Map(), gatewayWatches: new Map(), nodesRead: false, servicesRead: false, servicesIndex: 0, live: false, instanceCount: 0,
+      sweep: { running: 0, again: false, count: 0 }, lastFresh: null, fresh: null, failing: new Map(), status: 'starting',
+    };
     this.dcs.set(dc, st);
-    const nodes = new BlockingWatch<unknown>(this.client, '/v1/catalog/nodes', { dc, stale: true }, (r) => this.onNodes(st, r), (e) => this.failed(e), this.timing,
-      { reuseSameBody: true });
-    const services = new BlockingWatch<unknown>(this.client, '/v1/catalog/services', { dc, stale: true }, (r) => this.onServices(st, r), (e) => this.failed(e), this.timing,
-      { reuseSameBody: true });
-    this.listWatches.push(nodes, services);
+    const q = { dc, stale: true };
+    const nodes = new BlockingWatch<unknown>(this.client, '/v1/catalog/nodes', q, (r) => this.onNodes(st, r), (e) => this.failedAt(st, 'nodes', e), this.timing,
+      { reuseSameBody: true, ...this.listMode() });
+    st.lists.push(nodes);
+    const services = new BlockingWatch<unknown>(this.client, '/v1/catalog/services', q, (r) => this.onServices(st, r), (e) => this.failedAt(st, 'services', e), this.timing,
+      { reuseSameBody: true, ...this.listMode() });
+    st.lists.push(services);
+    nodes.onSame = (r) => this.answered(st, 'nodes', r);
+    services.onSame = (r) => this.answered(st, 'services', r);
     nodes.start();
     services.start();
   }
 
-  private onNodes(st: DcState, r: ConsulResponse<unknown>): void {
-    this.contact();
-    if (r.same && st.nodesRead) return; // the same bytes: no node changed
+  // -------------------------------------------------------------------------------------------
+  // Freshness and failures, per datacenter
+
+  /** A response came: the datacenter answers; it is fresh unless the server lost its leader. */
+  private answered(st: Dc, what: string, r: ConsulResponse<unknown>): void {
+    st.failing.delete(what);
+    const maxStale = this.maxStaleMs();
+    const fresh = r.knownLeader !== false && (maxStale === null || r.lastContact === null || r.lastContact <= maxStale);
+    if (fresh) st.lastFresh = Date.now();
+    if (fresh !== st.fresh) {
+      if (!fresh) this.log.warn({ dc: st.name, knownLeader: r.knownLeader, lastContactMs: r.lastContact }, 'consul answers without a current leader: its data does not count as fresh');
+      else if (st.fresh === false) this.log.info({ dc: st.name }, 'consul answers with a current leader again');
+      st.fresh = fresh;
+    }
+    if (st.name === this.localDc && fresh) this.lastContact = st.lastFresh;
+    this.judge(st);
+  }
+
+  private failedAt(st: Dc | null, what: string, e: unknown): void {
+    if (e === STOPPED || this.closed) return;
+    const message = (e as Error).message ?? String(e);
+    if (this.log.isLevelEnabled('debug')) this.log.debug({ dc: st?.name, what, err: message }, 'consul request failed');
+    this.onFailure(message);
+    if (!st) {
+      if (this.reachable !== false) {
+        this.log.warn({ err: message, code: (e as { code?: string }).code }, 'consul unavailable; serving the last good catalog');
+        this.reachable = false;
+      }
+      return;
+    }
+    st.failing.set(what, message);
+    this.judge(st);
+  }
+
+  /** A datacenter's status from its failures and freshness; transitions are logged once. */
+  private judge(st: Dc): void {
+    const next: DatacenterStatus = st.failing.size ? 'unreachable' : !st.live && !st.snapshot ? 'starting' : st.fresh === false ? 'stale' : 'ok';
+    if (next === st.status) return;
+    const was = st.status;
+    st.status = next;
+    if (next === 'unreachable') {
+      const [what, err] = st.failing.entries().next().value!;
+      this.log.warn({ dc: st.name, what, err }, st.name === this.localDc ? 'consul unavailable; serving the last good catalog' : 'consul datacenter unavailable; serving its last good data');
+    } else if (was === 'unreachable') {
+      this.log.info({ dc: st.name, address: this.client.address }, st.name === this.localDc ? 'consul reachable again' : 'consul datacenter reachable again');
+    }
+    if (st.name === this.localDc) this.reachable = next !== 'unreachable' && next !== 'starting' ? true : next === 'unreachable' ? false : this.reachable;
+  }
+
+  /** Per datacenter: a cheap read with Consul's consistency headers (liveness and leader contact). */
+  private probe(): void {
+    for (const st of this.dcs.values()) {
+      this.client.get<unknown>('/v1/catalog/service/consul', { dc: st.name, stale: true, requireIndex: true })
+        .then((r) => this.answered(st, 'probe', r), (e) => this.failedAt(st, 'probe', e));
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The lists
+
+  private onNodes(st: Dc, r: ConsulResponse<unknown>): void {
+    if (r.same && st.nodesRead) { this.answered(st, 'nodes', r); return; } // the same bytes: no node changed
     let list;
     try {
       list = validateNodeList(st.name, r.body);
     } catch (e) {
-      this.failed(e);
+      this.failedAt(st, 'nodes', e);
       return;
     }
+    this.answered(st, 'nodes', r);
     const next = list.nodes;
+    const changed: string[] = [];
     for (const [name, n] of next) {
       const old = st.nodes.get(name);
-      if (!old || JSON.stringify(old) !== JSON.stringify(n)) this.dirtyNodes.add(`${st.name}\0${name}`);
+      if (!old || JSON.stringify(old) !== JSON.stringify(n)) changed.push(name);
       else next.set(name, old); // keep the object instances already share
     }
-    for (const name of st.nodes.keys()) if (!next.has(name)) this.dirtyNodes.add(`${st.name}\0${name}`);
+    for (const name of st.nodes.keys()) if (!next.has(name)) changed.push(name);
     st.nodes = next;
+    for (const name of changed) {
+      this.dirtyNodes.add(`${st.name}\0${name}`);
+      // A swept service on a changed node carries the node's old copy: read it again.
+      if (st.nodesRead) for (const lower of st.nodeGroups.get(name) ?? []) this.target(st, lower);
+    }
     st.nodesRead = true;
-    this.changed();
+    this.changed(st);
   }
 
-  private onServices(st: DcState, r: ConsulResponse<unknown>): void {
-    this.contact();
-    // The list's index moves with every registration anywhere; the same names and tags mean no
-    // watch to start or stop (the bytes are compared, the body is not even parsed again).
-    if (r.same && st.servicesRead) return;
-    const body = r.body;
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-      this.failed(new Error(`/v1/catalog/services in ${st.name}: expected an object`));
+  private onServices(st: Dc, r: ConsulResponse<unknown>): void {
+    const moved = r.index !== st.servicesIndex;
+    const first = !st.servicesRead;
+    st.servicesIndex = r.index;
+    // The list's index moves with every registration anywhere. The same names and tags mean no
+    // service came or went (the bytes are compared, the body is not parsed again); but an instance
+    // of a swept service may have changed: sweep.
+    if (r.same && !first) {
+      this.answered(st, 'services', r);
+      if (moved) this.sweep(st);
       return;
     }
-    const names = new Set(Object.keys(body));
-    for (const name of names) {
-      if (st.watches.has(name)) continue;
-      st.pending.add(name);
-      let first = true;
-      // The first attempt (answered or failed) frees its place among the initial reads.
-      const done = () => { if (first) { first = false; this.inflight--; this.pump(); } };
-      const w = new BlockingWatch<unknown>(this.client, `/v1/health/service/${encodeURIComponent(name)}`, { dc: st.name, stale: true },
-        (resp) => { done(); this.onService(st, name, resp); }, (e) => { done(); this.failed(e); }, this.timing,
-        { beforeBlocking: (signal) => this.openTurn(signal) });
-      st.watches.set(name, w);
-      const start = () => w.start();
-      starters.set(w, start);
-      this.limited(start);
+    const body = r.body;
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+      this.failedAt(st, 'services', new CatalogDnsError('CDNS_ERR_CONSUL_BAD_RESPONSE', `/v1/catalog/services in ${st.name}: expected an object`));
+      return;
     }
-    for (const [name, w] of st.watches) {
-      if (names.has(name)) continue;
-      void w.stop();
-      st.watches.delete(name);
-      st.pending.delete(name);
-      this.queue.delete(starters.get(w)!);
-      const gone = st.services.get(name);
-      if (gone) {
-        this.instanceCount -= gone.length;
-        st.services.delete(name);
-        this.dirtyServices.add(`${st.name}\0${name}`);
+    this.answered(st, 'services', r);
+    const spellings = new Map<string, string[]>();
+    let unservable = 0;
+    for (const name of Object.keys(body)) {
+      // One rule for the live source and the snapshot (catalog.ts): a name that cannot be a DNS
+      // label is not followed at all.
+      if (!servableServiceName(name)) { unservable++; continue; }
+      const lower = name.toLowerCase();
+      const l = spellings.get(lower);
+      if (l) l.push(name); else spellings.set(lower, [name]);
+    }
+    if (unservable && unservable !== this.unservableLogged.get(st.name)) {
+      this.log.warn({ dc: st.name, services: unservable }, 'services whose names cannot be DNS labels (1-63 bytes, no dot) are not served');
+      this.unservableLogged.set(st.name, unservable);
+    }
+    let groupsChanged = false;
+    const rec = body as Record<string, unknown>;
+    for (const [lower, names] of spellings) {
+      names.sort();
+      // Tags changed: one of its instances changed (re-read it now rather than at the next sweep).
+      // (Consul lists a name's tags from a Go map, in no set order: compared sorted.)
+      const tags = names.map((n) => { const t = rec[n]; return Array.isArray(t) ? JSON.stringify([...t].sort()) : 'null'; }).join('\0');
+      const oldTags = st.tags.get(lower);
+      st.tags.set(lower, tags);
+      if (oldTags !== undefined && oldTags !== tags) this.target(st, lower);
+      let g = st.groups.get(lower);
+      if (!g) {
+        g = { lower, spellings: names, key: names[0]!, index: 0, watch: null, changes: [], queued: 0, reading: false, again: false, failed: false };
+        st.groups.set(lower, g);
+        groupsChanged = true;
+        this.enqueue(st, g, first ? 1 : 0);
+        continue;
+      }
+      if (names.join('\0') !== g.spellings.join('\0')) {
+        g.spellings = names;
+        if (names[0] !== g.key) {
+          // The catalog key follows the smallest spelling: the entry moves.
+          const list = st.services.get(g.key);
+          this.dirtyServices.add(`${st.name}\0${g.key}`);
+          st.services.delete(g.key);
+          g.key = names[0]!;
+          if (list) st.services.set(g.key, list);
+          this.dirtyServices.add(`${st.name}\0${g.key}`);
+        }
+        this.target(st, lower);
       }
     }
+    for (const [lower, g] of st.groups) {
+      if (spellings.has(lower)) continue;
+      this.drop(st, g);
+      groupsChanged = true;
+    }
     st.servicesRead = true;
-    this.changed();
+    if (groupsChanged) this.scheduleRebalance();
+    if (moved && !first) this.sweep(st);
+    this.changed(st);
   }
 
-  /** Starts initial reads a few at a time (the first read of each service is not a blocking one). */
-  private limited(start: () => void): void {
-    this.queue.add(start);
+  private readonly unservableLogged = new Map<string, number>();
+
+  /** A service gone from the list: its watch stops, its entry goes. */
+  private drop(st: Dc, g: Group): void {
+    st.groups.delete(g.lower);
+    st.failing.delete(`service ${g.key}`);
+    st.tags.delete(g.lower);
+    if (g.watch) { void g.watch.stop(); g.watch = null; }
+    const entry = this.queuedEntry.get(g);
+    if (entry) { this.queues[0].delete(entry); this.queues[1].delete(entry); this.retry.delete(entry); }
+    g.queued = 0;
+    this.gateway(st, g, false);
+    const gone = st.services.get(g.key);
+    if (gone) {
+      st.instanceCount -= gone.length;
+      this.unlinkNodes(st, g.lower, gone);
+      st.services.delete(g.key);
+      this.dirtyServices.add(`${st.name}\0${g.key}`);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Reads: targeted (a detector named the service) before sweeps
+
+  /** A read of `g` as soon as a place is free (a watched service needs none: its watch wakes). */
+  private target(st: Dc, lower: string): void {
+    const g = st.groups.get(lower);
+    if (!g || g.watch) return;
+    this.enqueue(st, g, 0);
+  }
+
+  private enqueue(st: Dc, g: Group, level: 0 | 1): void {
+    if (this.closed) return;
+    if (g.reading) { g.again = true; return; }
+    let entry = this.queuedEntry.get(g);
+    if (!entry) { entry = [st, g]; this.queuedEntry.set(g, entry); }
+    if (g.queued === 1 && level === 0) this.queues[1].delete(entry); // promoted to targeted
+    else if (g.queued) return;
+    g.queued = level === 0 ? 2 : 1;
+    this.queues[level].add(entry);
     this.pump();
   }
 
   private pump(): void {
-    while (this.inflight < this.concurrency && this.queue.size) {
-      const start = this.queue.values().next().value!;
-      this.queue.delete(start);
+    while (this.inflight < this.concurrency && !this.closed) {
+      const q = this.queues[0].size ? this.queues[0] : this.queues[1];
+      const next = q.values().next();
+      if (next.done) return;
+      q.delete(next.value);
+      const [st, g] = next.value;
+      const sweep = g.queued === 1;
+      g.queued = 0;
+      if (st.groups.get(g.lower) !== g) continue;
+      if (g.watch) continue; // given a watch meanwhile
       this.inflight++;
-      start();
+      g.reading = true;
+      if (sweep) this.sweepReads++; else this.targetedReads++;
+      void this.read(st, g).finally(() => {
+        g.reading = false;
+        this.inflight--;
+        if (sweep) this.sweepDone(st);
+        if (g.again) { g.again = false; this.enqueue(st, g, 0); }
+        this.pump();
+      });
     }
   }
 
-  private onService(st: DcState, name: string, r: ConsulResponse<unknown>): void {
-    this.contact();
-    st.pending.delete(name);
-    if (!st.watches.has(name)) return;
-    let v;
+  private async read(st: Dc, g: Group): Promise<void> {
+    let r: ConsulResponse<unknown>;
     try {
-      v = validateServiceEntries(st.name, name, r.body, st.nodes);
+      r = await this.client.get<unknown>(`/v1/health/service/${encodeURIComponent(g.key)}`, { dc: st.name, stale: true, requireIndex: true });
     } catch (e) {
-      this.failed(e);
+      if (e === STOPPED || this.closed) return;
+      g.failed = true;
+      this.failedAt(st, 'reads', e);
+      this.retryLater(st, g);
       return;
     }
-    if (v.instances.length === 0 && r.filteredByAcls) this.log.warn({ dc: st.name, service: name }, 'results filtered by ACLs: the token cannot read this service');
-    this.instanceCount += v.instances.length - (st.services.get(name)?.length ?? 0);
-    st.services.set(name, v.instances);
-    this.dirtyServices.add(`${st.name}\0${name}`);
-    this.changed();
+    this.onService(st, g, r);
+    if (!g.failed && [...this.retry].every(([s]) => s !== st)) st.failing.delete('reads');
+  }
+
+  /** A failed read is asked again after a backoff (all of them together). */
+  private retryLater(st: Dc, g: Group): void {
+    const entry = this.queuedEntry.get(g) ?? [st, g];
+    this.queuedEntry.set(g, entry);
+    this.retry.add(entry);
+    if (this.retryTimer || this.closed) return;
+    this.retryFailures++;
+    const ms = Math.min(this.timing.maxBackoffMs, this.timing.backoffMs * 2 ** Math.min(this.retryFailures - 1, 20)) * (0.5 + Math.random() / 2);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      const all = [...this.retry];
+      this.retry.clear();
+      for (const [s, x] of all) if (s.groups.get(x.lower) === x) this.enqueue(s, x, 0);
+    }, ms);
+    this.retryTimer.unref();
+  }
+
+  /** A service's health/service answer (a read, or its watch waking). */
+  private onService(st: Dc, g: Group, r: ConsulResponse<unknown>): void {
+    if (st.groups.get(g.lower) !== g) return;
+    const what = g.watch ? `service ${g.key}` : 'reads';
+    // A read whose index did not move brings nothing new (the body is not even validated).
+    if (g.index !== 0 && r.index === g.index && !g.failed) {
+      this.answered(st, what, r);
+      return;
+    }
+    let v;
+    try {
+      v = validateServiceEntries(st.name, g.key, r.body, st.nodes);
+    } catch (e) {
+      // Never replaces good data; read again after a backoff (a watch retries by itself).
+      g.index = g.index || r.index;
+      g.failed = true;
+      this.failedAt(st, what, e);
+      if (!g.watch) this.retryLater(st, g);
+      this.changed(st);
+      return;
+    }
+    g.failed = false;
+    this.answered(st, what, r);
+    if (v.instances.length === 0 && r.filteredByAcls) this.log.warn({ dc: st.name, service: g.key }, 'results filtered by ACLs: the token cannot read this service');
+    const first = g.index === 0;
+    g.index = r.index;
+    const old = st.services.get(g.key);
+    if (old && sameInstances(old, v.instances)) { this.changed(st); return; }
+    st.instanceCount += v.instances.length - (old?.length ?? 0);
+    if (old) this.unlinkNodes(st, g.lower, old);
+    for (const inst of v.instances) {
+      const s = st.nodeGroups.get(inst.node.name);
+      if (s) s.add(g.lower); else st.nodeGroups.set(inst.node.name, new Set([g.lower]));
+    }
+    st.services.set(g.key, v.instances);
+    this.dirtyServices.add(`${st.name}\0${g.key}`);
+    this.gateway(st, g, v.instances.some((i) => i.kind === 'terminating-gateway'));
+    if (!first) this.heat(g);
+    this.changed(st);
+  }
+
+  private unlinkNodes(st: Dc, lower: string, list: readonly ServiceInstance[]): void {
+    for (const inst of list) {
+      const s = st.nodeGroups.get(inst.node.name);
+      if (!s) continue;
+      s.delete(lower);
+      if (s.size === 0) st.nodeGroups.delete(inst.node.name);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Sweeps: every swept service read again after a registration change nobody could pin down
+
+  private sweep(st: Dc): void {
+    if (!st.live || this.closed) return;
+    if (st.sweep.running) { st.sweep.again = true; return; }
+    let n = 0;
+    for (const g of st.groups.values()) {
+      if (g.watch) continue;
+      this.enqueue(st, g, 1);
+      if (g.queued === 1) n++;
+    }
+    if (n === 0) return;
+    this.sweeps++;
+    st.sweep.running = n;
+    st.sweep.count++;
+  }
+
+  private sweepDone(st: Dc): void {
+    if (st.sweep.running === 0) return;
+    if (--st.sweep.running > 0) return;
+    if (st.sweep.again) {
+      st.sweep.again = false;
+      this.sweep(st);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Detectors: the non-passing checks
+
+  private startHealth(st: Dc): void {
+    if (st.health || this.closed) return;
+    st.health = [];
+    for (const state of ['critical', 'warning']) {
+      const what = `health ${state}`;
+      const w = new BlockingWatch<unknown>(this.client, `/v1/health/state/${state}`, { dc: st.name, stale: true },
+        (r) => this.onChecks(st, state, r), (e) => this.failedAt(st, what, e), this.timing, { reuseSameBody: true, ...this.listMode() });
+      w.onSame = (r) => this.answered(st, what, r);
+      st.health.push(w);
+      w.start();
+    }
+  }
+
+  private stopHealth(st: Dc): void {
+    const h = st.health;
+    if (!h) return;
+    st.health = null;
+    st.checks.clear();
+    for (const w of h) void w.stop();
+  }
+
+  private onChecks(st: Dc, state: string, r: ConsulResponse<unknown>): void {
+    const what = `health ${state}`;
+    if (!Array.isArray(r.body)) {
+      this.failedAt(st, what, new CatalogDnsError('CDNS_ERR_CONSUL_BAD_RESPONSE', `/v1/health/state/${state} in ${st.name}: expected a list`));
+      return;
+    }
+    this.answered(st, what, r);
+    const next = new Map<string, string>();
+    for (const c of r.body as unknown[]) {
+      if (typeof c !== 'object' || c === null) continue;
+      const o = c as Record<string, unknown>;
+      if (typeof o.Node !== 'string' || typeof o.CheckID !== 'string') continue;
+      // ModifyIndex too: a check that went passing and back between two answers has a new one.
+      next.set(`${o.Node}\0${o.CheckID}`, `${String(o.Status)}\0${String(o.ModifyIndex)}\0${typeof o.ServiceName === 'string' ? o.ServiceName : ''}`);
+    }
+    const prev = st.checks.get(state);
+    st.checks.set(state, next);
+    if (!prev) {
+      // The first answers are the baseline; a check that changed between a service's last read
+      // and the baseline would be missed: once both are in, every swept service is read again.
+      if (st.checks.size === st.health?.length) this.sweep(st);
+      return;
+    }
+    const touched = (key: string, value: string) => {
+      const [node] = split(key);
+      const service = value.slice(value.indexOf('\0', value.indexOf('\0') + 1) + 1);
+      if (service) this.target(st, service.toLowerCase());
+      else for (const lower of st.nodeGroups.get(node) ?? []) this.target(st, lower);
+    };
+    for (const [k, v] of next) if (prev.get(k) !== v) touched(k, v);
+    for (const [k, v] of prev) if (!next.has(k)) touched(k, v);
+  }
+
+  /**
+   * A terminating gateway's linked services (`<svc>.connect` answers its instances): a watch on
+   * /v1/catalog/gateway-services/<gateway> while the service has a terminating-gateway instance.
+   */
+  private gateway(st: Dc, g: Group, is: boolean): void {
+    const w = st.gatewayWatches.get(g.lower);
+    if (is === (w !== undefined)) return;
+    if (!is) {
+      void w!.stop();
+      st.gatewayWatches.delete(g.lower);
+      st.failing.delete(`gateway ${g.lower}`);
+      if (st.gatewayServices.delete(g.key)) this.dirtyServices.add(`${st.name}\0${g.key}`);
+      return;
+    }
+    const what = `gateway ${g.lower}`;
+    const watch = new BlockingWatch<unknown>(this.client, `/v1/catalog/gateway-services/${encodeURIComponent(g.key)}`, { dc: st.name, stale: true },
+      (r) => {
+        if (st.gatewayWatches.get(g.lower) !== watch) return;
+        let links;
+        try {
+          links = validateGatewayServices(st.name, g.key, r.body).services;
+        } catch (e) {
+          this.failedAt(st, what, e);
+          return;
+        }
+        this.answered(st, what, r);
+        const old = st.gatewayServices.get(g.key);
+        if (old && old.join('\0') === links.join('\0')) return;
+        if (links.length) st.gatewayServices.set(g.key, links); else st.gatewayServices.delete(g.key);
+        if (old || links.length) { this.dirtyServices.add(`${st.name}\0${g.key}`); this.changed(st); }
+      },
+      (e) => this.failedAt(st, what, e), this.timing, { reuseSameBody: true, ...this.listMode() });
+    watch.onSame = (r) => this.answered(st, what, r);
+    st.gatewayWatches.set(g.lower, watch);
+    watch.start();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Who gets a lane
+
+  /** A swept service changed: hot ones may take a watched one's lane. */
+  private heat(g: Group): void {
+    const t = Date.now();
+    g.changes.push(t);
+    while (g.changes.length && g.changes[0]! < t - this.hot.windowMs) g.changes.shift();
+    if (!g.watch && g.changes.length >= this.hot.changes) this.scheduleRebalance();
+  }
+
+  private scheduleRebalance(): void {
+    if (this.rebalanceTimer || this.closed) return;
+    this.rebalanceTimer = setTimeout(() => { this.rebalanceTimer = null; this.rebalance(); }, 100);
+    this.rebalanceTimer.unref();
+  }
+
+  /**
+   * Gives lanes to services: all of them while they fit next to the list watches; otherwise the
+   * detectors start and the hottest services (most changes within the window; the watched ones win
+   * ties, so lanes do not move for nothing) get the lanes left.
+   */
+  private rebalance(): void {
+    if (this.closed || !this.opening) return;
+    const all: Array<[Dc, Group]> = [];
+    for (const st of this.dcs.values()) for (const g of st.groups.values()) if (g.index > 0) all.push([st, g]);
+    const lists = [...this.dcs.values()].reduce((n, st) => n + st.lists.length, 0);
+    const fits = all.length + lists <= this.laneLimit;
+    for (const st of this.dcs.values()) {
+      if (fits) this.stopHealth(st);
+      else if (st.live) this.startHealth(st);
+    }
+    let room = Math.max(0, this.laneLimit - this.listLanes());
+    let chosen: Set<Group>;
+    if (fits) chosen = new Set(all.map(([, g]) => g));
+    else {
+      const t = Date.now() - this.hot.windowMs;
+      const heat = (g: Group) => g.changes.filter((x) => x >= t).length;
+      const ranked = all.map(([st, g]) => ({ g, h: heat(g), w: g.watch ? 1 : 0, local: st.name === this.localDc ? 1 : 0 }));
+      ranked.sort((a, b) => b.h - a.h || b.w - a.w || b.local - a.local);
+      chosen = new Set(ranked.slice(0, room).map((x) => x.g));
+    }
+    // Demote first (lanes freed), then promote.
+    for (const [st, g] of all) {
+      if (g.watch && !chosen.has(g)) {
+        void g.watch.stop();
+        g.watch = null;
+        st.failing.delete(`service ${g.key}`);
+        this.target(st, g.lower); // a change between its last wake and now is not lost
+      }
+    }
+    room = Math.max(0, this.laneLimit - this.listLanes());
+    let watched = 0;
+    for (const [, g] of all) if (g.watch) watched++;
+    for (const [st, g] of all) {
+      if (g.watch || !chosen.has(g) || watched >= room) continue;
+      this.watch(st, g);
+      watched++;
+    }
+    for (const st of this.dcs.values()) this.judge(st);
+  }
+
+  /** A blocking query of its own for `g`, from the index it was read at (a change since is not lost). */
+  private watch(st: Dc, g: Group): void {
+    const what = () => `service ${g.key}`;
+    const w = new BlockingWatch<unknown>(this.client, `/v1/health/service/${encodeURIComponent(g.key)}`, { dc: st.name, stale: true },
+      (r) => this.onService(st, g, r), (e) => this.failedAt(st, what(), e), this.timing,
+      { startIndex: g.index, beforeBlocking: (signal) => this.openTurn(signal) });
+    w.onSame = (r) => this.answered(st, what(), r);
+    g.watch = w;
+    w.start();
+  }
+
+  /** The agent's connection limit: use fewer lanes (it, or another client on this host, is at its limit). */
+  private rateLimited(): void {
+    const now = Date.now();
+    this.lastRateLimited = now;
+    // At most one shrink a second: the 429s of one moment are one signal.
+    if (now - this.lastShrink < 1000) return;
+    this.lastShrink = now;
+    // Multiplicative decrease, additive increase (as TCP): 30% of the lanes in use go (at least
+    // one), down to those of the list watches, which every other way of following depends on (they
+    // retry after a backoff if even they are refused); see regrow().
+    const inUse = Math.min(this.laneLimit, this.client.laneCount);
+    const floor = [...this.dcs.values()].reduce((n, st) => n + st.lists.length, 0);
+    const next = Math.max(floor, Math.min(inUse - 1, Math.floor(inUse * 0.7)));
+    if (next >= this.laneLimit) return;
+    this.log.warn({ lanes: inUse, next, budget: this.client.maxConnections }, 'consul refused a connection (429): using fewer connections');
+    this.laneLimit = next;
+    this.scheduleRebalance();
+    this.regrowTimer ??= setInterval(() => this.regrow(), REGROW_MS);
+    this.regrowTimer.unref();
+  }
+
+  private regrow(): void {
+    if (Date.now() - this.lastRateLimited < REGROW_MS) return;
+    const cap = this.client.laneCapacity;
+    this.laneLimit = Math.min(cap, this.laneLimit + Math.max(1, Math.ceil(cap / 10)));
+    if (this.laneLimit >= cap && this.regrowTimer) { clearInterval(this.regrowTimer); this.regrowTimer = null; }
+    this.scheduleRebalance();
   }
 
   /**
@@ -306,73 +914,102 @@ export class ConsulCatalogSource implements CatalogSource {
     });
   }
 
-  /** The first catalog is in (committed, or held back by the guard): the watches may park. */
+  /** The first catalog is served (or held back by the guard): watches may open their lanes. */
   private startOpening(): void {
     if (this.opening) return;
     this.opening = true;
     this.releaseOpens();
+    this.rebalance();
   }
 
-  /** Quiet window: wait for `min` without changes, but never longer than `max` since the first. */
-  private changed(): void {
-    if (this.closed) return;
-    this.pendingSince ??= Date.now();
-    if (this.commits === 0) {
-      // The first catalog waits for every read, not for quiet: delivered when the last one is in.
-      if (this.synced()) this.flush();
-      return;
-    }
-    if (this.quietTimer) clearTimeout(this.quietTimer);
-    this.quietTimer = setTimeout(() => this.flush(), this.quiet.minMs);
-    this.maxTimer ??= setTimeout(() => this.flush(), this.quiet.maxMs);
-  }
+  // -------------------------------------------------------------------------------------------
+  // Delivery
 
-  private synced(): boolean {
-    if (this.dcs.size === 0) return false;
-    for (const st of this.dcs.values()) if (!st.nodesRead || !st.servicesRead || st.pending.size) return false;
+  /** Every service of `st` read once: its data is Consul's from now on. */
+  private goLive(st: Dc): boolean {
+    if (st.live) return true;
+    if (!st.nodesRead || !st.servicesRead) return false;
+    for (const g of st.groups.values()) if (g.index === 0) return false;
+    st.live = true;
+    // Its entries replace the snapshot's, or arrive for the first time, all at once: the commit
+    // compares everything (the entries named so far went into commits that did not have it).
+    if (this.commits > 0) this.wholesale = true;
+    this.log.info({ dc: st.name, services: st.services.size, nodes: st.nodes.size }, 'consul datacenter read');
+    this.judge(st);
+    if (this.opening) this.rebalance();
     return true;
   }
 
+  private changed(st: Dc): void {
+    if (this.closed) return;
+    const wasLive = st.live;
+    const live = this.goLive(st);
+    if (!live) return;
+    if (!wasLive && this.commits === 0 && st.name !== this.localDc) return;
+    if (!this.dirtyServices.size && !this.dirtyNodes.size && wasLive) return;
+    this.pendingSince ??= Date.now();
+    if (this.commits === 0) {
+      // The first catalog waits for the local datacenter, not for quiet.
+      if (this.localLive()) this.flush();
+      return;
+    }
+    this.window.touch();
+  }
+
+  private localLive(): boolean {
+    return this.dcs.get(this.localDc)?.live === true;
+  }
+
+  /** The catalog to deliver: live datacenters, the snapshot's data for those not read yet. */
+  private catalog(): Catalog {
+    const datacenters = new Map<string, DatacenterCatalog>();
+    for (const [dc, st] of this.dcs) {
+      if (st.live) datacenters.set(dc, st);
+      else if (st.snapshot) datacenters.set(dc, st.snapshot);
+    }
+    // A datacenter of the snapshot that is not followed any more keeps no data.
+    return { datacenter: this.localDc, datacenters };
+  }
+
+  private instances(): number {
+    let n = 0;
+    for (const st of this.dcs.values()) {
+      if (st.live) n += st.instanceCount;
+      else if (st.snapshot) for (const l of st.snapshot.services.values()) n += l.length;
+    }
+    return n;
+  }
+
   private flush(): void {
-    if (this.quietTimer) clearTimeout(this.quietTimer);
-    if (this.maxTimer) clearTimeout(this.maxTimer);
-    this.quietTimer = this.maxTimer = null;
-    if (this.closed || !this.onCatalog || !this.synced()) return;
-    if (!this.dirtyServices.size && !this.dirtyNodes.size && this.commits > 0) return;
+    if (this.closed || !this.onCatalog || !this.localLive()) return;
+    if (!this.dirtyServices.size && !this.dirtyNodes.size && !this.wholesale && this.commits > 0) return;
     if (this.guarded()) {
       this.startOpening();
       return;
     }
-    const split = (k: string) => k.split('\0') as [string, string];
-    const hint: ChangeHint = { services: [...this.dirtyServices].map(split), nodes: [...this.dirtyNodes].map(split), since: this.pendingSince ?? Date.now() };
+    const hint: ChangeHint | undefined = this.wholesale ? undefined
+      : { services: [...this.dirtyServices].map(split), nodes: [...this.dirtyNodes].map(split), since: this.pendingSince ?? Date.now() };
     this.pendingSince = null;
     this.dirtyServices.clear();
     this.dirtyNodes.clear();
+    this.wholesale = false;
     // The source's own maps, not copies (a copy per commit would cost what the catalog holds): a
     // commit compares the entries it is told about with what each unit was built from, and every
     // entry (a service's instance list, a node) is replaced, never changed in place.
-    const datacenters = new Map<string, DatacenterCatalog>();
-    for (const [dc, st] of this.dcs) datacenters.set(dc, st);
+    const catalog = this.catalog();
     const first = this.commits === 0;
     this.commits++;
     this.delivered = this.instances();
     this.history.push([Date.now(), this.delivered]);
-    const committed = this.onCatalog({ datacenter: this.localDc, datacenters }, first ? undefined : hint);
+    const committed = this.onCatalog(catalog, first ? undefined : hint);
     if (first) {
-      // Thousands of connections opened while the first zone is built would only delay it.
+      // Lanes opened while the first zone is built would only delay it.
       if (committed) void committed.then(() => this.startOpening(), () => this.startOpening());
       else this.startOpening();
-      this.log.info({ datacenters: [...this.dcs.keys()], services: [...this.dcs.values()].reduce((n, s) => n + s.services.size, 0) }, 'consul catalog read');
       this.firstSync?.();
       this.firstSync = null;
     }
   }
-
-  /** Instances in the catalog, kept as services come and go (not counted per commit). */
-  private instances(): number {
-    return this.instanceCount;
-  }
-  private instanceCount = 0;
 
   /**
    * The removal guard: an update that takes away more than `guard.share` of all instances (a token
@@ -403,9 +1040,8 @@ export class ConsulCatalogSource implements CatalogSource {
       return true;
     }
     if (t - this.heldSince < g.holdMs) {
-      // Asked again before the hold is over (another change, or the timer firing a little early:
-      // timers run on the loop's clock, not Date.now()): look again when it is over, or a removal
-      // that persists would wait for the next change in Consul to be applied.
+      // Asked again before the hold is over: look again when it is over, or a removal that
+      // persists would wait for the next change in Consul to be applied.
       this.guardRecheck(g.holdMs - (t - this.heldSince) + 1);
       return true;
     }
@@ -426,40 +1062,75 @@ export class ConsulCatalogSource implements CatalogSource {
   }
   private guardTimer: NodeJS.Timeout | null = null;
 
-  private contact(): void {
-    this.lastContact = Date.now();
-    if (this.reachable !== true) {
-      if (this.reachable === false) this.log.info({ address: this.client.address }, 'consul reachable again');
-      this.reachable = true;
+  // -------------------------------------------------------------------------------------------
+  // What health and metrics read
+
+  /** Each followed datacenter's state. */
+  datacenters(): Map<string, DatacenterState> {
+    const out = new Map<string, DatacenterState>();
+    for (const [dc, st] of this.dcs) {
+      let watched = 0;
+      for (const g of st.groups.values()) if (g.watch) watched++;
+      out.set(dc, {
+        status: st.status, lastFresh: st.lastFresh, live: st.live, services: st.groups.size, watched, swept: st.groups.size - watched,
+        lastError: st.failing.size ? st.failing.values().next().value! : null,
+      });
     }
+    return out;
   }
 
-  private failed(e: unknown): void {
-    const message = (e as Error).message ?? String(e);
-    if (this.log.isLevelEnabled('debug')) this.log.debug({ err: message }, 'consul request failed');
-    if (this.reachable !== false) {
-      this.log.warn({ err: message, code: (e as { code?: string }).code }, 'consul unavailable; serving the last good catalog');
-      this.reachable = false;
-    }
-    this.onFailure(message);
+  /** How a service is followed: its own blocking query, or detectors and sweeps (null: unknown). */
+  mode(dc: string, service: string): 'watched' | 'swept' | null {
+    const g = this.dcs.get(dc)?.groups.get(service.toLowerCase());
+    return g ? (g.watch ? 'watched' : 'swept') : null;
   }
 
-  /** Datacenter, parked watches and request figures (health, metrics, benches). */
-  stats(): { watches: number; requests: number; bytes: number; errors: number } {
-    let watches = this.listWatches.length;
-    for (const st of this.dcs.values()) watches += st.watches.size;
-    return { watches, requests: this.client.requests, bytes: this.client.bytesReceived, errors: this.client.errors };
+  /** The connection budget per Consul address. */
+  get budget(): number {
+    return this.client.maxConnections;
+  }
+
+  /** Something is not as it should be: a datacenter unreachable, stale or not read yet. */
+  get degraded(): boolean {
+    if (this.reachable === false) return true;
+    for (const st of this.dcs.values()) if (st.status !== 'ok') return true;
+    return false;
+  }
+
+  /** Watches, lanes and request figures (health, metrics, benches). */
+  stats(): { watches: number; lanes: number; laneLimit: number; requests: number; bytes: number; errors: number; rateLimited: number;
+    sweeps: number; sweepReads: number; targetedReads: number } {
+    let watches = 0;
+    for (const st of this.dcs.values()) {
+      watches += st.lists.length + (st.health?.length ?? 0) + st.gatewayWatches.size;
+      for (const g of st.groups.values()) if (g.watch) watches++;
+    }
+    return {
+      watches, lanes: this.client.laneCount, laneLimit: this.laneLimit, requests: this.client.requests, bytes: this.client.bytesReceived,
+      errors: this.client.errors, rateLimited: this.client.rateLimited, sweeps: this.sweeps, sweepReads: this.sweepReads, targetedReads: this.targetedReads,
+    };
   }
 
   async close(): Promise<void> {
     this.closed = true;
     if (this.probeTimer) clearInterval(this.probeTimer);
-    if (this.quietTimer) clearTimeout(this.quietTimer);
-    if (this.maxTimer) clearTimeout(this.maxTimer);
+    if (this.regrowTimer) clearInterval(this.regrowTimer);
+    if (this.rebalanceTimer) clearTimeout(this.rebalanceTimer);
     if (this.guardTimer) clearTimeout(this.guardTimer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.window.close();
     this.firstSync?.();
-    const all = [...this.listWatches, ...[...this.dcs.values()].flatMap((s) => [...s.watches.values()])];
-    await Promise.all(all.map((w) => w.stop()));
-    await this.client.destroy();
+    const all: Array<BlockingWatch<unknown>> = [];
+    for (const st of this.dcs.values()) {
+      all.push(...st.lists, ...(st.health ?? []), ...st.gatewayWatches.values());
+      for (const g of st.groups.values()) if (g.watch) all.push(g.watch);
+    }
+    await Promise.all([...all.map((w) => w.stop()), this.client.destroy()]);
   }
+}
+
+/** The same instances (validated objects compared field by field, cheaply). */
+function sameInstances(a: readonly ServiceInstance[], b: readonly ServiceInstance[]): boolean {
+  if (a.length !== b.length) return false;
+  return JSON.stringify(a) === JSON.stringify(b);
 }

@@ -14,7 +14,11 @@
 import { STOPPED, type ConsulClient, type ConsulLane, type ConsulResponse, type QueryOptions } from './consul-client.js';
 
 export interface WatchTiming {
-  /** Blocking wait sent to Consul (default 5 min). */
+  /**
+   * Blocking wait sent to Consul (default 50 s). Short enough that a Consul that accepts and never
+   * answers is noticed within a minute (the wait, Consul's jitter of up to wait/16, and the
+   * client's margin); cheap because the connections are few (a bounded budget, not one per service).
+   */
   readonly waitMs: number;
   /** Backoff after the first error, doubled per error up to `maxBackoffMs` (defaults 250 ms, 10 s). */
   readonly backoffMs: number;
@@ -28,7 +32,7 @@ export interface WatchTiming {
  * Defaults: consul-template's 250 ms first backoff, but at most 10 s (not 1 min): a DNS layer must
  * notice quickly that Consul is back; the jitter spreads the retries of many watches.
  */
-export const DEFAULT_TIMING: WatchTiming = { waitMs: 300_000, backoffMs: 250, maxBackoffMs: 10_000, burst: 2, ratePerSec: 2 };
+export const DEFAULT_TIMING: WatchTiming = { waitMs: 50_000, backoffMs: 250, maxBackoffMs: 10_000, burst: 2, ratePerSec: 2 };
 
 export interface WatchDeps {
   readonly now?: () => number;
@@ -44,6 +48,16 @@ export interface WatchDeps {
    * parsed again (ConsulResponse.same). For list endpoints, whose index moves with every change.
    */
   readonly reuseSameBody?: boolean;
+  /**
+   * The index to wait past from the start (a service read before, now given a watch of its own):
+   * the first request is then a blocking one. Default 0: read first.
+   */
+  readonly startIndex?: number;
+  /**
+   * Never block: read (non-blocking, over the shared pool) every `pollMs`. For a watch the
+   * connection budget has no lane for.
+   */
+  readonly pollMs?: number;
 }
 
 const realSleep = (ms: number, signal: AbortSignal) => new Promise<void>((resolve) => {
@@ -60,16 +74,22 @@ export class BlockingWatch<T> {
   private refilledAt: number;
   private failures = 0;
   private running: Promise<void> | null = null;
-  private readonly lane: ConsulLane;
+  /** The watch's connection, made at its first blocking query (a polling watch has none). */
+  private lane: ConsulLane | null = null;
   private beforeBlocking: ((signal: AbortSignal) => Promise<void>) | null;
   private readonly reuseSameBody: boolean;
   private previous: { raw: Buffer; body: unknown } | null = null;
   private readonly now: () => number;
   private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   private readonly random: () => number;
+  private readonly pollMs: number;
   /** Responses received, and those whose index went backwards. */
   responses = 0;
   resets = 0;
+  /** Failures since the last response (0: the watch is fine). */
+  get failing(): number {
+    return this.failures;
+  }
 
   constructor(
     private readonly client: ConsulClient,
@@ -85,7 +105,8 @@ export class BlockingWatch<T> {
     this.random = deps.random ?? Math.random;
     this.beforeBlocking = deps.beforeBlocking ?? null;
     this.reuseSameBody = deps.reuseSameBody ?? false;
-    this.lane = client.lane();
+    this.pollMs = deps.pollMs ?? 0;
+    this.index = deps.startIndex ?? 0;
     this.tokens = timing.burst;
     this.refilledAt = this.now();
   }
@@ -102,7 +123,7 @@ export class BlockingWatch<T> {
   /** Stops the loop, ends the request in flight and closes the watch's connection, now. */
   async stop(): Promise<void> {
     this.abort.abort(STOPPED);
-    await Promise.all([this.lane.destroy(), this.running]);
+    await Promise.all([this.lane?.destroy(), this.running]);
   }
 
   private async loop(): Promise<void> {
@@ -117,12 +138,14 @@ export class BlockingWatch<T> {
       await this.take(signal);
       if (signal.aborted) return;
       let r: ConsulResponse<T>;
+      const blocking = this.index > 0 && this.pollMs === 0;
       try {
         // A blocking query is ended by destroying the lane (stop): no abort listener per request,
         // and no error object per request when thousands stop at once.
         r = await this.client.get<T>(this.path, {
-          ...this.query, index: this.index, waitMs: this.timing.waitMs, lane: this.lane,
-          ...(this.index > 0 ? {} : { signal }), ...(this.previous ? { previous: this.previous } : {}),
+          ...this.query, index: blocking ? this.index : 0, waitMs: this.timing.waitMs, requireIndex: true,
+          ...(blocking ? { lane: this.lane ??= this.client.lane() } : {}),
+          ...(blocking ? {} : { signal }), ...(this.previous ? { previous: this.previous } : {}),
         });
       } catch (e) {
         if (signal.aborted) return;
@@ -144,11 +167,18 @@ export class BlockingWatch<T> {
         this.onData(r);
         continue;
       }
-      if (idx === this.index) continue; // a timeout or an idempotent write: nothing new
-      this.index = idx;
-      this.onData(r);
+      if (idx !== this.index) {
+        this.index = idx;
+        this.onData(r);
+      } else {
+        this.onSame?.(r); // a timeout or an idempotent write: nothing new (but Consul answered)
+      }
+      if (this.pollMs) await this.sleep(this.pollMs, signal);
     }
   }
+
+  /** Called for a response whose index did not move (contact, leader status). */
+  onSame: ((r: ConsulResponse<T>) => void) | null = null;
 
   /** Waits for a token of the bucket. */
   private async take(signal: AbortSignal): Promise<void> {

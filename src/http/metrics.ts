@@ -86,7 +86,7 @@ export class Metrics {
     const consul = isConsul(s.source) ? s.source : null;
     if (consul) {
       gauge('catalog_dns_consul_up', '1 while Consul answers, 0 while it does not', (m) => m.set(consul.reachable ? 1 : 0));
-      gauge('catalog_dns_consul_last_contact_seconds', 'seconds since Consul last answered', (m) => {
+      gauge('catalog_dns_consul_last_contact_seconds', 'seconds since Consul last gave a fresh answer about the local datacenter', (m) => {
         if (consul.lastContact !== null) m.set((Date.now() - consul.lastContact) / 1000);
       });
       gauge('catalog_dns_consul_watches', 'blocking queries kept open on Consul', (m) => m.set(consul.stats().watches));
@@ -97,6 +97,28 @@ export class Metrics {
       });
       counter('catalog_dns_consul_received_bytes_total', 'response bytes received from Consul', [], (m) => { const b = consul.stats().bytes; if (b) m.inc(b); });
       counter('catalog_dns_consul_held_back_total', 'updates held back by the removal guard', [], (m) => { if (consul.heldBack) m.inc(consul.heldBack); });
+      counter('catalog_dns_consul_rate_limited_total', 'Consul answers 429 (too many connections or requests from this address)', [], (m) => { const n = consul.stats().rateLimited; if (n) m.inc(n); });
+      gauge('catalog_dns_consul_connections_budget', 'connections to a Consul address: the budget (consul_max_connections), and lanes for blocking queries in use and allowed', (m) => {
+        const st = consul.stats();
+        m.set({ kind: 'budget' }, consul.budget);
+        m.set({ kind: 'lanes' }, st.lanes);
+        m.set({ kind: 'lane_limit' }, st.laneLimit);
+      }, ['kind']);
+      counter('catalog_dns_consul_reads_total', 'non-blocking service reads: targeted (a detector named the service) or sweeps (a registration change nobody could pin down)', ['kind'], (m) => {
+        const st = consul.stats();
+        if (st.targetedReads) m.inc({ kind: 'targeted' }, st.targetedReads);
+        if (st.sweepReads) m.inc({ kind: 'sweep' }, st.sweepReads);
+      });
+      counter('catalog_dns_consul_sweeps_total', 'sweeps of the services without a blocking query of their own', [], (m) => { const n = consul.stats().sweeps; if (n) m.inc(n); });
+      gauge('catalog_dns_consul_datacenter_up', 'per followed datacenter: 1 while its reads succeed, 0 while they fail', (m) => {
+        for (const [dc, d] of consul.datacenters()) m.set({ dc }, d.status === 'unreachable' ? 0 : 1);
+      }, ['dc']);
+      gauge('catalog_dns_consul_datacenter_fresh_seconds', 'per followed datacenter: seconds since its last fresh answer (from a server in touch with its leader)', (m) => {
+        for (const [dc, d] of consul.datacenters()) if (d.lastFresh !== null) m.set({ dc }, (Date.now() - d.lastFresh) / 1000);
+      }, ['dc']);
+      gauge('catalog_dns_consul_services', 'per followed datacenter: services with a blocking query of their own (watched) and followed by detectors and sweeps (swept)', (m) => {
+        for (const [dc, d] of consul.datacenters()) { m.set({ dc, mode: 'watched' }, d.watched); m.set({ dc, mode: 'swept' }, d.swept); }
+      }, ['dc', 'mode']);
     }
   }
 }

@@ -16,7 +16,13 @@ export interface HealthSources {
   readonly logger: Logger;
 }
 
-interface ConsulState { readonly reachable: boolean | null; readonly lastContact: number | null }
+interface ConsulState {
+  readonly reachable: boolean | null;
+  readonly lastContact: number | null;
+  readonly degraded: boolean;
+  datacenters(): ReadonlyMap<string, { readonly status: string; readonly lastFresh: number | null; readonly live: boolean; readonly services: number;
+    readonly watched: number; readonly swept: number; readonly lastError: string | null }>;
+}
 
 /** The health document: what an operator (or a container's HEALTHCHECK) needs at a glance. */
 export function health(s: HealthSources): { code: number; body: Record<string, unknown> } {
@@ -24,7 +30,9 @@ export function health(s: HealthSources): { code: number; body: Record<string, u
   const zone = store.current();
   const consul = s.source.name === 'consul' ? (s.source as unknown as ConsulState) : null;
   const now = Date.now();
-  const status = store.withheld ? 'withheld' : !zone ? 'starting' : consul && consul.reachable === false ? 'stale' : 'ok';
+  // Stale: Consul unreachable, a datacenter not read or not answering (its watches failing, not only
+  // the probe), or answering without a current leader; the last good zone answers.
+  const status = store.withheld ? 'withheld' : !zone ? 'starting' : consul && consul.degraded ? 'stale' : 'ok';
   return {
     code: status === 'ok' || status === 'stale' ? 200 : 503,
     body: {
@@ -34,7 +42,13 @@ export function health(s: HealthSources): { code: number; body: Record<string, u
       source: s.source.name,
       lastCommitSecondsAgo: store.lastSuccess === null ? null : (now - store.lastSuccess) / 1000,
       ...(consul ? {
-        consul: { reachable: consul.reachable, lastContactSecondsAgo: consul.lastContact === null ? null : (now - consul.lastContact) / 1000 },
+        consul: {
+          reachable: consul.reachable, lastContactSecondsAgo: consul.lastContact === null ? null : (now - consul.lastContact) / 1000,
+          datacenters: Object.fromEntries([...consul.datacenters()].map(([dc, d]) => [dc, {
+            status: d.status, live: d.live, lastFreshSecondsAgo: d.lastFresh === null ? null : (now - d.lastFresh) / 1000,
+            services: d.services, watched: d.watched, swept: d.swept, lastError: d.lastError,
+          }])),
+        },
       } : {}),
       lastError: store.lastError ? { message: store.lastError.message, secondsAgo: (now - store.lastError.at) / 1000 } : null,
     },
