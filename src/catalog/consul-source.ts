@@ -326,9 +326,11 @@ export class ConsulCatalogSource implements CatalogSource {
     return n;
   }
 
-  /** Whether a new list watch gets a lane (else it polls). */
+  /** Whether a new list watch gets a lane (else it polls): one is free within the limit. */
   private listMode(): { pollMs?: number } {
-    return this.listLanes() < this.laneLimit ? {} : { pollMs: POLL_MS };
+    let inUse = this.listLanes();
+    for (const st of this.dcs.values()) for (const g of st.groups.values()) if (g.watch) inUse++;
+    return inUse < this.laneLimit ? {} : { pollMs: POLL_MS };
   }
 
   private follow(dc: string): void {
@@ -806,42 +808,57 @@ export class ConsulCatalogSource implements CatalogSource {
   /**
    * Gives lanes to services: all of them while they fit next to the list watches; otherwise the
    * detectors start and the hottest services (most changes within the window; the watched ones win
-   * ties, so lanes do not move for nothing) get the lanes left.
+   * ties, so lanes do not move for nothing) get the lanes left. Lanes are given up first, and taken
+   * only once their connections are closed: the budget holds at every moment.
    */
   private rebalance(): void {
     if (this.closed || !this.opening) return;
+    if (this.rebalancing) { this.rebalanceAgain = true; return; }
+    this.rebalancing = true;
+    void this.rebalanceSteps().finally(() => {
+      this.rebalancing = false;
+      if (this.rebalanceAgain) { this.rebalanceAgain = false; this.scheduleRebalance(); }
+    });
+  }
+  private rebalancing = false;
+  private rebalanceAgain = false;
+
+  private async rebalanceSteps(): Promise<void> {
     const all: Array<[Dc, Group]> = [];
     for (const st of this.dcs.values()) for (const g of st.groups.values()) if (g.index > 0) all.push([st, g]);
-    const lists = [...this.dcs.values()].reduce((n, st) => n + st.lists.length, 0);
+    const lists = [...this.dcs.values()].reduce((n, st) => n + st.lists.length + st.gatewayWatches.size, 0);
     const fits = all.length + lists <= this.laneLimit;
-    for (const st of this.dcs.values()) {
-      if (fits) this.stopHealth(st);
-      else if (st.live) this.startHealth(st);
-    }
-    let room = Math.max(0, this.laneLimit - this.listLanes());
     let chosen: Set<Group>;
     if (fits) chosen = new Set(all.map(([, g]) => g));
     else {
+      const health = [...this.dcs.values()].reduce((n, st) => n + (st.live ? 2 : 0), 0);
+      const room = Math.max(0, this.laneLimit - lists - health);
       const t = Date.now() - this.hot.windowMs;
       const heat = (g: Group) => g.changes.filter((x) => x >= t).length;
       const ranked = all.map(([st, g]) => ({ g, h: heat(g), w: g.watch ? 1 : 0, local: st.name === this.localDc ? 1 : 0 }));
       ranked.sort((a, b) => b.h - a.h || b.w - a.w || b.local - a.local);
       chosen = new Set(ranked.slice(0, room).map((x) => x.g));
     }
-    // Demote first (lanes freed), then promote.
+    // First the lanes given up, their connections closed...
+    const stops: Array<Promise<void>> = [];
     for (const [st, g] of all) {
       if (g.watch && !chosen.has(g)) {
-        void g.watch.stop();
+        stops.push(g.watch.stop());
         g.watch = null;
         st.failing.delete(`service ${g.key}`);
         this.target(st, g.lower); // a change between its last wake and now is not lost
       }
     }
-    room = Math.max(0, this.laneLimit - this.listLanes());
+    if (fits) for (const st of this.dcs.values()) { const h = st.health; if (h) { this.stopHealth(st); stops.push(...h.map((w) => w.stop())); } }
+    await Promise.all(stops);
+    if (this.closed) return;
+    // ... then the lanes taken.
+    if (!fits) for (const st of this.dcs.values()) if (st.live) this.startHealth(st);
+    const room = Math.max(0, this.laneLimit - this.listLanes());
     let watched = 0;
-    for (const [, g] of all) if (g.watch) watched++;
+    for (const [st, g] of all) if (g.watch && st.groups.get(g.lower) === g) watched++;
     for (const [st, g] of all) {
-      if (g.watch || !chosen.has(g) || watched >= room) continue;
+      if (g.watch || !chosen.has(g) || watched >= room || st.groups.get(g.lower) !== g) continue;
       this.watch(st, g);
       watched++;
     }
