@@ -15,9 +15,10 @@ import { STOPPED, type ConsulClient, type ConsulLane, type ConsulResponse, type 
 
 export interface WatchTiming {
   /**
-   * Blocking wait sent to Consul (default 50 s). Short enough that a Consul that accepts and never
-   * answers is noticed within a minute (the wait, Consul's jitter of up to wait/16, and the
-   * client's margin); cheap because the connections are few (a bounded budget, not one per service).
+   * Blocking wait sent to Consul (default 45 s). Short enough that a Consul that accepts and never
+   * answers is noticed within a minute by the blocking queries too (the wait, Consul's jitter of up
+   * to wait/16, and the client's 10 s margin: 58 s); cheap because the connections are few (a
+   * bounded budget, not one per service).
    */
   readonly waitMs: number;
   /** Backoff after the first error, doubled per error up to `maxBackoffMs` (defaults 250 ms, 10 s). */
@@ -32,7 +33,7 @@ export interface WatchTiming {
  * Defaults: consul-template's 250 ms first backoff, but at most 10 s (not 1 min): a DNS layer must
  * notice quickly that Consul is back; the jitter spreads the retries of many watches.
  */
-export const DEFAULT_TIMING: WatchTiming = { waitMs: 50_000, backoffMs: 250, maxBackoffMs: 10_000, burst: 2, ratePerSec: 2 };
+export const DEFAULT_TIMING: WatchTiming = { waitMs: 45_000, backoffMs: 250, maxBackoffMs: 10_000, burst: 2, ratePerSec: 2 };
 
 export interface WatchDeps {
   readonly now?: () => number;

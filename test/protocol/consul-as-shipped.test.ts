@@ -317,6 +317,21 @@ describe('Consul\'s data shapes', () => {
     expect(await rcode(port, 'web-sidecar-proxy.virtual.consul')).toBe('NXDOMAIN');
   }, 30_000);
 
+  it('a terminating gateway linked to a service answers <service>.connect, following its links', async () => {
+    const consul = await fake(0);
+    consul.registerService({ Node: 'db-1', Address: '10.7.0.1' }, { ID: 'db-1', Service: 'db', Port: 5432 });
+    consul.registerService({ Node: 'gw-1', Address: '10.7.9.1' }, { ID: 'tgw-1', Service: 'tgw', Kind: 'terminating-gateway', Port: 8443 });
+    consul.linkGatewayService('tgw', 'db');
+    const { port, source } = await follow(consul, 100);
+    await eventually(() => addresses(port, 'db.connect.consul'), (a) => a.length === 1);
+    expect(await addresses(port, 'db.connect.consul')).toEqual(['10.7.9.1']);
+    consul.linkGatewayService('tgw', 'api');
+    await eventually(() => addresses(port, 'api.connect.consul'), (a) => a.length === 1);
+    consul.unlinkGatewayService('tgw', 'db');
+    await eventually(() => rcode(port, 'db.connect.consul'), (r) => r === 'NXDOMAIN');
+    expect(source.datacenters().get('dc1')!.status).toBe('ok');
+  }, 30_000);
+
   it('service names Consul accepts but DNS cannot ask for are not followed; a restart from the snapshot serves the same zone', async () => {
     const consul = await fake(2);
     for (const name of ['my.service', 'has space', 'x'.repeat(64)]) consul.registerService('n0', { ID: `odd-${name.length}`, Service: name, Port: 80 });
