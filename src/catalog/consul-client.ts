@@ -339,7 +339,9 @@ export class ConsulClient {
    * over HTTP/1.1, STREAMS_PER_CONNECTION per connection over HTTP/2.
    */
   get laneCapacity(): number {
-    return (this.maxConnections - this.readConnections) * (this.http2 ? STREAMS_PER_CONNECTION : 1);
+    // One connection of the budget stays free: the agent counts a connection closed only once it has
+    // read the close, so a lane given up just before another is taken could briefly count twice.
+    return Math.max(1, this.maxConnections - this.readConnections - 1) * (this.http2 ? STREAMS_PER_CONNECTION : 1);
   }
 
   /**
@@ -370,7 +372,9 @@ export class ConsulClient {
   share(origin: string): SharedConnection {
     let c = this.shared.find((x) => x.origin === origin && x.lanes < STREAMS_PER_CONNECTION);
     if (!c) {
-      c = { origin, lanes: 0, client: new (undici().Client)(origin, { ...this.laneOptions, allowH2: true, maxConcurrentStreams: STREAMS_PER_CONNECTION + 50 }) };
+      // undici runs at most `pipelining` requests at once on a Client, over HTTP/2 too: the lanes'
+      // `pipelining: 1` would queue their streams one behind the other on the shared connection.
+      c = { origin, lanes: 0, client: new (undici().Client)(origin, { ...this.laneOptions, allowH2: true, maxConcurrentStreams: STREAMS_PER_CONNECTION + 50, pipelining: STREAMS_PER_CONNECTION + 50 }) };
       this.shared.push(c);
     }
     c.lanes++;

@@ -122,6 +122,8 @@ interface Group {
   again: boolean;
   /** The last read failed (transport or validation). */
   failed: boolean;
+  /** When its last read started (a count of read starts). */
+  readStart: number;
 }
 
 interface Dc {
@@ -180,6 +182,8 @@ export class ConsulCatalogSource implements CatalogSource {
   private readonly probeMs: number;
   private probeTimer: NodeJS.Timeout | null = null;
   private inflight = 0;
+  /** Reads started so far (see Group.readStart). */
+  private readStarts = 0;
   /** Reads waiting for a place: targeted ones first, then sweeps (Sets: take the first, remove any, O(1)). */
   private readonly queues: [Set<[Dc, Group]>, Set<[Dc, Group]>] = [new Set(), new Set()];
   private readonly queuedEntry = new WeakMap<Group, [Dc, Group]>();
@@ -317,6 +321,13 @@ export class ConsulCatalogSource implements CatalogSource {
         await new Promise((r) => setTimeout(r, Math.min(this.timing.maxBackoffMs, this.timing.backoffMs * 2 ** Math.min(failures, 10)) * (0.5 + Math.random() / 2)));
       }
     }
+  }
+
+  /** Every service (read or not) fits next to the list watches. */
+  private fitsAll(): boolean {
+    let n = 0;
+    for (const st of this.dcs.values()) n += st.groups.size + st.lists.length + st.gatewayWatches.size;
+    return n <= this.laneLimit;
   }
 
   /** Lanes held by list and detector watches (they come first). */
@@ -487,7 +498,7 @@ export class ConsulCatalogSource implements CatalogSource {
       if (oldTags !== undefined && oldTags !== tags) this.target(st, lower);
       let g = st.groups.get(lower);
       if (!g) {
-        g = { lower, spellings: names, key: names[0]!, index: 0, watch: null, changes: [], queued: 0, reading: false, again: false, failed: false };
+        g = { lower, spellings: names, key: names[0]!, index: 0, watch: null, changes: [], queued: 0, reading: false, again: false, failed: false, readStart: 0 };
         st.groups.set(lower, g);
         groupsChanged = true;
         this.enqueue(st, g, first ? 1 : 0);
@@ -514,6 +525,9 @@ export class ConsulCatalogSource implements CatalogSource {
     }
     st.servicesRead = true;
     if (groupsChanged) this.scheduleRebalance();
+    // More services than lanes: the detectors start now, so that their first answers (the baseline)
+    // come before most first reads.
+    if (!this.fitsAll()) this.startHealth(st);
     if (moved && !first) this.sweep(st);
     this.changed(st);
   }
@@ -525,7 +539,7 @@ export class ConsulCatalogSource implements CatalogSource {
     st.groups.delete(g.lower);
     st.failing.delete(`service ${g.key}`);
     st.tags.delete(g.lower);
-    if (g.watch) { void g.watch.stop(); g.watch = null; }
+    if (g.watch) { this.stopping(g.watch.stop()); g.watch = null; }
     const entry = this.queuedEntry.get(g);
     if (entry) { this.queues[0].delete(entry); this.queues[1].delete(entry); this.retry.delete(entry); }
     g.queued = 0;
@@ -574,6 +588,7 @@ export class ConsulCatalogSource implements CatalogSource {
       if (g.watch) continue; // given a watch meanwhile
       this.inflight++;
       g.reading = true;
+      g.readStart = this.readStarts++;
       if (sweep) this.sweepReads++; else this.targetedReads++;
       void this.read(st, g).finally(() => {
         g.reading = false;
@@ -736,9 +751,14 @@ export class ConsulCatalogSource implements CatalogSource {
     const prev = st.checks.get(state);
     st.checks.set(state, next);
     if (!prev) {
-      // The first answers are the baseline; a check that changed between a service's last read
-      // and the baseline would be missed: once both are in, every swept service is read again.
-      if (st.checks.size === st.health?.length) this.sweep(st);
+      // The first answers are the baseline; a check that changed between a service's read and the
+      // baseline would be missed: once both are in, the swept services whose last read started
+      // before are read again (at the start, the detectors start with the first list of services,
+      // so that is only the reads of that moment).
+      if (st.checks.size === st.health?.length) {
+        const mark = this.readStarts;
+        for (const g of st.groups.values()) if (!g.watch && g.index > 0 && g.readStart < mark) this.enqueue(st, g, 1);
+      }
       return;
     }
     const touched = (key: string, value: string) => {
@@ -759,7 +779,7 @@ export class ConsulCatalogSource implements CatalogSource {
     const w = st.gatewayWatches.get(g.lower);
     if (is === (w !== undefined)) return;
     if (!is) {
-      void w!.stop();
+      this.stopping(w!.stop());
       st.gatewayWatches.delete(g.lower);
       st.failing.delete(`gateway ${g.lower}`);
       if (st.gatewayServices.delete(g.key)) this.dirtyServices.add(`${st.name}\0${g.key}`);
@@ -822,6 +842,12 @@ export class ConsulCatalogSource implements CatalogSource {
   }
   private rebalancing = false;
   private rebalanceAgain = false;
+  /** Watches being stopped outside a rebalance: their connections are closed before lanes are taken. */
+  private readonly closing = new Set<Promise<void>>();
+  private stopping(p: Promise<void>): void {
+    this.closing.add(p);
+    void p.finally(() => this.closing.delete(p));
+  }
 
   private async rebalanceSteps(): Promise<void> {
     const all: Array<[Dc, Group]> = [];
@@ -850,7 +876,7 @@ export class ConsulCatalogSource implements CatalogSource {
       }
     }
     if (fits) for (const st of this.dcs.values()) { const h = st.health; if (h) { this.stopHealth(st); stops.push(...h.map((w) => w.stop())); } }
-    await Promise.all(stops);
+    await Promise.all([...stops, ...this.closing]);
     if (this.closed) return;
     // ... then the lanes taken.
     if (!fits) for (const st of this.dcs.values()) if (st.live) this.startHealth(st);
