@@ -84,6 +84,8 @@ export interface ConsulSourceOptions {
 const GUARD_MIN_INSTANCES = 10;
 /** After a 429, the lanes grow back by a tenth of the budget each time this long passes without one. */
 const REGROW_MS = 60_000;
+/** Sweeps of a datacenter start at most this often (a stream of registrations: one sweep covers many). */
+const SWEEP_GAP_MS = 1000;
 /** List watches the budget has no lane for poll this often (their token bucket allows 2/s). */
 const POLL_MS = 1000;
 
@@ -150,7 +152,7 @@ interface Dc {
   /** Every service read once: from now on its data is Consul's, not the snapshot's. */
   live: boolean;
   instanceCount: number;
-  sweep: { running: number; again: boolean; count: number };
+  sweep: { running: number; again: boolean; count: number; lastStart: number; timer: NodeJS.Timeout | null };
   lastFresh: number | null;
   fresh: boolean | null;
   /** Failures not yet followed by a success, by what failed (a watch's path, 'probe', 'reads'). */
@@ -350,7 +352,7 @@ export class ConsulCatalogSource implements CatalogSource {
     const st: Dc = {
       name: dc, nodes: new Map(), services: new Map(), groups: new Map(), nodeGroups: new Map(), snapshot,
       lists: [], health: null, checks: new Map(), tags: new Map(), gatewayServices: new Map(), gatewayWatches: new Map(), nodesRead: false, servicesRead: false, servicesIndex: 0, live: false, instanceCount: 0,
-      sweep: { running: 0, again: false, count: 0 }, lastFresh: null, fresh: null, failing: new Map(), status: 'starting',
+      sweep: { running: 0, again: false, count: 0, lastStart: 0, timer: null }, lastFresh: null, fresh: null, failing: new Map(), status: 'starting',
     };
     this.dcs.set(dc, st);
     const q = { dc, stale: true };
@@ -687,7 +689,16 @@ export class ConsulCatalogSource implements CatalogSource {
 
   private sweep(st: Dc): void {
     if (!st.live || this.closed) return;
-    if (st.sweep.running) { st.sweep.again = true; return; }
+    if (st.sweep.running || st.sweep.timer) { st.sweep.again = true; return; }
+    // At most one sweep start a second: under a stream of registrations a sweep covers them all.
+    const wait = st.sweep.lastStart + SWEEP_GAP_MS - Date.now();
+    if (wait > 0) {
+      st.sweep.timer = setTimeout(() => { st.sweep.timer = null; this.sweep(st); }, wait);
+      st.sweep.timer.unref();
+      return;
+    }
+    st.sweep.lastStart = Date.now();
+    st.sweep.again = false;
     let n = 0;
     for (const g of st.groups.values()) {
       if (g.watch) continue;
@@ -1165,6 +1176,7 @@ export class ConsulCatalogSource implements CatalogSource {
     this.firstSync?.();
     const all: Array<BlockingWatch<unknown>> = [];
     for (const st of this.dcs.values()) {
+      if (st.sweep.timer) clearTimeout(st.sweep.timer);
       all.push(...st.lists, ...(st.health ?? []), ...st.gatewayWatches.values());
       for (const g of st.groups.values()) if (g.watch) all.push(g.watch);
     }
