@@ -1,10 +1,11 @@
-// The test Consul over real HTTP (undici on 127.0.0.1) and raw TCP/TLS sockets: response shapes,
-// blocking queries and their index rules, the per-client connection limit, ACL rights, case-insensitive
-// names, virtual IPs and gateways, stored weights, leader contact, unreachable datacenters, faults
-// (hostile bodies included), lifecycle, and that a write re-examines only the parked queries it can
-// change (counted, not timed).
+// The test Consul over real HTTP (undici on 127.0.0.1; node:http2 for HTTP/2) and raw TCP/TLS sockets:
+// response shapes, blocking queries and their index rules, the per-client connection limit, ACL rights,
+// case-insensitive names, virtual IPs and gateways, stored weights, leader contact, unreachable
+// datacenters, faults (hostile bodies included), lifecycle, HTTP/2 (streams, not connections), and that
+// a write re-examines only the parked queries it can change (counted, not timed).
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect as h2connect, constants as h2c, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
 import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ import { gunzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, request, type Dispatcher } from 'undici';
 import { parseCatalog } from '../../src/catalog/catalog.js';
-import { FakeConsul, parseGoDuration, startFakeConsul, type CatalogDocument } from './fake-consul.js';
+import { FakeConsul, parseGoDuration, startFakeConsul, type CatalogDocument, type FakeConsulOptions } from './fake-consul.js';
 
 const DEMO_TEXT = readFileSync(new URL('../../fixtures/demo-catalog.json', import.meta.url), 'utf8');
 const demo = (): CatalogDocument => JSON.parse(DEMO_TEXT) as CatalogDocument;
@@ -830,6 +831,280 @@ describe('fake consul: connections per client (go-connlimit)', () => {
         await consul.close();
       }
     });
+
+    it('reset and truncate faults over HTTPS: the TCP connection under the TLS one is destroyed', async () => {
+      const consul = await startFakeConsul({ tls, catalog: demo() });
+      const agent = new Agent({ connect: { ca: tls.cert } });
+      try {
+        consul.addFault({ kind: 'reset' }, { times: 1 });
+        await expect(request(`${consul.url}/v1/catalog/services`, { dispatcher: agent })).rejects.toMatchObject({
+          code: expect.stringMatching(/^(ECONNRESET|UND_ERR_SOCKET)$/),
+        });
+        expect(consul.counters.resets).toBe(1);
+        consul.addFault({ kind: 'truncate' }, { times: 1 });
+        const r = await request(`${consul.url}/v1/health/service/web`, { dispatcher: agent });
+        expect(r.statusCode).toBe(200);
+        await expect(r.body.text()).rejects.toThrow();
+        expect((await request(`${consul.url}/v1/catalog/services`, { dispatcher: agent })).statusCode).toBe(200);
+      } finally {
+        await agent.destroy();
+        await consul.close();
+      }
+    });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// HTTP/2 (Consul's HTTPS listener as it ships)
+
+interface H2Reply { status: number; headers: IncomingHttpHeaders; body: Buffer; text: string; json(): any }
+
+/** An HTTP/2 connection (node:http2, trusting `ca`), once the server's SETTINGS are in. */
+function h2open(url: string, ca: Buffer): Promise<ClientHttp2Session> {
+  return new Promise((resolve, reject) => {
+    const s = h2connect(url, { ca });
+    s.once('remoteSettings', () => { s.off('error', reject); s.on('error', () => {}); resolve(s); });
+    s.once('error', reject);
+  });
+}
+
+/** One GET on its own stream; rejects (with the status if one came, and the RST_STREAM code) when the
+ *  stream or the connection ends before the body does. */
+function h2get(s: ClientHttp2Session, path: string, headers: Record<string, string> = {}): Promise<H2Reply> {
+  return new Promise((resolve, reject) => {
+    const req = s.request({ ':path': path, ...headers });
+    const chunks: Buffer[] = [];
+    let status = 0;
+    let got: IncomingHttpHeaders = {};
+    let ended = false;
+    req.on('response', (h) => { status = Number(h[':status']); got = h; });
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      // A stream the connection's end took with it ends too, without a response or complete.
+      if (status === 0 || req.aborted || (req.rstCode !== undefined && req.rstCode !== h2c.NGHTTP2_NO_ERROR)) return;
+      ended = true;
+      const body = Buffer.concat(chunks);
+      const text = body.toString();
+      resolve({ status, headers: got, body, text, json: () => JSON.parse(text) });
+    });
+    req.on('error', (e) => reject(Object.assign(e, { status, rstCode: req.rstCode })));
+    req.on('close', () => { if (!ended) reject(Object.assign(new Error(`stream closed (${req.rstCode})`), { status, rstCode: req.rstCode })); });
+    req.end();
+  });
+}
+
+const h2idx = (r: H2Reply): number => Number(r.headers['x-consul-index']);
+
+describe('fake consul: HTTP/2 (option http2)', () => {
+  let dir: string;
+  let tls: { key: Buffer; cert: Buffer };
+  const sessions: ClientHttp2Session[] = [];
+  const sockets: Array<{ destroy(): void }> = [];
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'fake-consul-h2-'));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'key.pem',
+      '-out', 'cert.pem', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { cwd: dir, stdio: 'pipe' });
+    tls = { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) };
+  });
+  afterEach(() => {
+    for (const s of sessions.splice(0)) s.destroy();
+    for (const s of sockets.splice(0)) s.destroy();
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const open = async (consul: FakeConsul): Promise<ClientHttp2Session> => {
+    const s = await h2open(consul.url, tls.cert);
+    sessions.push(s);
+    return s;
+  };
+  /** A TLS connection offering `alpn`, once the handshake is done. */
+  const tlsOpen = (port: number, alpn: string[]) => new Promise<ReturnType<typeof tlsConnect>>((resolve, reject) => {
+    const s = tlsConnect({ host: '127.0.0.1', port, ca: tls.cert, ALPNProtocols: alpn }, () => resolve(s));
+    sockets.push(s);
+    s.once('error', reject);
+  });
+  /** The test Consul over HTTPS with h2, `n` services of one instance (node n<i>, check service:s<i>). */
+  const h2fake = async (n: number, opts: Partial<FakeConsulOptions> = {}): Promise<FakeConsul> => {
+    const consul = await startFakeConsul({ jitter: false, tls, http2: true, ...opts });
+    for (let i = 0; i < n; i++) {
+      consul.registerService({ Node: `n${i}`, Address: `10.2.${i >> 8}.${i & 255}` }, { ID: `s${i}`, Service: `s${i}`, Port: 80 },
+        { checks: [{ CheckID: `service:s${i}`, Status: 'passing' }] });
+    }
+    return consul;
+  };
+
+  it('offers h2 by ALPN and still serves HTTP/1.1; only with tls', async () => {
+    expect(() => new FakeConsul({ http2: true })).toThrow(expect.objectContaining({ code: 'FAKE_CONSUL_INVALID' }));
+    const consul = await h2fake(1);
+    try {
+      expect((await tlsOpen(consul.port, ['h2', 'http/1.1'])).alpnProtocol).toBe('h2');
+      expect((await tlsOpen(consul.port, ['http/1.1', 'h2'])).alpnProtocol).toBe('h2'); // the server's preference, as Go's
+      expect((await tlsOpen(consul.port, ['http/1.1'])).alpnProtocol).toBe('http/1.1');
+      const s = await open(consul);
+      expect(s.remoteSettings.maxConcurrentStreams).toBe(250);
+      const r = await h2get(s, '/v1/health/service/s0');
+      expect(r.status).toBe(200);
+      expect(r.headers['x-consul-knownleader']).toBe('true');
+      expect(r.headers['x-consul-default-acl-policy']).toBe('allow');
+      expect(r.json()[0].Service.ID).toBe('s0');
+      expect(consul.counters).toMatchObject({ streams: 0, streamsTotal: 1 });
+    } finally {
+      await consul.close();
+    }
+  });
+
+  it('300 blocking queries on one connection: one connection for the per-client limit, 250 streams at a time, a write wakes the right one', async () => {
+    const consul = await h2fake(300, { maxConnsPerClient: 200 });
+    try {
+      const s = await open(consul);
+      const index = h2idx(await h2get(s, '/v1/catalog/services'));
+      let answered = 0;
+      const replies = Array.from({ length: 300 }, (_, i) => {
+        const p = h2get(s, `/v1/health/service/s${i}?index=${index}&wait=10m`);
+        p.then(() => { answered++; }, () => {});
+        return p;
+      });
+      // 250 park (the SETTINGS_MAX_CONCURRENT_STREAMS the server announced, Go's default); the other
+      // 50 wait in the client. All on one TCP connection, which is all the per-client limit counts.
+      await consul.until((c) => c.parked === 250 && c.streams === 250);
+      expect(consul.counters).toMatchObject({ connections: 1, connectionsTotal: 1, connLimited: 0, streamsTotal: 251 });
+
+      // A check of s7 changes: s7's query (and only it) is answered, with the new index and status;
+      // a waiting stream takes its place.
+      const wakeups = consul.counters.wakeups;
+      const written = consul.setCheck('n7', 'service:s7', 'critical');
+      const r7 = await replies[7]!;
+      expect(r7.status).toBe(200);
+      expect(h2idx(r7)).toBe(written);
+      expect(r7.json()[0].Checks[0].Status).toBe('critical');
+      expect(consul.counters.wakeups).toBe(wakeups + 1);
+      await consul.until((c) => c.parked === 250 && c.streamsTotal === 252);
+      expect(answered).toBe(1);
+
+      // 49 more answered in one write each: the last waiting queries get in and park. Every one of
+      // the 300 has been parked on that one connection.
+      for (let i = 200; i < 249; i++) consul.setCheck(`n${i}`, `service:s${i}`, 'warning');
+      await consul.until((c) => c.parked === 250 && c.streamsTotal === 301);
+      await Promise.all(replies.slice(200, 249));
+      expect(answered).toBe(50);
+      expect(consul.counters).toMatchObject({ connections: 1, connectionsTotal: 1, connLimited: 0, streams: 250 });
+
+      // HTTP/1.1 on the same port, next to it: a blocking query of its own (its own connection).
+      const agent = new Agent({ connect: { ca: tls.cert } });
+      agents.push(agent);
+      const services = await get(consul, '/v1/catalog/services', { agent });
+      expect(services.status).toBe(200);
+      const watch = get(consul, `/v1/catalog/services?index=${idx(services)}&wait=10m`, { agent });
+      await consul.until((c) => c.parked === 251 && c.connections === 2);
+      const added = consul.registerService({ Node: 'fresh-node', Address: '10.9.9.9' }, { ID: 'fresh', Service: 'fresh' });
+      expect(idx(await watch)).toBe(added);
+      expect(consul.counters.parked).toBe(250);
+      expect(consul.counters.streams).toBe(250);
+      expect(answered).toBe(50);
+
+      // close() ends every stream and connection at once.
+      await consul.close();
+      const settled = await Promise.allSettled(replies);
+      expect(settled.filter((x) => x.status === 'rejected')).toHaveLength(250);
+      expect(consul.counters).toMatchObject({ parked: 0, streams: 0, connections: 0 });
+    } finally {
+      await consul.close();
+    }
+  }, 60_000);
+
+  it('over the per-client limit: go-connlimit\'s HTTP/1.1 429 after a handshake that chose h2, a protocol error to an h2 client', async () => {
+    const consul = await h2fake(1, { maxConnsPerClient: 1 });
+    try {
+      const first = await open(consul);
+      await consul.until((c) => c.connections === 1);
+      const raw = await tlsOpen(consul.port, ['h2', 'http/1.1']);
+      expect(raw.alpnProtocol).toBe('h2');
+      expect((await readToClose(raw)).toString()).toBe(GO_CONNLIMIT_429);
+      // node:http2 reads those bytes where the server's SETTINGS should be: no status, an error.
+      const second = h2connect(consul.url, { ca: tls.cert });
+      sessions.push(second);
+      second.on('error', () => {});
+      await expect(h2get(second, '/v1/catalog/services')).rejects.toMatchObject({ status: 0 });
+      expect(consul.counters).toMatchObject({ connLimited: 2, connections: 1 });
+      expect((await h2get(first, '/v1/catalog/services')).status).toBe(200);
+    } finally {
+      await consul.close();
+    }
+  });
+
+  it('faults act on the stream (truncate, hang, 429) or the TCP connection (reset); ACL tokens and gzip as over HTTP/1.1', async () => {
+    const consul = await h2fake(40, { acl: { tokens: { reader: 'read' } } });
+    try {
+      let s = await open(consul);
+      const index = h2idx(await h2get(s, '/v1/health/service/s1', { 'x-consul-token': 'reader' }));
+      const parked = h2get(s, `/v1/health/service/s1?index=${index}&wait=10m`, { 'x-consul-token': 'reader' });
+      parked.catch(() => {});
+      await consul.until((c) => c.parked === 1);
+
+      // truncate: the headers, half the body, then RST_STREAM INTERNAL_ERROR; the connection stays.
+      consul.addFault({ kind: 'truncate' }, { path: '/v1/catalog/nodes', times: 1 });
+      await expect(h2get(s, '/v1/catalog/nodes', { 'x-consul-token': 'reader' })).rejects.toMatchObject({ status: 200, rstCode: h2c.NGHTTP2_INTERNAL_ERROR });
+      // hang: held until the fault is cleared; 429 on the stream.
+      const hang = consul.addFault({ kind: 'hang' }, { path: '/v1/catalog/nodes' });
+      const held = h2get(s, '/v1/catalog/nodes', { 'x-consul-token': 'reader' });
+      await consul.until((c) => c.hung === 1);
+      consul.clearFault(hang);
+      expect((await held).status).toBe(200);
+      consul.addFault({ kind: 'rate-limit' }, { times: 1 });
+      expect((await h2get(s, '/v1/catalog/services')).status).toBe(429);
+      expect(consul.counters).toMatchObject({ parked: 1, connections: 1 });
+
+      // ACLs: the token in a header (lower-cased over h2), none, an unknown one.
+      expect(Object.keys((await h2get(s, '/v1/catalog/services', { 'x-consul-token': 'reader' })).json())).toHaveLength(40);
+      expect((await h2get(s, '/v1/catalog/services')).json()).toEqual({});
+      expect((await h2get(s, '/v1/catalog/services', { 'x-consul-token': 'nope' })).status).toBe(403);
+      // gzip for a body of 1400 bytes or more.
+      const zipped = await h2get(s, '/v1/catalog/nodes', { 'x-consul-token': 'reader', 'accept-encoding': 'gzip' });
+      expect(zipped.headers['content-encoding']).toBe('gzip');
+      expect(JSON.parse(gunzipSync(zipped.body).toString())).toHaveLength(40);
+
+      // reset: the TCP connection is destroyed, with every stream on it (the parked one too).
+      consul.addFault({ kind: 'reset' }, { path: '/v1/catalog/nodes', times: 1 });
+      await expect(h2get(s, '/v1/catalog/nodes')).rejects.toMatchObject({ status: 0 });
+      await expect(parked).rejects.toMatchObject({ status: 0 });
+      await consul.until((c) => c.parked === 0 && c.connections === 0 && c.streams === 0);
+      expect(consul.counters.resets).toBe(2);
+
+      // stop(): connection refused, every stream ended; start(): served again on the same port.
+      s = await open(consul);
+      const parked2 = h2get(s, `/v1/health/service/s1?index=${index}&wait=10m`);
+      parked2.catch(() => {});
+      await consul.until((c) => c.parked === 1);
+      await consul.stop();
+      expect(consul.counters).toMatchObject({ parked: 0, streams: 0, connections: 0 });
+      await expect(parked2).rejects.toThrow();
+      await expect(h2open(consul.url, tls.cert)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+      await consul.start();
+      expect((await h2get(await open(consul), '/v1/health/service/s1')).status).toBe(200);
+    } finally {
+      await consul.close();
+    }
+  });
+
+  it('the handshake deadline ends once the client preface is in, as setupHTTPS\'s does over h2', async () => {
+    const consul = await h2fake(1, { httpsHandshakeTimeoutMs: 200 });
+    try {
+      // h2 negotiated, no preface: closed at the deadline, having received only the server's SETTINGS
+      // (which Go's server, like node's, sends before reading the preface).
+      const idle = await tlsOpen(consul.port, ['h2']);
+      const got = await readToClose(idle);
+      expect(got[3]).toBe(0x4); // frame type SETTINGS
+      expect(got.length).toBe(9 + got.readUIntBE(0, 3));
+      await consul.until((c) => c.connections === 0);
+      // A session that sent its preface and no request yet: its blocking query waits past the deadline
+      // and is answered (at the end of its wait) on the same connection.
+      const s = await open(consul);
+      const index = h2idx(await h2get(s, '/v1/health/service/s0'));
+      const r = await h2get(s, `/v1/health/service/s0?index=${index}&wait=1s`);
+      expect(r.status).toBe(200);
+      expect(consul.counters).toMatchObject({ timeouts: 1, connections: 1, connectionsTotal: 2 });
+    } finally {
+      await consul.close();
+    }
   });
 });
 

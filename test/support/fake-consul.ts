@@ -22,6 +22,21 @@
 //   server (Consul's http.Server has no IdleTimeout); an HTTPS connection must send its first request
 //   within `httpsHandshakeTimeoutMs` (limits.https_handshake_timeout, 5s: setupHTTPS sets a read
 //   deadline at StateNew and clears it at StateActive).
+// - HTTP/2 (option `http2`, with `tls`; agent.go setupHTTPS calls http2.ConfigureServer, tlsutil's
+//   IncomingHTTPSConfig offers ALPN ["h2", "http/1.1"], x/net/http2 allows 250 concurrent streams): h2
+//   for a client that asks for it, HTTP/1.1 for one that does not, on the same port. Everything above
+//   and below holds per request (stream) as over HTTP/1.1. Connections are TCP connections: the per-client
+//   limit counts them, not streams (go-connlimit sees net.Conns in the ConnState hook, and net/http
+//   reports StateNew/StateClosed for h2 connections too), so 300 blocking queries on one connection are
+//   one connection; a 251st concurrent stream waits in the client (the server announced 250). Over the
+//   limit, go-connlimit writes its raw HTTP/1.1 429 into the tls.Conn from the StateNew hook: the Write
+//   runs the TLS handshake first, ALPN included, so a client that asked for h2 has h2 negotiated and then
+//   reads "HTTP/1.1 429 ..." where the server preface should be, a protocol error (it never sees a 429
+//   status); so does the client here. The handshake deadline (https_handshake_timeout) ends once the
+//   client preface is read (x/net/http2 calls the hook with StateActive then; here on the client's first
+//   SETTINGS). `counters.streams`/`streamsTotal` count h2 streams. Faults: 'reset' destroys the TCP
+//   connection with every stream on it; 'truncate' resets only its stream (RST_STREAM INTERNAL_ERROR after
+//   half the body); 'hang', 'trickle' and the others act on the one stream. No idle timeout over h2.
 // - Request parsing (agent/http.go): the token comes from ?token, else X-Consul-Token, else
 //   "Authorization: Bearer <t>" (parseTokenInternal / parseTokenFromHeaders: scheme compared
 //   lower-cased, the first word after it). parseConsistency: ?stale, ?consistent, ?leader, ?cached,
@@ -105,17 +120,18 @@
 //   JSON, a truncated body, a delay, a huge but valid body, a body trickled one byte at a time that
 //   never ends, a deeply nested body, a missing or broken X-Consul-Index; stop()/start() for
 //   connection refused on the same port with the state kept. close() ends everything by destroying
-//   the sockets.
+//   the HTTP/2 sessions and the sockets.
 // - Observability: `counters` (plain numbers: requests per endpoint, responses per status, open, total
 //   and peak connections, connections refused by the per-client limit, parked, hung and trickling
-//   requests, wakeups), bytesSent(), and until() to wait for a state.
+//   requests, wakeups, open and total HTTP/2 streams), bytesSent(), and until() to wait for a state.
 //
 // Not modelled: writes over HTTP, KV, sessions, prepared queries, ?filter (answered 400 so a caller that
 // relies on it fails loudly), ?near, ?cached (accepted, answered uncached), the streaming backend,
 // namespaces and partitions (fields pass through untouched), local tokens across datacenters.
 import { createHash } from 'node:crypto';
-import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { constants as h2, createSecureServer, Http2ServerResponse, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { gzipSync } from 'node:zlib';
@@ -286,12 +302,22 @@ export interface FakeConsulOptions {
   jitter?: boolean;
   /** Serve HTTPS with this key and certificate (PEM), asking for a client certificate signed by `ca` when given. */
   tls?: { key: string | Buffer; cert: string | Buffer; ca?: string | Buffer };
+  /**
+   * With `tls` only: serve HTTP/2 as well (ALPN offers h2, then http/1.1; a client that does not ask
+   * for h2 gets HTTP/1.1 as before), with 250 concurrent streams per connection. Consul's HTTPS
+   * listener speaks h2 (agent.go setupHTTPS: http2.ConfigureServer with golang.org/x/net/http2's
+   * defaults, MaxConcurrentStreams 250; tlsutil IncomingHTTPSConfig: NextProtos ["h2", "http/1.1"]), so
+   * a test that wants Consul's HTTPS as it ships sets this. Default false: HTTPS with HTTP/1.1 only
+   * (an agent behind a proxy that does not speak h2). See "HTTP/2" in the header for what changes.
+   */
+  http2?: boolean;
   /** limits.http_max_conns_per_client: concurrent connections per client IP. Default 200; 0 = unlimited. */
   maxConnsPerClient?: number;
   /** limits.https_handshake_timeout: an HTTPS connection without a request by then is closed.
    *  Default 5000; 0 = never. */
   httpsHandshakeTimeoutMs?: number;
-  /** Close idle keep-alive connections after this many ms. Default 0: never, as Consul. */
+  /** Close idle keep-alive connections after this many ms (HTTP/1.1 connections only; an HTTP/2
+   *  connection is never closed for being idle). Default 0: never, as Consul. */
   idleTimeoutMs?: number;
   /** Assign virtual IPs (TaggedAddresses["consul-virtual"]) to Connect instances as Consul does. Default true. */
   virtualIps?: boolean;
@@ -330,8 +356,12 @@ export interface FakeConsulCounters {
   wakeups: number;
   /** Blocking queries answered because their wait ran out. */
   timeouts: number;
-  /** Connections destroyed by 'reset' and 'truncate' faults. */
+  /** Connections destroyed by 'reset' and 'truncate' faults (over HTTP/2, 'truncate' resets its stream only). */
   resets: number;
+  /** HTTP/2 streams currently open (requests over HTTP/1.1 are not counted); at most 250 per connection. */
+  streams: number;
+  /** HTTP/2 streams opened so far. */
+  streamsTotal: number;
 }
 
 export type FakeConsulErrorCode = 'FAKE_CONSUL_NOT_FOUND' | 'FAKE_CONSUL_INVALID' | 'FAKE_CONSUL_STATE' | 'FAKE_CONSUL_TIMEOUT';
@@ -463,6 +493,16 @@ const JSON_TYPE = 'application/json';
 const TEXT_TYPE = 'text/plain; charset=utf-8';
 const SPACE = Buffer.from(' ');
 const ALLOW = 'OPTIONS,GET';
+/** golang.org/x/net/http2 defaultMaxStreams: the SETTINGS_MAX_CONCURRENT_STREAMS Consul's HTTPS listener sends. */
+const H2_MAX_STREAMS = 250;
+
+/** node's Http2ServerResponse has no `destroyed` (ServerResponse has, and the handler checks it before
+ *  every write): here it is its stream's (true once the stream is closed or reset). */
+class H2Response extends Http2ServerResponse {}
+Object.defineProperty(H2Response.prototype, 'destroyed', {
+  configurable: true,
+  get(this: Http2ServerResponse): boolean { return this.stream?.destroyed ?? true; },
+});
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -751,11 +791,16 @@ export class FakeConsul {
 
   private readonly dcs = new Map<string, DcState>();
   private readonly listener: NetServer;
-  private readonly http: Server | HttpsServer;
+  /** node:http, node:https, or (option http2) node:http2's secure server with HTTP/1.1 allowed. */
+  private readonly http: NetServer;
   /** For HTTPS: completes the TLS handshake of connections over the limit, then writes the 429. */
   private readonly rejectTls: TlsServer | undefined;
   private readonly rawSockets = new Set<Socket>();
+  /** The TCP connections counted, by "<address>:<port>" (a TLS or HTTP/2 request's socket is no TCP handle). */
+  private readonly rawByKey = new Map<string, Socket>();
   private readonly tlsSockets = new Set<TLSSocket>();
+  private readonly sessions = new Set<ServerHttp2Session>();
+  private readonly openStreams = new Set<ServerHttp2Stream>();
   private readonly perClient = new Map<string, number>();
   /** HTTPS connections that have not sent a request yet, by "<address>:<port>". */
   private readonly handshakeTimers = new Map<string, NodeJS.Timeout>();
@@ -776,6 +821,7 @@ export class FakeConsul {
   private flushScheduled = false;
   private epoch = 0;
   private readonly tls: boolean;
+  private readonly http2: boolean;
   private readonly jitter: boolean;
   private readonly nodeName: string;
   private readonly dnsDomain: string;
@@ -809,7 +855,7 @@ export class FakeConsul {
     for (const e of ENDPOINTS) requests[e] = 0;
     this.counters = {
       requests, responses: {}, connections: 0, connectionsTotal: 0, connectionsPeak: 0, connLimited: 0,
-      parked: 0, hung: 0, trickling: 0, wakeups: 0, timeouts: 0, resets: 0,
+      parked: 0, hung: 0, trickling: 0, wakeups: 0, timeouts: 0, resets: 0, streams: 0, streamsTotal: 0,
     };
     this.views = this.makeViews();
     this.dcOrCreate(this.datacenter);
@@ -818,19 +864,36 @@ export class FakeConsul {
 
     const handler = (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res);
     this.tls = !!opts.tls;
+    this.http2 = opts.http2 ?? false;
+    if (this.http2 && !opts.tls) throw new FakeConsulError('FAKE_CONSUL_INVALID', 'http2: only with tls (Consul speaks HTTP/2 on its HTTPS listener only)');
     const tlsOpts = opts.tls
       ? { key: opts.tls.key, cert: opts.tls.cert, ...(opts.tls.ca ? { ca: opts.tls.ca, requestCert: true, rejectUnauthorized: true } : {}) }
       : undefined;
-    this.http = tlsOpts ? createHttpsServer(tlsOpts, handler) : createServer(handler);
+    if (tlsOpts && this.http2) {
+      // HTTP/2 requests come through node's compatibility API (Http2ServerRequest/Response), used here
+      // through the part of IncomingMessage/ServerResponse the handler needs (H2Response adds `destroyed`).
+      const server = createSecureServer({
+        ...tlsOpts, allowHTTP1: true, settings: { maxConcurrentStreams: H2_MAX_STREAMS }, Http2ServerResponse: H2Response,
+      }, handler as unknown as Parameters<typeof createSecureServer>[1]);
+      server.on('session', (session) => this.onSession(session));
+      // Before the compatibility layer's own listener, so a stream is counted before its request runs.
+      server.prependListener('stream', (stream) => this.onStream(stream));
+      server.on('sessionError', () => {});
+      this.http = server;
+    } else {
+      this.http = tlsOpts ? createHttpsServer(tlsOpts, handler) : createServer(handler);
+    }
     // Consul's http.Server sets no IdleTimeout: an idle keep-alive connection stays open.
-    this.http.keepAliveTimeout = opts.idleTimeoutMs ?? 0;
+    (this.http as NetServer & { keepAliveTimeout?: number }).keepAliveTimeout = opts.idleTimeoutMs ?? 0;
     this.http.on('secureConnection', (s: TLSSocket) => {
       this.tlsSockets.add(s);
       s.on('close', () => this.tlsSockets.delete(s));
     });
     this.http.on('tlsClientError', () => {});
     if (tlsOpts) {
-      this.rejectTls = createTlsServer(tlsOpts, (s) => {
+      // Go's crypto/tls negotiates ALPN with the listener's config (h2 first, server preference)
+      // before go-connlimit's 429 is written, whatever the client then expects to read.
+      this.rejectTls = createTlsServer({ ...tlsOpts, ...(this.http2 ? { ALPNProtocols: ['h2', 'http/1.1'] } : {}) }, (s) => {
         this.tlsSockets.add(s);
         s.on('close', () => this.tlsSockets.delete(s));
         s.on('error', () => {});
@@ -877,9 +940,17 @@ export class FakeConsul {
     const closing = wasListening
       ? new Promise<void>((resolve) => this.listener.close(() => resolve()))
       : Promise.resolve();
+    // HTTP/2 sessions first (their streams end at once, no GOAWAY waited for), then the sockets.
+    for (const s of this.sessions) s.destroy();
+    this.sessions.clear();
+    this.openStreams.clear();
+    this.counters.streams = 0;
+    // Resolved once every connection has emitted 'close' and is counted out (still in rawSockets: not
+    // yet; a TCP socket under a TLS one reports it a turn after the listener's own close).
+    const gone = [...this.rawSockets].map((s) => new Promise<void>((resolve) => s.once('close', () => resolve())));
     for (const s of this.tlsSockets) s.destroy();
     for (const s of this.rawSockets) s.destroy();
-    await closing;
+    await Promise.all([closing, ...gone]);
     this.changed();
   }
 
@@ -922,7 +993,9 @@ export class FakeConsul {
     c.connectionsTotal++;
     if (c.connections > c.connectionsPeak) c.connectionsPeak = c.connections;
     const key = `${s.remoteAddress}:${s.remotePort}`;
+    this.rawByKey.set(key, s);
     s.once('close', () => {
+      if (this.rawByKey.get(key) === s) this.rawByKey.delete(key);
       const n = (this.perClient.get(ip) ?? 1) - 1;
       if (n <= 0) this.perClient.delete(ip); else this.perClient.set(ip, n);
       c.connections--;
@@ -935,6 +1008,37 @@ export class FakeConsul {
     }
     this.http.emit('connection', s);
     this.changed();
+  }
+
+  /** An HTTP/2 connection (after TLS and ALPN h2). */
+  private onSession(session: ServerHttp2Session): void {
+    this.sessions.add(session);
+    session.on('error', () => {});
+    session.once('close', () => this.sessions.delete(session));
+    // x/net/http2 calls the ConnState hook with StateActive once it has read the client preface, and
+    // setupHTTPS then clears the handshake deadline: here, when the client's first SETTINGS arrive.
+    const key = `${session.socket.remoteAddress}:${session.socket.remotePort}`;
+    session.once('remoteSettings', () => this.clearHandshakeTimer(key));
+  }
+
+  private onStream(stream: ServerHttp2Stream): void {
+    this.openStreams.add(stream);
+    this.counters.streams++;
+    this.counters.streamsTotal++;
+    stream.on('error', () => {});
+    stream.once('close', () => {
+      if (this.openStreams.delete(stream)) { this.counters.streams--; this.changed(); }
+    });
+  }
+
+  private clearHandshakeTimer(key: string): void {
+    const t = this.handshakeTimers.get(key);
+    if (t) { clearTimeout(t); this.handshakeTimers.delete(key); }
+  }
+
+  /** The TCP connection a request came on (its `socket` is a TLS socket, or a proxy over HTTP/2). */
+  private rawSocketOf(req: IncomingMessage): Socket | undefined {
+    return this.rawByKey.get(`${req.socket.remoteAddress}:${req.socket.remotePort}`);
   }
 
   // ---- test API: the catalog ------------------------------------------------------------
@@ -1860,9 +1964,7 @@ export class FakeConsul {
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     if (this.tls) {
       // setupHTTPS clears the handshake deadline once a request arrives (http.StateActive).
-      const key = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
-      const t = this.handshakeTimers.get(key);
-      if (t) { clearTimeout(t); this.handshakeTimers.delete(key); }
+      this.clearHandshakeTimer(`${req.socket.remoteAddress}:${req.socket.remotePort}`);
     }
     let url: URL;
     try {
@@ -1902,10 +2004,16 @@ export class FakeConsul {
       case 'rate-limit': this.sendText(res, 429, 'rate limit exceeded'); return;
       case 'forbidden': this.sendText(res, 403, 'Permission denied'); return;
       case 'status': this.sendText(res, f.status, f.body); return;
-      case 'reset':
+      case 'reset': {
         this.counters.resets++;
-        ctx.req.socket.resetAndDestroy();
+        // The TCP connection itself: over TLS req.socket has no TCP handle to reset (resetAndDestroy
+        // throws), and over HTTP/2 it is a proxy. Over HTTP/2 every stream on it goes too, as with a
+        // real reset.
+        const raw = this.rawSocketOf(ctx.req);
+        if (raw) raw.resetAndDestroy();
+        else res.destroy();
         return;
+      }
       case 'hang': {
         const release = (): void => {
           this.hungRequests.delete(release);
@@ -2165,8 +2273,16 @@ export class FakeConsul {
     res.writeHead(status, headers);
     if (fault?.kind === 'truncate') {
       this.counters.resets++;
+      const half = body.subarray(0, body.length >> 1);
+      if (ctx.req.httpVersionMajor === 2) {
+        // Over HTTP/2 the body ends with its stream: RST_STREAM INTERNAL_ERROR after half the DATA, what
+        // Go's server sends when a handler aborts mid-body (the connection and its other streams stay).
+        const stream = (res as unknown as Http2ServerResponse).stream;
+        res.write(half, () => stream.close(h2.NGHTTP2_INTERNAL_ERROR));
+        return;
+      }
       const socket = ctx.req.socket;
-      res.write(body.subarray(0, body.length >> 1), () => socket.destroy());
+      res.write(half, () => socket.destroy());
       return;
     }
     res.end(body);
