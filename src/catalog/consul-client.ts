@@ -102,6 +102,12 @@ export interface QueryOptions {
    * following it would ignore changes or spin.
    */
   readonly requireIndex?: boolean;
+  /**
+   * The index of the data the caller already has: a 200 at exactly that index is read off the
+   * connection without being kept or parsed, and comes back `same`, with no body. (A sweep reads
+   * thousands of services of which a few changed.)
+   */
+  readonly unchangedAt?: number;
 }
 
 export interface ConsulResponse<T> {
@@ -139,7 +145,11 @@ interface Reply {
   readonly status: number;
   readonly headers: Record<string, string | string[] | undefined>;
   readonly body: Buffer;
+  /** The body was read and dropped (BodyLimits.skip said so). */
+  readonly skipped: boolean;
 }
+
+const NO_BYTES = Buffer.alloc(0);
 
 /** Why we ended a response ourselves (the cap, the body deadline): reported as a bad response. */
 class EndedByUs extends Error {
@@ -151,6 +161,8 @@ class EndedByUs extends Error {
 interface BodyLimits {
   readonly maxBytes: number;
   readonly deadlineMs: number;
+  /** Looks at a 200's headers: true reads the body off the connection without keeping it. */
+  readonly skip?: ((headers: Record<string, string | string[] | undefined>) => boolean) | undefined;
 }
 
 /**
@@ -170,13 +182,14 @@ function exchange(dispatcher: Dispatcher, opts: Dispatcher.DispatchOptions, limi
     let chunks: Buffer[] = [];
     let size = 0;
     let deadline: NodeJS.Timeout | null = null;
+    let skipped = false;
     const settle = (e: Error | null): void => {
       if (settled) return;
       settled = true;
       if (deadline) clearTimeout(deadline);
       signal?.removeEventListener('abort', onAbort);
       if (e) { chunks = []; reject(status ? new BodyCutOff(status, e) : e); }
-      else resolve({ status, headers, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size) });
+      else resolve({ status, headers, skipped, body: skipped ? NO_BYTES : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size) });
     };
     const endOurselves = (e: EndedByUs): void => {
       controller?.abort(e);
@@ -199,12 +212,13 @@ function exchange(dispatcher: Dispatcher, opts: Dispatcher.DispatchOptions, limi
           const length = Number(h['content-length']);
           if (length > limits.maxBytes) { endOurselves(new EndedByUs('CDNS_TOO_LARGE', `response of ${length} bytes is over the limit of ${limits.maxBytes}`)); return; }
           deadline = setTimeout(() => endOurselves(new EndedByUs('CDNS_BODY_DEADLINE', `response body not complete ${limits.deadlineMs} ms after its status line`)), limits.deadlineMs);
+          skipped = code === 200 && limits.skip !== undefined && limits.skip(h);
         },
         onResponseData(_c, chunk) {
           if (settled) return;
           size += chunk.length;
           if (size > limits.maxBytes) { endOurselves(new EndedByUs('CDNS_TOO_LARGE', `response over the limit of ${limits.maxBytes} bytes`)); return; }
-          chunks.push(chunk);
+          if (!skipped) chunks.push(chunk);
         },
         onResponseEnd() { settle(null); },
         onResponseError(_c, e) { settle(e); },
@@ -432,7 +446,7 @@ export class ConsulClient {
       res = await exchange(dispatcher, {
         // Silence between two chunks of a body: the whole body has its own deadline (limits).
         origin, path: target, method: 'GET', headers: this.headers, headersTimeout: timeout, bodyTimeout: Math.min(timeout, this.limits.deadlineMs),
-      }, this.limits, signal);
+      }, q.unchangedAt ? { ...this.limits, skip: (hs) => { const v = hs['x-consul-index']; return (Array.isArray(v) ? v[0] : v) === String(q.unchangedAt); } } : this.limits, signal);
     } catch (x) {
       // Ended by us: the caller stopped it and wants no report (and no error object per request).
       if (x === STOPPED || (x instanceof BodyCutOff && x.error === STOPPED) || signal?.aborted) throw STOPPED;
@@ -480,10 +494,10 @@ export class ConsulClient {
       throw new ConsulError('CDNS_ERR_CONSUL_BAD_RESPONSE', origin,
         `${origin}${path}: X-Consul-Index ${rawIndex === undefined ? 'missing' : JSON.stringify(rawIndex.slice(0, 40))} (Consul always sends a positive integer)`, 200);
     }
-    const same = q.previous !== undefined && q.previous.raw.equals(res.body);
+    const same = res.skipped || (q.previous !== undefined && q.previous.raw.equals(res.body));
     let body: T;
     try {
-      body = same ? q.previous!.body as T : await parseJsonSliced(res.body, q.signal ? { signal: q.signal } : {}) as T;
+      body = res.skipped ? undefined as T : same ? q.previous!.body as T : await parseJsonSliced(res.body, q.signal ? { signal: q.signal } : {}) as T;
     } catch (e) {
       if (q.signal?.aborted) throw STOPPED;
       this.errors++;

@@ -605,7 +605,9 @@ export class ConsulCatalogSource implements CatalogSource {
   private async read(st: Dc, g: Group): Promise<void> {
     let r: ConsulResponse<unknown>;
     try {
-      r = await this.client.get<unknown>(`/v1/health/service/${encodeURIComponent(g.key)}`, { dc: st.name, stale: true, requireIndex: true });
+      r = await this.client.get<unknown>(`/v1/health/service/${encodeURIComponent(g.key)}`, {
+        dc: st.name, stale: true, requireIndex: true, ...(g.index && !g.failed ? { unchangedAt: g.index } : {}),
+      });
     } catch (e) {
       if (e === STOPPED || this.closed) return;
       g.failed = true;
