@@ -84,6 +84,11 @@ export interface ConsulSourceOptions {
 const GUARD_MIN_INSTANCES = 10;
 /** After a 429, the lanes grow back by a tenth of the budget each time this long passes without one. */
 const REGROW_MS = 60_000;
+/**
+ * Sweep reads per second at most, all datacenters together: what a stream of registrations costs
+ * Consul at most (a sweep of 2,000 services takes a second, one of 10,000 five).
+ */
+const SWEEP_READS_PER_SEC = 2000;
 /** Sweeps of a datacenter start at most this often (a stream of registrations: one sweep covers many). */
 const SWEEP_GAP_MS = 1000;
 /** List watches the budget has no lane for poll this often (their token bucket allows 2/s). */
@@ -503,7 +508,7 @@ export class ConsulCatalogSource implements CatalogSource {
         g = { lower, spellings: names, key: names[0]!, index: 0, watch: null, changes: [], queued: 0, reading: false, again: false, failed: false, readStart: 0 };
         st.groups.set(lower, g);
         groupsChanged = true;
-        this.enqueue(st, g, first ? 1 : 0);
+        this.enqueue(st, g, 0); // the services list named it: a targeted read (not rate-limited as sweeps are)
         continue;
       }
       if (names.join('\0') !== g.spellings.join('\0')) {
@@ -579,6 +584,7 @@ export class ConsulCatalogSource implements CatalogSource {
 
   private pump(): void {
     while (this.inflight < this.concurrency && !this.closed) {
+      if (!this.queues[0].size && this.queues[1].size && !this.sweepToken()) return;
       const q = this.queues[0].size ? this.queues[0] : this.queues[1];
       const next = q.values().next();
       if (next.done) return;
@@ -688,6 +694,25 @@ export class ConsulCatalogSource implements CatalogSource {
 
   // -------------------------------------------------------------------------------------------
   // Sweeps: every swept service read again after a registration change nobody could pin down
+
+  /**
+   * A token of the sweep reads' bucket (SWEEP_READS_PER_SEC, a burst of a tenth of that); false,
+   * with a pump scheduled for when one is due, if there is none.
+   */
+  private sweepToken(): boolean {
+    const now = performance.now();
+    this.sweepTokens = Math.min(SWEEP_READS_PER_SEC / 10, this.sweepTokens + ((now - this.sweepRefill) / 1000) * SWEEP_READS_PER_SEC);
+    this.sweepRefill = now;
+    if (this.sweepTokens >= 1) { this.sweepTokens--; return true; }
+    if (!this.sweepTimer) {
+      this.sweepTimer = setTimeout(() => { this.sweepTimer = null; this.pump(); }, Math.ceil(((1 - this.sweepTokens) / SWEEP_READS_PER_SEC) * 1000));
+      this.sweepTimer.unref();
+    }
+    return false;
+  }
+  private sweepTokens = SWEEP_READS_PER_SEC / 10;
+  private sweepRefill = performance.now();
+  private sweepTimer: NodeJS.Timeout | null = null;
 
   private sweep(st: Dc): void {
     if (!st.live || this.closed) return;
@@ -1174,6 +1199,7 @@ export class ConsulCatalogSource implements CatalogSource {
     if (this.rebalanceTimer) clearTimeout(this.rebalanceTimer);
     if (this.guardTimer) clearTimeout(this.guardTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
     this.window.close();
     this.firstSync?.();
     const all: Array<BlockingWatch<unknown>> = [];
