@@ -157,7 +157,8 @@ interface Dc {
   /** Every service read once: from now on its data is Consul's, not the snapshot's. */
   live: boolean;
   instanceCount: number;
-  sweep: { running: number; again: boolean; count: number; lastStart: number; timer: NodeJS.Timeout | null };
+  /** The sweep under way: the services it has yet to see read (by any read, or given a watch). */
+  sweep: { pending: Set<Group>; again: boolean; count: number; lastStart: number; timer: NodeJS.Timeout | null };
   lastFresh: number | null;
   fresh: boolean | null;
   /** Failures not yet followed by a success, by what failed (a watch's path, 'probe', 'reads'). */
@@ -357,7 +358,7 @@ export class ConsulCatalogSource implements CatalogSource {
     const st: Dc = {
       name: dc, nodes: new Map(), services: new Map(), groups: new Map(), nodeGroups: new Map(), snapshot,
       lists: [], health: null, checks: new Map(), tags: new Map(), gatewayServices: new Map(), gatewayWatches: new Map(), nodesRead: false, servicesRead: false, servicesIndex: 0, live: false, instanceCount: 0,
-      sweep: { running: 0, again: false, count: 0, lastStart: 0, timer: null }, lastFresh: null, fresh: null, failing: new Map(), status: 'starting',
+      sweep: { pending: new Set(), again: false, count: 0, lastStart: 0, timer: null }, lastFresh: null, fresh: null, failing: new Map(), status: 'starting',
     };
     this.dcs.set(dc, st);
     const q = { dc, stale: true };
@@ -550,6 +551,7 @@ export class ConsulCatalogSource implements CatalogSource {
     const entry = this.queuedEntry.get(g);
     if (entry) { this.queues[0].delete(entry); this.queues[1].delete(entry); this.retry.delete(entry); }
     g.queued = 0;
+    this.swept(st, g);
     this.gateway(st, g, false);
     const gone = st.services.get(g.key);
     if (gone) {
@@ -593,7 +595,7 @@ export class ConsulCatalogSource implements CatalogSource {
       const sweep = g.queued === 1;
       g.queued = 0;
       if (st.groups.get(g.lower) !== g) continue;
-      if (g.watch) continue; // given a watch meanwhile
+      if (g.watch) { this.swept(st, g); continue; } // given a watch meanwhile
       this.inflight++;
       g.reading = true;
       g.readStart = this.readStarts++;
@@ -601,8 +603,8 @@ export class ConsulCatalogSource implements CatalogSource {
       void this.read(st, g).finally(() => {
         g.reading = false;
         this.inflight--;
-        if (sweep) this.sweepDone(st);
         if (g.again) { g.again = false; this.enqueue(st, g, 0); }
+        else this.swept(st, g);
         this.pump();
       });
     }
@@ -716,7 +718,7 @@ export class ConsulCatalogSource implements CatalogSource {
 
   private sweep(st: Dc): void {
     if (!st.live || this.closed) return;
-    if (st.sweep.running || st.sweep.timer) { st.sweep.again = true; return; }
+    if (st.sweep.pending.size || st.sweep.timer) { st.sweep.again = true; return; }
     // At most one sweep start a second: under a stream of registrations a sweep covers them all.
     const wait = st.sweep.lastStart + SWEEP_GAP_MS - Date.now();
     if (wait > 0) {
@@ -726,21 +728,20 @@ export class ConsulCatalogSource implements CatalogSource {
     }
     st.sweep.lastStart = Date.now();
     st.sweep.again = false;
-    let n = 0;
+    const pending = st.sweep.pending;
     for (const g of st.groups.values()) {
       if (g.watch) continue;
+      pending.add(g);
       this.enqueue(st, g, 1);
-      if (g.queued === 1) n++;
     }
-    if (n === 0) return;
+    if (pending.size === 0) return;
     this.sweeps++;
-    st.sweep.running = n;
     st.sweep.count++;
   }
 
-  private sweepDone(st: Dc): void {
-    if (st.sweep.running === 0) return;
-    if (--st.sweep.running > 0) return;
+  /** `g` was read (whatever asked for it), given a watch, or went: the sweep under way has seen it. */
+  private swept(st: Dc, g: Group): void {
+    if (!st.sweep.pending.delete(g) || st.sweep.pending.size) return;
     if (st.sweep.again) {
       st.sweep.again = false;
       this.sweep(st);
@@ -938,6 +939,7 @@ export class ConsulCatalogSource implements CatalogSource {
     w.onSame = (r) => this.answered(st, what(), r);
     g.watch = w;
     w.start();
+    this.swept(st, g); // its own blocking query waits past the index it was read at
   }
 
   /** The agent's connection limit: use fewer lanes (it, or another client on this host, is at its limit). */

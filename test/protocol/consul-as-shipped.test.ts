@@ -146,6 +146,36 @@ describe('more services than lanes', () => {
     expect(st.targetedReads).toBeGreaterThan(0);
   }, 60_000);
 
+  it('a targeted read of a service a sweep has yet to read does not stall the sweeps after it', async () => {
+    const N = 150;
+    const consul = await fake(N);
+    const { port, source } = await follow(consul, 24);
+    await eventually(async () => source.datacenters().get('dc1')!, (d) => d.live && d.swept > N / 2);
+    // Slow reads: a sweep of the swept services takes a while.
+    consul.addFault({ kind: 'delay', ms: 20 }, { path: /^\/v1\/health\/service\// });
+    // In the order a sweep reads them (the order the services list gave the names).
+    const order = [...(source as unknown as { dcs: Map<string, { groups: Map<string, unknown> }> }).dcs.get('dc1')!.groups.keys()];
+    const swept = order.map((n) => Number(n.slice(1))).filter((s) => source.mode('dc1', `s${s}`) === 'swept');
+    const [a, b, c] = [swept[swept.length - 1]!, swept[swept.length - 2]!, swept[swept.length - 3]!];
+    const nodeOf = (s: number, k: number) => `n${(s + k * 7) % N}`;
+    // A port change starts a sweep; a check change in a service it has not read yet reads that one first.
+    const sweeps = source.stats().sweeps;
+    consul.registerService(nodeOf(a, 0), { ID: `s${a}-0`, Service: `s${a}`, Port: 7001, Tags: ['v1'] });
+    await eventually(async () => source.stats().sweeps, (n) => n > sweeps);
+    consul.setCheck(nodeOf(b, 1), `service:s${b}-1`, 'critical');
+    await eventually(() => addresses(port, `s${b}.service.consul`), (x) => x.length === 1);
+    await eventually(() => srvPorts(port, `s${a}.service.consul`), (p) => p.includes(7001));
+    // The sweep is over once no sweep read has been made for a while.
+    let reads = -1;
+    await eventually(async () => { const before = reads; reads = source.stats().sweepReads; await new Promise((r) => setTimeout(r, 300)); return before === reads; }, (x) => x);
+    // Later registration changes still get their sweeps.
+    consul.registerService(nodeOf(c, 0), { ID: `s${c}-0`, Service: `s${c}`, Port: 7002, Tags: ['v1'] });
+    await eventually(() => srvPorts(port, `s${c}.service.consul`), (p) => p.includes(7002));
+    consul.registerService(nodeOf(a, 0), { ID: `s${a}-0`, Service: `s${a}`, Port: 7003, Tags: ['v1'] });
+    await eventually(() => srvPorts(port, `s${a}.service.consul`), (p) => p.includes(7003));
+    expect(source.stats().sweeps).toBeGreaterThanOrEqual(3);
+  }, 60_000);
+
   it('a swept service that keeps changing takes a lane', async () => {
     const N = 60;
     const consul = await fake(N);
