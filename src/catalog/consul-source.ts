@@ -58,7 +58,7 @@ export interface ConsulSourceOptions {
   readonly initial?: (preview?: (p: CatalogPreview) => void) => Promise<Catalog | null>;
   /** How many non-blocking reads run at once (default: the client's read pool). */
   readonly concurrency?: number;
-  /** How many watches open their blocking query's connection per event-loop turn (default 8). */
+  /** How many watches open their blocking query's connection every OPEN_EVERY_MS (default 4: 2,000 a second). */
   readonly openBatch?: number;
   /**
    * A cheap non-blocking read per datacenter (`/v1/catalog/service/consul`, with Consul's
@@ -89,6 +89,8 @@ const REGROW_MS = 60_000;
  * Consul at most (a sweep of 2,000 services takes a second, one of 10,000 five).
  */
 const SWEEP_READS_PER_SEC = 2000;
+/** Watches open their connections `openBatch` at a time this often. */
+const OPEN_EVERY_MS = 2;
 /** Sweeps of a datacenter start at most this often (a stream of registrations: one sweep covers many). */
 const SWEEP_GAP_MS = 1000;
 /** List watches the budget has no lane for poll this often (their token bucket allows 2/s). */
@@ -239,7 +241,7 @@ export class ConsulCatalogSource implements CatalogSource {
     this.window = new QuietWindow({ minMs: quiet.minMs, maxMs: quiet.maxMs, onCommit: () => this.flush() });
     this.initial = opts.initial ?? null;
     this.concurrency = opts.concurrency ?? this.client.readConnections;
-    this.openBatch = opts.openBatch ?? 8;
+    this.openBatch = opts.openBatch ?? 4;
     this.probeMs = opts.probeMs ?? 5000;
     this.guard = opts.guard === undefined ? { share: 0.5, holdMs: 60_000 } : opts.guard;
     this.wantDcs = opts.datacenters ?? [];
@@ -988,13 +990,15 @@ export class ConsulCatalogSource implements CatalogSource {
   private releaseOpens(): void {
     if (!this.opening || this.openScheduled || this.toOpenAt >= this.toOpen.length || this.closed) return;
     this.openScheduled = true;
-    setImmediate(() => {
+    // Paced by the clock, not by event-loop turns: opening thousands of connections (a raised
+    // budget) in back-to-back turns kept the loop busy for a second and DNS answers waited 76 ms.
+    setTimeout(() => {
       this.openScheduled = false;
       const end = Math.min(this.toOpen.length, this.toOpenAt + this.openBatch);
       while (this.toOpenAt < end) this.toOpen[this.toOpenAt++]!();
       if (this.toOpenAt === this.toOpen.length) { this.toOpen.length = 0; this.toOpenAt = 0; }
       this.releaseOpens();
-    });
+    }, OPEN_EVERY_MS);
   }
 
   /** The first catalog is served (or held back by the guard): watches may open their lanes. */
