@@ -420,6 +420,11 @@ export class ConsulClient {
     return this.lanes.size;
   }
 
+  /** A token is sent (without one Consul uses the anonymous token, or the agent's default token). */
+  get hasToken(): boolean {
+    return 'x-consul-token' in this.headers;
+  }
+
   /** The address in use. */
   get address(): string {
     return this.addresses[this.current]!.origin;

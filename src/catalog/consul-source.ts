@@ -482,6 +482,12 @@ export class ConsulCatalogSource implements CatalogSource {
       return;
     }
     this.answered(st, 'services', r);
+    if (first && Object.keys(body).length === 0) {
+      // Filtered lists come back 200: an empty one is worth a word (Consul lists at least itself).
+      this.log.warn({ dc: st.name, filteredByAcls: r.filteredByAcls },
+        this.client.hasToken ? 'consul lists no services: does the token have service:read?'
+          : 'consul lists no services: no token is set, so Consul answered with the anonymous token\'s rights (set consul_token)');
+    }
     const spellings = new Map<string, string[]>();
     let unservable = 0;
     for (const name of Object.keys(body)) {

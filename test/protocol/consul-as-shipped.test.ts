@@ -261,6 +261,13 @@ describe('tokens', () => {
     expect(consul.counters.responses[403] ?? 0).toBeLessThanOrEqual(1); // agent/self at most
     expect(logs.some((l) => l.level === 50)).toBe(false);
   }, 30_000);
+
+  it('no token and an anonymous token without rights: an empty zone, and one warning saying why', async () => {
+    const consul = await fake(3, { acl: { tokens: { t: 'read' } } });
+    const { port, logs } = await follow(consul, 100);
+    expect(await rcode(port, 's1.service.consul')).toBe('NXDOMAIN');
+    expect(logs.filter((l) => /no token is set/.test(String(l.msg)))).toHaveLength(1);
+  }, 30_000);
 });
 
 describe('federated datacenters', () => {
