@@ -431,7 +431,20 @@ export class ConsulCatalogSource implements CatalogSource {
       this.client.get<unknown>('/v1/catalog/service/consul', { dc: st.name, stale: true, requireIndex: true })
         .then((r) => this.answered(st, 'probe', r), (e) => this.failedAt(st, 'probe', e));
     }
+    // Every 12th probe (a minute by default): a datacenter federated since the start is followed too
+    // (unless `datacenters` names the ones to follow). One that goes keeps its last data.
+    if (++this.probes % 12 === 0 && this.wantDcs.length === 0 && this.dcs.size) {
+      this.client.get<unknown>('/v1/catalog/datacenters').then((r) => {
+        if (!Array.isArray(r.body)) return;
+        for (const dc of r.body) {
+          if (typeof dc !== 'string' || dc === '' || this.dcs.has(dc) || this.closed) continue;
+          this.log.info({ dc }, 'consul lists a new datacenter: following it');
+          this.follow(dc);
+        }
+      }, () => {});
+    }
   }
+  private probes = 0;
 
   // -------------------------------------------------------------------------------------------
   // The lists

@@ -295,6 +295,17 @@ describe('federated datacenters', () => {
     await eventually(async () => source.degraded, (d) => !d);
   }, 30_000);
 
+  it('a datacenter federated after the start is followed too (Consul lists it: checked every 12th probe)', async () => {
+    const consul = await fake(2);
+    const { port, logs } = await follow(consul, 100);
+    expect(await rcode(port, 's0.service.dc3.consul')).toBe('NXDOMAIN');
+    consul.addDatacenter('dc3');
+    consul.registerService({ Node: 'dc3-n1', Address: '10.3.0.1' }, { ID: 's0-dc3', Service: 's0', Port: 80 }, { dc: 'dc3' });
+    await eventually(() => addresses(port, 's0.service.dc3.consul'), (a) => a.length === 1);
+    expect(await addresses(port, 's0.service.consul')).toHaveLength(2);
+    expect(logs.filter((l) => l.msg === 'consul lists a new datacenter: following it')).toHaveLength(1);
+  }, 30_000);
+
   it('after a restart from the snapshot with dc2 unreachable: dc2 keeps its last data, dc1 changes are applied, /healthcheck says which', async () => {
     const consul = await twoDcs();
     const dir = mkdtempSync(join(tmpdir(), 'cdns-fed-'));
