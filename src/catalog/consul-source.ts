@@ -35,6 +35,7 @@
  */
 import { servableServiceName, validateGatewayServices, validateNodeList, validateServiceEntries, type Catalog, type CatalogNode, type CatalogPreview, type DatacenterCatalog, type ServiceInstance } from './catalog.js';
 import { STOPPED, type ConsulClient, type ConsulResponse } from './consul-client.js';
+import { changedChecks, checkStates, type CheckStates } from './check-diff.js';
 import { QuietWindow } from './quiet-window.js';
 import type { CatalogSource, ChangeHint } from './source.js';
 import { BlockingWatch, DEFAULT_TIMING, type WatchTiming } from './watch.js';
@@ -146,8 +147,8 @@ interface Dc {
   readonly snapshot: DatacenterCatalog | null;
   readonly lists: Array<BlockingWatch<unknown>>;
   health: Array<BlockingWatch<unknown>> | null;
-  /** Non-passing checks per state, from the last answer (key node\0checkID -> status\0modifyIndex\0service). */
-  readonly checks: Map<string, Map<string, string>>;
+  /** Non-passing checks per state, from the last answer. */
+  readonly checks: Map<string, CheckStates>;
   /** Terminating gateways' linked services (DatacenterCatalog), and the watches that read them. */
   readonly gatewayServices: Map<string, readonly string[]>;
   readonly gatewayWatches: Map<string, BlockingWatch<unknown>>;
@@ -800,14 +801,7 @@ export class ConsulCatalogSource implements CatalogSource {
       return;
     }
     this.answered(st, what, r);
-    const next = new Map<string, string>();
-    for (const c of r.body as unknown[]) {
-      if (typeof c !== 'object' || c === null) continue;
-      const o = c as Record<string, unknown>;
-      if (typeof o.Node !== 'string' || typeof o.CheckID !== 'string') continue;
-      // ModifyIndex too: a check that went passing and back between two answers has a new one.
-      next.set(`${o.Node}\0${o.CheckID}`, `${String(o.Status)}\0${String(o.ModifyIndex)}\0${typeof o.ServiceName === 'string' ? o.ServiceName : ''}`);
-    }
+    const next = checkStates(r.body as unknown[]);
     const prev = st.checks.get(state);
     st.checks.set(state, next);
     if (!prev) {
@@ -821,14 +815,9 @@ export class ConsulCatalogSource implements CatalogSource {
       }
       return;
     }
-    const touched = (key: string, value: string) => {
-      const [node] = split(key);
-      const service = value.slice(value.indexOf('\0', value.indexOf('\0') + 1) + 1);
-      if (service) this.target(st, service.toLowerCase());
-      else for (const lower of st.nodeGroups.get(node) ?? []) this.target(st, lower);
-    };
-    for (const [k, v] of next) if (prev.get(k) !== v) touched(k, v);
-    for (const [k, v] of prev) if (!next.has(k)) touched(k, v);
+    const changed = changedChecks(prev, next);
+    for (const service of changed.services) this.target(st, service.toLowerCase());
+    for (const node of changed.nodes) for (const lower of st.nodeGroups.get(node) ?? []) this.target(st, lower);
   }
 
   /**
