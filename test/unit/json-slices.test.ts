@@ -7,6 +7,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { JsonBodyError, parseJsonSliced, type SlicedParseOptions } from '../../src/catalog/json-slices.js';
+import { seededRandom } from '../support/cases.js';
 
 const WHOLE: SlicedParseOptions = {};
 const SLICED: SlicedParseOptions = { wholeBelow: 0, sliceMs: 0 };
@@ -38,18 +39,6 @@ async function expectCode(body: Buffer, opts: SlicedParseOptions, code: JsonBody
 
 /** `n` nested arrays. */
 const nested = (n: number): string => '['.repeat(n) + ']'.repeat(n);
-
-/** A seeded PRNG (mulberry32): the same documents on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // ---------------------------------------------------------------------------------------------
 // Documents
@@ -355,7 +344,7 @@ function mutate(doc: string, rand: () => number): string {
 
 describe('parseJsonSliced: random documents', () => {
   it('parses 300 random documents as JSON.parse does (sliced, tiny slices)', async () => {
-    const rand = prng(0x5eed);
+    const rand = seededRandom(0x5eed);
     let cut = 0; // documents long enough to be parsed in pieces
     for (let i = 0; i < 300; i++) {
       const doc = randomDocument(rand, i % 3 === 0);
@@ -367,7 +356,7 @@ describe('parseJsonSliced: random documents', () => {
   });
 
   it('accepts and refuses 300 mutated documents exactly as JSON.parse does, on both paths', async () => {
-    const rand = prng(0xbad5eed);
+    const rand = seededRandom(0xbad5eed);
     let refused = 0;
     for (let i = 0; i < 300; i++) {
       const doc = mutate(randomDocument(rand, i % 3 === 0), rand);
