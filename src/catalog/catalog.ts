@@ -485,8 +485,11 @@ function mergeSpelling(into: ServiceInstance[], more: readonly ServiceInstance[]
   }
 }
 
-/** Servable service names grouped case-insensitively: lower-cased name -> key (smallest spelling) and spellings in document order. */
-function spellingGroups(names: Iterable<string>): Map<string, { key: string; spellings: string[] }> {
+/**
+ * Servable service names grouped case-insensitively: lower-cased name -> key (smallest spelling) and
+ * spellings in document order. The rule for catalog files, snapshots and the live source alike.
+ */
+export function spellingGroups(names: Iterable<string>): Map<string, { key: string; spellings: string[] }> {
   const groups = new Map<string, { key: string; spellings: string[] }>();
   for (const name of names) {
     if (!servableServiceName(name)) continue;

@@ -33,7 +33,7 @@
  * state (health, metrics). Changes are coalesced in a quiet window (`min` of quiet, at most `max` of
  * waiting) into one catalog. Failures never reach the zone: the last good catalog keeps serving.
  */
-import { servableServiceName, validateGatewayServices, validateNodeList, validateServiceEntries, type Catalog, type CatalogNode, type CatalogPreview, type DatacenterCatalog, type ServiceInstance } from './catalog.js';
+import { spellingGroups, validateGatewayServices, validateNodeList, validateServiceEntries, type Catalog, type CatalogNode, type CatalogPreview, type DatacenterCatalog, type ServiceInstance } from './catalog.js';
 import { STOPPED, type ConsulClient, type ConsulResponse } from './consul-client.js';
 import { changedChecks, checkStates, type CheckStates } from './check-diff.js';
 import { QuietWindow } from './quiet-window.js';
@@ -502,24 +502,20 @@ export class ConsulCatalogSource implements CatalogSource {
         this.client.hasToken ? 'consul lists no services: does the token have service:read?'
           : 'consul lists no services: no token is set, so Consul answered with the anonymous token\'s rights (set consul_token)');
     }
-    const spellings = new Map<string, string[]>();
-    let unservable = 0;
-    for (const name of Object.keys(body)) {
-      // One rule for the live source and the snapshot (catalog.ts): a name that cannot be a DNS
-      // label is not followed at all.
-      if (!servableServiceName(name)) { unservable++; continue; }
-      const lower = name.toLowerCase();
-      const l = spellings.get(lower);
-      if (l) l.push(name); else spellings.set(lower, [name]);
-    }
+    const names = Object.keys(body);
+    // One rule for the live source and the snapshot (catalog.ts): a name that cannot be a DNS label
+    // is not followed at all; spellings of one name case-insensitively are one service.
+    const spellings = spellingGroups(names);
+    let unservable = names.length;
+    for (const g of spellings.values()) unservable -= g.spellings.length;
     if (unservable && unservable !== this.unservableLogged.get(st.name)) {
       this.log.warn({ dc: st.name, services: unservable }, 'services whose names cannot be DNS labels (1-63 bytes, no dot) are not served');
       this.unservableLogged.set(st.name, unservable);
     }
     let groupsChanged = false;
     const rec = body as Record<string, unknown>;
-    for (const [lower, names] of spellings) {
-      names.sort();
+    for (const [lower, { spellings: names }] of spellings) {
+      names.sort(); // the smallest first: the catalog key
       // Tags changed: one of its instances changed (re-read it now rather than at the next sweep).
       // (Consul lists a name's tags from a Go map, in no set order: compared sorted.)
       const tags = names.map((n) => { const t = rec[n]; return Array.isArray(t) ? JSON.stringify([...t].sort()) : 'null'; }).join('\0');
