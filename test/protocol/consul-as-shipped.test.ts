@@ -21,6 +21,7 @@ import { DEFAULT_TIMING } from '../../src/catalog/watch.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger, silentLogger } from '../../src/log.js';
 import { udpQuery } from '../support/dns-client.js';
+import { eventually } from '../support/eventually.js';
 import { startFakeConsul, type FakeConsul, type FakeConsulOptions } from '../support/fake-consul.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -80,14 +81,6 @@ const addresses = async (port: number, name: string) =>
 const srvPorts = async (port: number, name: string) =>
   (await udpQuery(port, name, 'SRV', { edns: 4096 })).answers.map((a) => (a.data as { port: number }).port).sort();
 const rcode = async (port: number, name: string) => (await udpQuery(port, name, 'A', { edns: 4096 })).rcode;
-
-/** Polls until `f` returns what `ok` accepts (bounded: 400 tries of 25 ms and the queries' own time). */
-async function eventually<T>(f: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
-  let v = await f();
-  for (let i = 0; i < 400 && !ok(v); i++) { await new Promise((r) => setTimeout(r, 25)); v = await f(); }
-  expect(ok(v)).toBe(true);
-  return v;
-}
 
 describe('more services than lanes', () => {
   it('never opens more connections than the budget, and serves every kind of change in any service', async () => {

@@ -19,6 +19,7 @@ import { DEFAULT_TIMING } from '../../src/catalog/watch.js';
 import { loadConfig } from '../../src/config.js';
 import { silentLogger } from '../../src/log.js';
 import { udpQuery } from '../support/dns-client.js';
+import { eventually } from '../support/eventually.js';
 import { startFakeConsul, type FakeConsul } from '../support/fake-consul.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -74,14 +75,6 @@ function http1Lanes(consul: FakeConsul): number {
 
 const addresses = async (port: number, name: string) =>
   ((await udpQuery(port, name, 'A', { edns: 4096 })).answers ?? []).map((a) => (a as { data: string }).data).sort();
-
-/** Polls until `f` returns what `ok` accepts (bounded: 400 tries of 25 ms and the queries' own time). */
-async function eventually<T>(f: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
-  let v = await f();
-  for (let i = 0; i < 400 && !ok(v); i++) { await new Promise((r) => setTimeout(r, 25)); v = await f(); }
-  expect(ok(v)).toBe(true);
-  return v;
-}
 
 describe('Consul over HTTPS with HTTP/2', () => {
   it('every service gets a blocking query of its own, on three connections, and every change is served', async () => {

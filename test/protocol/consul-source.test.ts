@@ -11,6 +11,7 @@ import { DEFAULT_TIMING } from '../../src/catalog/watch.js';
 import { loadConfig } from '../../src/config.js';
 import { silentLogger } from '../../src/log.js';
 import { udpQuery } from '../support/dns-client.js';
+import { eventually as poll } from '../support/eventually.js';
 import { startFakeConsul, type FakeConsul } from '../support/fake-consul.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -38,13 +39,8 @@ async function setup(): Promise<{ consul: FakeConsul; app: App; source: ConsulCa
 const addresses = async (port: number, name: string) =>
   (await udpQuery(port, name, 'A', { edns: 4096 })).answers.map((a) => a.data as string).sort();
 
-/** Polls until `f` returns what `ok` accepts (bounded: 300 tries, 15 s and more: a retry may be in a 10 s backoff). */
-async function eventually<T>(f: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
-  let v = await f();
-  for (let i = 0; i < 300 && !ok(v); i++) { await new Promise((r) => setTimeout(r, 50)); v = await f(); }
-  expect(ok(v)).toBe(true);
-  return v;
-}
+/** Polls (bounded: 300 tries, 15 s and more: a retry may be in a 10 s backoff). */
+const eventually = <T>(f: () => Promise<T>, ok: (v: T) => boolean): Promise<T> => poll(f, ok, { tries: 300, everyMs: 50 });
 
 describe('following a live Consul', () => {
   it('serves the catalog once read, and follows registration, health and deregistration', async () => {
