@@ -161,7 +161,7 @@ interface Dc {
   live: boolean;
   instanceCount: number;
   /** The sweep under way: the services it has yet to see read (by any read, or given a watch). */
-  sweep: { pending: Set<Group>; again: boolean; count: number; lastStart: number; timer: NodeJS.Timeout | null };
+  sweep: { pending: Set<Group>; again: boolean; lastStart: number; timer: NodeJS.Timeout | null };
   lastFresh: number | null;
   fresh: boolean | null;
   /** Failures not yet followed by a success, by what failed (a watch's path, 'probe', 'reads'). */
@@ -336,15 +336,22 @@ export class ConsulCatalogSource implements CatalogSource {
 
   /** Every service (read or not) fits next to the list watches. */
   private fitsAll(): boolean {
-    let n = 0;
-    for (const st of this.dcs.values()) n += st.groups.size + st.lists.length + st.gatewayWatches.size;
+    let n = this.fixedLanes();
+    for (const st of this.dcs.values()) n += st.groups.size;
     return n <= this.laneLimit;
+  }
+
+  /** Lanes of the watches every way of following needs: the lists and the gateways' links. */
+  private fixedLanes(): number {
+    let n = 0;
+    for (const st of this.dcs.values()) n += st.lists.length + st.gatewayWatches.size;
+    return n;
   }
 
   /** Lanes held by list and detector watches (they come first). */
   private listLanes(): number {
-    let n = 0;
-    for (const st of this.dcs.values()) n += st.lists.length + (st.health?.length ?? 0) + st.gatewayWatches.size;
+    let n = this.fixedLanes();
+    for (const st of this.dcs.values()) n += st.health?.length ?? 0;
     return n;
   }
 
@@ -361,7 +368,7 @@ export class ConsulCatalogSource implements CatalogSource {
     const st: Dc = {
       name: dc, nodes: new Map(), services: new Map(), groups: new Map(), nodeGroups: new Map(), snapshot,
       lists: [], health: null, checks: new Map(), tags: new Map(), gatewayServices: new Map(), gatewayWatches: new Map(), nodesRead: false, servicesRead: false, servicesIndex: 0, live: false, instanceCount: 0,
-      sweep: { pending: new Set(), again: false, count: 0, lastStart: 0, timer: null }, lastFresh: null, fresh: null, failing: new Map(), status: 'starting',
+      sweep: { pending: new Set(), again: false, lastStart: 0, timer: null }, lastFresh: null, fresh: null, failing: new Map(), status: 'starting',
     };
     this.dcs.set(dc, st);
     const q = { dc, stale: true };
@@ -754,7 +761,6 @@ export class ConsulCatalogSource implements CatalogSource {
     }
     if (pending.size === 0) return;
     this.sweeps++;
-    st.sweep.count++;
   }
 
   /** `g` was read (whatever asked for it), given a watch, or went: the sweep under way has seen it. */
@@ -897,7 +903,7 @@ export class ConsulCatalogSource implements CatalogSource {
   private async rebalanceSteps(): Promise<void> {
     const all: Array<[Dc, Group]> = [];
     for (const st of this.dcs.values()) for (const g of st.groups.values()) if (g.index > 0) all.push([st, g]);
-    const lists = [...this.dcs.values()].reduce((n, st) => n + st.lists.length + st.gatewayWatches.size, 0);
+    const lists = this.fixedLanes();
     const fits = all.length + lists <= this.laneLimit;
     let chosen: Set<Group>;
     if (fits) chosen = new Set(all.map(([, g]) => g));
@@ -1191,9 +1197,9 @@ export class ConsulCatalogSource implements CatalogSource {
   /** Watches, lanes and request figures (health, metrics, benches). */
   stats(): { watches: number; lanes: number; laneLimit: number; requests: number; bytes: number; errors: number; rateLimited: number;
     sweeps: number; sweepReads: number; targetedReads: number } {
-    let watches = 0;
+    let watches = this.fixedLanes();
     for (const st of this.dcs.values()) {
-      watches += st.lists.length + (st.health?.length ?? 0) + st.gatewayWatches.size;
+      watches += st.health?.length ?? 0;
       for (const g of st.groups.values()) if (g.watch) watches++;
     }
     return {
