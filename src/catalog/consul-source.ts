@@ -430,7 +430,8 @@ export class ConsulCatalogSource implements CatalogSource {
     } else if (was === 'unreachable') {
       this.log.info({ dc: st.name, address: this.client.address }, st.name === this.localDc ? 'consul reachable again' : 'consul datacenter reachable again');
     }
-    if (st.name === this.localDc) this.reachable = next !== 'unreachable' && next !== 'starting' ? true : next === 'unreachable' ? false : this.reachable;
+    // The local datacenter says whether Consul answers ('starting' says nothing yet).
+    if (st.name === this.localDc && next !== 'starting') this.reachable = next !== 'unreachable';
   }
 
   /** Per datacenter: a cheap read with Consul's consistency headers (liveness and leader contact). */
